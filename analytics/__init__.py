@@ -1,0 +1,1 @@
+"""WRM analytics: warehouse access, queries, the HTTP API and the SQL endpoint."""

@@ -1,0 +1,43 @@
+"""FastAPI application factory: one app, one port, for everything served over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from analytics import sql_endpoint
+from analytics.warehouse import Warehouse
+
+
+def create_app(
+    warehouse: Warehouse,
+    registries: Iterable[CollectorRegistry] = (),
+    describe: Callable[[], dict[str, object]] = dict,
+) -> FastAPI:
+    """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …)."""
+    app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
+    regs = list(registries)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        try:
+            ok = warehouse.reader.command("SELECT 1") == 1
+            error = ""
+        except Exception as exc:  # health must answer, whatever the warehouse says
+            ok, error = False, str(exc)[:300]
+        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "warehouse": warehouse.dsn.describe()}
+        if error:
+            body["error"] = error
+        body.update(describe())
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        text = b"".join(generate_latest(r) for r in regs)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(sql_endpoint.build_router(warehouse))
+    return app

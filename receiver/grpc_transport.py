@@ -1,0 +1,129 @@
+"""OTLP/gRPC transport: TraceService/Export on a grpcio server.
+
+The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
+  malformed request                → INVALID_ARGUMENT   (permanent: do not retry)
+  queue full                       → RESOURCE_EXHAUSTED (retryable, with RetryInfo)
+  warehouse failed, shutting down  → UNAVAILABLE        (retryable)
+  some spans invalid               → OK with partial_success.rejected_spans and error_message
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from receiver.batch import SpanBatch
+from receiver.config import ReceiverConfig
+from receiver.decode import DecodeLimits, decode_request
+from receiver.parse import MalformedRequest, parse_request
+from receiver.stats import ReceiverStats
+from receiver.writer import Backpressure, GroupWriter, WriterClosed
+
+log = logging.getLogger(__name__)
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_RETRY_DELAY = RetryInfo(retry_delay=Duration(nanos=200_000_000)).SerializeToString()
+
+
+class TraceReceiver:
+    """Owns the gRPC server and the group-commit writer behind it."""
+
+    def __init__(self, config: ReceiverConfig, sink: Callable[[SpanBatch], None]) -> None:
+        self.config = config
+        self.stats = ReceiverStats()
+        self._limits = DecodeLimits(
+            max_attribute_bytes=config.max_attribute_bytes,
+            retention_days=config.retention_days,
+            default_tenant=config.default_tenant,
+        )
+        self._writer = GroupWriter(
+            sink,
+            self.stats,
+            max_pending_spans=config.queue_max_spans,
+            flush_max_spans=config.flush_max_spans,
+            flush_interval_s=config.flush_interval_s,
+        )
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="wrm-otlp"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_request_bytes),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=config.workers * 4,
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export,
+            request_deserializer=None,  # raw bytes: parse errors are ours to report
+            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        )
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+        self.port = 0
+
+    def start(self) -> int:
+        """Bind and serve; returns the port (useful when the configured port is 0)."""
+        address = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        self.port = self._server.add_insecure_port(f"{address}:{self.config.port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.host}:{self.config.port} for OTLP/gRPC")
+        self._server.start()
+        return self.port
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Refuse new requests, let in-flight ones finish, then store everything accepted."""
+        self._server.stop(grace).wait()
+        self._writer.close()
+
+    def _export(self, data: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        try:
+            request, escaped = parse_request(data)
+        except MalformedRequest as exc:
+            self.stats.requests.labels("malformed").inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        decoded = decode_request(request, self._limits)
+        if len(decoded.batch):
+            self._store(decoded.batch, context)
+        rejected = decoded.rejected
+        if rejected.count:
+            self.stats.spans_rejected.inc(rejected.count)
+        if decoded.truncated_values:
+            self.stats.values_truncated.inc(decoded.truncated_values)
+        self.stats.requests.labels("partial" if rejected.count else "ok").inc()
+        notes = [rejected.message()] if rejected.count else []
+        if decoded.truncated_values:
+            notes.append(f"{decoded.truncated_values} attribute values cut to {self._limits.max_attribute_bytes} bytes")
+        if escaped:
+            notes.append("invalid UTF-8 in string fields was stored escaped as \\xNN")
+        response = ExportTraceServiceResponse()
+        if notes:
+            response.partial_success.rejected_spans = rejected.count
+            response.partial_success.error_message = "; ".join(notes)
+        return response
+
+    def _store(self, batch: SpanBatch, context: grpc.ServicerContext) -> None:
+        try:
+            future = self._writer.submit(batch)
+        except Backpressure as exc:
+            self.stats.requests.labels("backpressure").inc()
+            context.set_trailing_metadata((("google.rpc.retryinfo-bin", _RETRY_DELAY),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except WriterClosed as exc:
+            self.stats.requests.labels("closing").inc()
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        try:
+            future.result()
+        except Exception as exc:
+            self.stats.requests.labels("store_failed").inc()
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(exc)}")
+
+
+def _short(exc: Any) -> str:
+    text = str(exc)
+    return text if len(text) < 500 else text[:500] + "…"

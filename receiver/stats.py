@@ -1,0 +1,37 @@
+"""The receiver's own counters, in a registry per receiver so tests and servers don't share them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ReceiverStats:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("wrm_otlp_requests", "OTLP export requests by outcome", ["outcome"], registry=r)
+        self.spans_accepted = Counter("wrm_spans_accepted", "Spans stored and acknowledged", registry=r)
+        self.spans_rejected = Counter("wrm_spans_rejected", "Spans refused by validation", registry=r)
+        self.values_truncated = Counter("wrm_attribute_values_truncated", "Attribute values cut", registry=r)
+        self.flushes = Counter("wrm_flushes", "Inserts into the spans table", registry=r)
+        self.flush_failures = Counter("wrm_flush_failures", "Inserts that failed", registry=r)
+        self.flush_seconds = Histogram(
+            "wrm_flush_seconds",
+            "Time to insert one flush",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.flush_spans = Histogram(
+            "wrm_flush_spans", "Spans per flush", buckets=(1, 10, 100, 1000, 5000, 20000, 50000), registry=r
+        )
+        self.queue_spans = Gauge("wrm_queue_spans", "Spans accepted but not yet stored", registry=r)
+
+    def snapshot(self) -> dict[str, float]:
+        """Current totals, for the periodic log line."""
+        return {
+            "accepted": self.spans_accepted._value.get(),
+            "rejected": self.spans_rejected._value.get(),
+            "flushes": self.flushes._value.get(),
+            "flush_failures": self.flush_failures._value.get(),
+            "queue": self.queue_spans._value.get(),
+        }

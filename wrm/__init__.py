@@ -1,0 +1,1 @@
+"""WRM composition root: the `wrm` command line and settings."""

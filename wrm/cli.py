@@ -1,0 +1,144 @@
+"""The `wrm` command line: serve, migrate, sql."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+
+from analytics.warehouse import Warehouse, WarehouseError, WarehouseLocked, migrate
+from wrm.server import WrmServer
+from wrm.settings import Settings, SettingsError, load_settings, split_hostport
+
+log = logging.getLogger("wrm")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML file with settings (keys as in WRM_* without the prefix)")
+    p.add_argument("--warehouse", metavar="DSN", help="chdb://PATH or http(s)://HOST:PORT (env WRM_WAREHOUSE)")
+    p.add_argument("--database", metavar="NAME", help="database name (env WRM_DATABASE, default wrm)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wrm", description="Workflow Run Management")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="receive OTLP, serve the API and SQL; owns the warehouse")
+    _common(serve)
+    serve.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC address (env WRM_OTLP_GRPC)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP address (env WRM_HTTP)")
+    mig = sub.add_parser("migrate", help="apply pending migrations and exit")
+    _common(mig)
+    sql = sub.add_parser("sql", help="run read-only SQL via the running server, or directly when none runs")
+    _common(sql)
+    sql.add_argument("query", help="the SQL to run")
+    sql.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
+    sql.add_argument("--format", default=None, help="output format (default PrettyCompact on a terminal, else TSV)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(
+            args.config,
+            warehouse=args.warehouse,
+            database=args.database,
+            http=getattr(args, "http", None),
+            otlp_grpc=getattr(args, "otlp_grpc", None),
+        )
+    except SettingsError as exc:
+        print(f"wrm: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            return _migrate(settings)
+        return _sql(settings, args.query, args.format)
+    except WarehouseError as exc:
+        print(f"wrm: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(settings: Settings) -> int:
+    server = WrmServer(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"wrm: {exc}", file=sys.stderr)
+        server.stop()
+        return 1
+    print(server.banner(), flush=True)
+    stop.wait()
+    log.info("shutting down: refusing new spans, storing accepted ones")
+    server.stop()
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    wh = Warehouse.open(settings.warehouse, settings.database)
+    try:
+        ran = migrate(wh)
+    finally:
+        wh.close()
+    print(f"wrm migrate: {len(ran)} applied" + "".join(f"\n  {m.version:03d}_{m.name}" for m in ran))
+    return 0
+
+
+def _server_url(settings: Settings) -> str:
+    host, port = split_hostport(settings.http)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _sql(settings: Settings, query: str, fmt: str | None) -> int:
+    fmt = fmt or ("PrettyCompact" if sys.stdout.isatty() else "TabSeparated")
+    url = _server_url(settings)
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
+            served = json.load(resp).get("status") == "ok"
+    except (OSError, ValueError):
+        served = False
+    if served:
+        print(f"wrm sql: via the running server at {url}", file=sys.stderr)
+        params = urllib.parse.urlencode({"default_format": fmt, "database": settings.database})
+        req = urllib.request.Request(f"{url}/?{params}", data=query.encode(), method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                sys.stdout.buffer.write(resp.read())
+        except urllib.error.HTTPError as exc:
+            print(f"wrm sql: {exc.read().decode(errors='replace').strip()}", file=sys.stderr)
+            return 1
+        return 0
+    try:
+        wh = Warehouse.open(settings.warehouse, settings.database)
+    except WarehouseLocked as exc:
+        print(f"wrm sql: no server answers at {url}, and {exc}", file=sys.stderr)
+        return 1
+    print(f"wrm sql: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
+    try:
+        sys.stdout.buffer.write(wh.reader.raw_query(query, fmt=fmt))
+    except Exception as exc:
+        print(f"wrm sql: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        wh.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

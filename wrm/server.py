@@ -1,0 +1,119 @@
+"""`wrm serve` as an object: one process owning the warehouse, the OTLP receiver and the HTTP app."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import uvicorn
+
+from analytics.api import create_app
+from analytics.warehouse import Warehouse, migrate
+from receiver.config import ReceiverConfig
+from receiver.grpc_transport import TraceReceiver
+from receiver.store import SpanStore
+from wrm.settings import Settings, split_hostport
+
+log = logging.getLogger("wrm")
+
+
+class WrmServer:
+    """Start and stop everything `wrm serve` runs. Port 0 in a setting picks a free port."""
+
+    def __init__(self, settings: Settings, warehouse: Warehouse | None = None) -> None:
+        self.settings = settings
+        self._given_warehouse = warehouse
+        self.warehouse: Warehouse | None = None
+        self.receiver: TraceReceiver | None = None
+        self.otlp_address = ""
+        self.http_address = ""
+        self.migrations_applied = 0
+        self._http: uvicorn.Server | None = None
+        self._http_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._stats_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        wh = self._given_warehouse or Warehouse.open(s.warehouse, s.database)
+        self.warehouse = wh
+        self.migrations_applied = len(migrate(wh))
+        otlp_host, otlp_port = split_hostport(s.otlp_grpc)
+        config = ReceiverConfig(
+            host=otlp_host,
+            port=otlp_port,
+            max_attribute_bytes=s.max_attribute_bytes,
+            max_request_bytes=s.max_request_bytes,
+            queue_max_spans=s.queue_max_spans,
+            flush_max_spans=s.flush_max_spans,
+            flush_interval_s=s.flush_interval_ms / 1000,
+            workers=s.grpc_workers,
+            retention_days=s.spans_ttl_days,
+        )
+        self.receiver = TraceReceiver(config, SpanStore(wh).insert)
+        self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
+        self._start_http()
+        if s.stats_log_interval_s > 0:
+            self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
+            self._stats_thread.start()
+
+    def _start_http(self) -> None:
+        assert self.warehouse is not None and self.receiver is not None
+        host, port = split_hostport(self.settings.http)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(256)
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.http_address = f"{shown}:{bound}"
+        app = create_app(
+            self.warehouse,
+            [self.receiver.stats.registry],
+            lambda: {"otlp_grpc": self.otlp_address, "http": self.http_address},
+        )
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        self._http = uvicorn.Server(config)
+        self._http_thread = threading.Thread(
+            target=self._http.run, kwargs={"sockets": [sock]}, name="wrm-http", daemon=True
+        )
+        self._http_thread.start()
+        deadline = time.monotonic() + 10
+        while not self._http.started and self._http_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._http.started:
+            raise OSError(f"HTTP server did not start on {self.settings.http}")
+
+    def banner(self) -> str:
+        assert self.warehouse is not None
+        return (
+            f"wrm serve: OTLP/gRPC on {self.otlp_address}, HTTP (API, SQL, /metrics) on "
+            f"http://{self.http_address}, warehouse {self.warehouse.dsn.describe()} "
+            f"database {self.warehouse.database} ({self.migrations_applied} migrations applied)"
+        )
+
+    def stop(self) -> None:
+        """Stop taking spans, store what was accepted, then stop HTTP and close the warehouse."""
+        self._stop.set()
+        if self.receiver is not None:
+            self.receiver.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._http_thread is not None:
+            self._http_thread.join(10)
+        if self.warehouse is not None and self._given_warehouse is None:
+            self.warehouse.close()
+        if self.receiver is not None:
+            log.info("wrm stopped: %s", _format_stats(self.receiver.stats.snapshot()))
+
+    def _log_stats(self) -> None:
+        assert self.receiver is not None
+        while not self._stop.wait(self.settings.stats_log_interval_s):
+            log.info("wrm stats: %s", _format_stats(self.receiver.stats.snapshot()))
+
+
+def _format_stats(snapshot: dict[str, float]) -> str:
+    return " ".join(f"{k}={int(v)}" for k, v in snapshot.items())

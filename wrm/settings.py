@@ -1,0 +1,119 @@
+"""WRM settings: one pydantic-settings model read from flags, `WRM_*` variables and a TOML file.
+
+Precedence, highest first: command-line flags, environment, the `--config` TOML file, defaults.
+An unknown key (in the file or as a `WRM_*` variable) or a bad value stops start-up with a
+message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "WRM_"
+_HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
+
+
+class SettingsError(ValueError):
+    """A setting is unknown or has a bad value; the message names it."""
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    m = _HOSTPORT_RE.match(value.strip())
+    if not m or int(m.group("port")) > 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (port 0-65535; 0 picks a free port)")
+    return m.group("host").strip("[]"), int(m.group("port"))
+
+
+class Settings(BaseSettings):
+    """Every WRM setting. Names map to `WRM_<NAME>` variables and to keys of the TOML file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    config_file: ClassVar[Path | None] = None
+
+    otlp_grpc: str = Field("127.0.0.1:4317", description="OTLP/gRPC listen address, HOST:PORT")
+    http: str = Field("127.0.0.1:8080", description="HTTP API and SQL endpoint listen address")
+    warehouse: str = Field("chdb://./data/wrm", description="chdb://PATH or http(s)://HOST:PORT")
+    database: str = Field("wrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    spans_ttl_days: int = Field(30, ge=1, le=3650, description="raw span retention")
+    max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
+    max_request_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, description="largest OTLP request")
+    queue_max_spans: int = Field(200_000, ge=1, description="spans waiting for a flush before back-off")
+    flush_max_spans: int = Field(50_000, ge=1, description="most spans in one insert")
+    flush_interval_ms: float = Field(5.0, ge=0, le=10_000, description="longest wait to fill a flush")
+    grpc_workers: int = Field(32, ge=1, le=1024, description="concurrent OTLP requests")
+    stats_log_interval_s: float = Field(60.0, ge=0, description="0 turns the periodic counter line off")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("otlp_grpc", "http")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+    @field_validator("warehouse")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        from analytics.warehouse import BadDsn, parse_dsn
+
+        try:
+            parse_dsn(value)
+        except BadDsn as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings, turning every problem into one SettingsError that names the setting."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
+    path = Path(config_file) if config_file else None
+    if path is not None and not path.is_file():
+        raise SettingsError(f"config file {path} does not exist")
+    with_file = type("Settings", (Settings,), {"config_file": path})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings.model_validate(with_file(**given).model_dump())
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, path)) from None
+    except ValueError as exc:  # a malformed TOML file
+        raise SettingsError(f"config file {path}: {exc}") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "?"
+        if err["type"] == "extra_forbidden":
+            where = f" in {path}" if path else ""
+            lines.append(f"unknown setting {name!r}{where}")
+        else:
+            env = ENV_PREFIX + name.upper()
+            lines.append(f"setting {name!r} ({env}): {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(lines)
