@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,8 +34,8 @@ _TRANSPORT = frozenset(
     }
 )  # fmt: skip
 _FORMAT_RE = re.compile(r"\bFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*;?\s*$", re.IGNORECASE)
+_INSERT_RE = re.compile(r"^\s*INSERT\b", re.IGNORECASE)
 _CODE_RE = re.compile(r"Code: (\d+)")
-_UNESCAPE = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "\\": "\\", "'": "'"}
 _STATUS_BY_CODE = {62: 400, 60: 404, 81: 404, 164: 403, 497: 403, 46: 400, 47: 400, 53: 400, 36: 400}
 _CONTENT_TYPES = {
     "TabSeparated": "text/tab-separated-values; charset=UTF-8",
@@ -45,9 +46,17 @@ _CONTENT_TYPES = {
 }
 
 
-def unescape_param(value: str) -> str:
-    """ClickHouse sends `param_*` values in its escaped text form; the client re-escapes them."""
-    return re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), m.group(1)), value)
+class _Verbatim:
+    """A `param_*` value already in ClickHouse's escaped text form. clickhouse-connect formats
+    unknown types with str(), so this reaches the engine byte for byte, never re-escaped."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _error(message: str, code: int) -> Response:
@@ -79,17 +88,29 @@ def build_router(warehouse: Warehouse) -> APIRouter:
             query = fields.pop("query", query)
             params.update(fields)
         elif body:
+            encoding = request.headers.get("content-encoding", "identity").lower()
+            if encoding in ("gzip", "deflate"):
+                try:
+                    body = zlib.decompress(body, 47)  # 47: zlib or gzip header, detected
+                except zlib.error as exc:
+                    return _error(f"cannot decompress the {encoding} request body: {exc}", 27)
+            elif encoding != "identity":
+                # clickhouse-connect compresses only insert bodies (lz4/zstd), never a query
+                return _error(f"Cannot execute query in readonly mode: a {encoding} body is an insert", 164)
             if query:  # a statement in the URL with a body is an INSERT carrying its data
                 return _error("Cannot execute query in readonly mode: this endpoint only reads", 164)
             try:
                 query = body.decode("utf-8")
             except UnicodeDecodeError:
+                head = body.split(b"\n", 1)[0].decode("utf-8", "replace")
+                if _INSERT_RE.match(head):  # an INSERT with binary rows after its first line
+                    return _error("Cannot execute query in readonly mode: this endpoint only reads", 164)
                 return _error("the request body is not UTF-8 text", 27)
         if not query.strip():
             if request.method == "GET":
                 return PlainTextResponse("Ok.\n")
             return _error("Empty query", 62)
-        binds = {k[6:]: unescape_param(v) for k, v in params.items() if k.startswith("param_")}
+        binds: dict[str, Any] = {k[6:]: _Verbatim(v) for k, v in params.items() if k.startswith("param_")}
         settings = {k: v for k, v in params.items() if k not in _TRANSPORT and not k.startswith("param_")}
         explicit = _FORMAT_RE.search(query)
         fmt = explicit.group(1) if explicit else params.get("default_format") or "TabSeparated"

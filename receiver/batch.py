@@ -77,7 +77,8 @@ class Rejection:
     def message(self) -> str:
         if self.count == 0:
             return ""
-        text = f"{self.first_problem} ({self.same_problem} span{'s' if self.same_problem != 1 else ''} had this problem"
+        plural = "s" if self.same_problem != 1 else ""
+        text = f"{self.first_problem} ({self.same_problem} span{plural} had this problem"
         others = self.count - self.same_problem
         if others:
             text += f"; {others} more rejected for other reasons"

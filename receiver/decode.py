@@ -133,7 +133,9 @@ def decode_request(request: Any, limits: DecodeLimits) -> Decoded:
                 if events:
                     c_ev_time.append([e.time_unix_nano for e in events])
                     c_ev_name.append([e.name for e in events])
-                    c_ev_attrs.append([to_map(e.attributes, limit, f"event[{i}]", cut) for i, e in enumerate(events)])
+                    c_ev_attrs.append(
+                        [to_map(e.attributes, limit, f"event[{i}]", cut) for i, e in enumerate(events)]
+                    )
                     c_ev_dropped.append([e.dropped_attributes_count for e in events])
                 else:
                     c_ev_time.append([])
@@ -147,7 +149,9 @@ def decode_request(request: Any, limits: DecodeLimits) -> Decoded:
                     c_ln_span.append([ln.span_id.hex() for ln in links])
                     c_ln_state.append([ln.trace_state for ln in links])
                     c_ln_flags.append([ln.flags for ln in links])
-                    c_ln_attrs.append([to_map(ln.attributes, limit, f"link[{i}]", cut) for i, ln in enumerate(links)])
+                    c_ln_attrs.append(
+                        [to_map(ln.attributes, limit, f"link[{i}]", cut) for i, ln in enumerate(links)]
+                    )
                     c_ln_dropped.append([ln.dropped_attributes_count for ln in links])
                 else:
                     c_ln_trace.append([])

@@ -2,7 +2,8 @@
 
 The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
   malformed request                → INVALID_ARGUMENT   (permanent: do not retry)
-  queue full                       → RESOURCE_EXHAUSTED (retryable, with RetryInfo)
+  queue full                       → RESOURCE_EXHAUSTED (retryable; no RetryInfo, so exporters
+                                     use their own exponential back-off, which spreads them out)
   warehouse failed, shutting down  → UNAVAILABLE        (retryable)
   some spans invalid               → OK with partial_success.rejected_spans and error_message
 """
@@ -15,8 +16,6 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from google.protobuf.duration_pb2 import Duration
-from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver.batch import SpanBatch
@@ -29,7 +28,6 @@ from receiver.writer import Backpressure, GroupWriter, WriterClosed
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-_RETRY_DELAY = RetryInfo(retry_delay=Duration(nanos=200_000_000)).SerializeToString()
 
 
 class TraceReceiver:
@@ -64,7 +62,9 @@ class TraceReceiver:
             request_deserializer=None,  # raw bytes: parse errors are ours to report
             response_serializer=ExportTraceServiceResponse.SerializeToString,
         )
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+        )
         self.port = 0
 
     def start(self) -> int:
@@ -98,7 +98,9 @@ class TraceReceiver:
         self.stats.requests.labels("partial" if rejected.count else "ok").inc()
         notes = [rejected.message()] if rejected.count else []
         if decoded.truncated_values:
-            notes.append(f"{decoded.truncated_values} attribute values cut to {self._limits.max_attribute_bytes} bytes")
+            notes.append(
+                f"{decoded.truncated_values} attribute values cut to {self._limits.max_attribute_bytes} bytes"
+            )
         if escaped:
             notes.append("invalid UTF-8 in string fields was stored escaped as \\xNN")
         response = ExportTraceServiceResponse()
@@ -112,7 +114,6 @@ class TraceReceiver:
             future = self._writer.submit(batch)
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
-            context.set_trailing_metadata((("google.rpc.retryinfo-bin", _RETRY_DELAY),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except WriterClosed as exc:
             self.stats.requests.labels("closing").inc()

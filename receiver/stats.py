@@ -9,7 +9,9 @@ class ReceiverStats:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("wrm_otlp_requests", "OTLP export requests by outcome", ["outcome"], registry=r)
+        self.requests = Counter(
+            "wrm_otlp_requests", "OTLP export requests by outcome", ["outcome"], registry=r
+        )
         self.spans_accepted = Counter("wrm_spans_accepted", "Spans stored and acknowledged", registry=r)
         self.spans_rejected = Counter("wrm_spans_rejected", "Spans refused by validation", registry=r)
         self.values_truncated = Counter("wrm_attribute_values_truncated", "Attribute values cut", registry=r)

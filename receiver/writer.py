@@ -86,7 +86,12 @@ class GroupWriter:
                     return None
                 self._cond.wait()
             deadline = time.monotonic() + self._interval
-            while self._queued_spans < self._flush_max and not self._closing:
+            # Wait for more only while more can come: not when the flush or the queue is full.
+            while (
+                self._queued_spans < self._flush_max
+                and self._outstanding < self._max_pending
+                and not self._closing
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -124,8 +129,9 @@ class GroupWriter:
                 return
             self._done(taken, n, exc)
             return
+        elapsed = time.perf_counter() - started
         self._stats.flushes.inc()
-        self._stats.flush_seconds.observe(time.perf_counter() - started)
+        self._stats.flush_seconds.observe(elapsed)
         self._stats.flush_spans.observe(n)
         self._stats.spans_accepted.inc(n)
         self._done(taken, n, None)

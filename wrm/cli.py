@@ -21,8 +21,12 @@ log = logging.getLogger("wrm")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML file with settings (keys as in WRM_* without the prefix)")
-    p.add_argument("--warehouse", metavar="DSN", help="chdb://PATH or http(s)://HOST:PORT (env WRM_WAREHOUSE)")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML file with settings (keys as in WRM_* without the prefix)"
+    )
+    p.add_argument(
+        "--warehouse", metavar="DSN", help="chdb://PATH or http(s)://HOST:PORT (env WRM_WAREHOUSE)"
+    )
     p.add_argument("--database", metavar="NAME", help="database name (env WRM_DATABASE, default wrm)")
 
 
@@ -39,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     _common(sql)
     sql.add_argument("query", help="the SQL to run")
     sql.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
-    sql.add_argument("--format", default=None, help="output format (default PrettyCompact on a terminal, else TSV)")
+    sql.add_argument(
+        "--format", default=None, help="output format (default PrettyCompact on a terminal, else TSV)"
+    )
     return parser
 
 

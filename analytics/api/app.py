@@ -28,7 +28,10 @@ def create_app(
             error = ""
         except Exception as exc:  # health must answer, whatever the warehouse says
             ok, error = False, str(exc)[:300]
-        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "warehouse": warehouse.dsn.describe()}
+        body: dict[str, object] = {
+            "status": "ok" if ok else "unavailable",
+            "warehouse": warehouse.dsn.describe(),
+        }
         if error:
             body["error"] = error
         body.update(describe())

@@ -1,0 +1,1 @@
+"""Benchmarks for WRM; run from the repo root, e.g. `python -m bench.ingest --seconds 30`."""

@@ -1,0 +1,203 @@
+"""Ingest benchmark: OTLP/gRPC load against a real `wrm serve`, then check nothing was lost.
+
+    python -m bench.ingest --seconds 30 [--procs 2 --threads 4] [--out result.json]
+
+Starts `wrm serve` on a fresh embedded warehouse, drives it from separate load processes with
+pre-serialized 1,000-span requests, and reports acknowledged spans/s, request latency, retries
+and the server's peak RSS. After the load it counts the stored rows through the server's SQL
+endpoint (`FINAL`, so only distinct spans count) and SIGTERMs the server. The exit status is
+non-zero when stored != acknowledged, a request failed for good, or the server did not exit 0;
+falling short of the throughput/RSS targets is reported but does not fail the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import queue
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.loadgen import WorkerConfig, WorkerResult, worker_main
+from bench.server import ServerError, WrmProcess
+
+TARGET_SPANS_PER_S = 50_000
+TARGET_RSS_BYTES = 1 << 30
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=30.0, help="how long to send (default 30)")
+    p.add_argument("--procs", type=int, default=2, help="load-generator processes (default 2)")
+    p.add_argument("--threads", type=int, default=4, help="sending threads per process (default 4)")
+    p.add_argument("--pool", type=int, default=50, help="distinct requests built up front, in total (50)")
+    p.add_argument("--spans", type=int, default=1000, help="spans per request (default 1000)")
+    p.add_argument("--seed", type=int, default=1, help="seed for the generated traces")
+    p.add_argument("--stats-interval", type=float, default=5.0, help="server counter log period, s")
+    p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
+    p.add_argument("--keep", action="store_true", help="keep the warehouse and server log (temp dir)")
+    p.add_argument("--py-spy", metavar="FILE", help="profile the server during the load (.svg, .json or raw)")
+    p.add_argument("--py-spy-args", default="", help="extra py-spy record flags, e.g. '--native --gil'")
+    return p
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def _drive(
+    args: argparse.Namespace, target: str, on_start: Callable[[], None]
+) -> tuple[WorkerResult, float, float]:
+    """Run the load processes; returns their merged result, the start time and the load's end."""
+    ctx = mp.get_context("spawn")  # gRPC and fork do not mix; spawn starts each worker clean
+    ready: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    go = ctx.Event()
+    deadline = ctx.Value("d", 0.0)
+    per_proc = max(1, args.pool // args.procs)
+    procs = []
+    for i in range(args.procs):
+        cfg = WorkerConfig(i + 1, target, args.threads, per_proc, args.spans, args.seed * 100 + i)
+        proc = ctx.Process(target=worker_main, args=(cfg, ready, go, deadline, results), daemon=True)
+        proc.start()
+        procs.append(proc)
+    try:
+        for _ in procs:
+            index, problem = ready.get(timeout=300)
+            if problem:
+                raise RuntimeError(f"load process {index}: {problem}")
+        on_start()
+        started = time.monotonic()
+        deadline.value = started + args.seconds
+        go.set()
+        total = WorkerResult()
+        for _ in procs:
+            total.merge(results.get(timeout=args.seconds + 600))
+        ended = total.last_ack or time.monotonic()
+    except queue.Empty:
+        raise RuntimeError("a load process did not report in time") from None
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+    return total, started, ended
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="wrm-bench-"))
+    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log")
+    exit_code: int | None = None
+    try:
+        print(server.wait_ready(), flush=True)
+        print(
+            f"load: {args.procs} procs × {args.threads} threads, {args.pool} requests of {args.spans} spans, "
+            f"{args.seconds:g} s",
+            flush=True,
+        )
+        spy: list[subprocess.Popen[bytes]] = []
+
+        def on_start() -> None:
+            if args.py_spy:
+                spy.append(server.profile(Path(args.py_spy), args.seconds, shlex.split(args.py_spy_args)))
+
+        cpu_before = server.cpu_seconds()
+        load, started, ended = _drive(args, server.otlp, on_start)
+        cpu_used = server.cpu_seconds() - cpu_before
+        for p in spy:
+            _, err = p.communicate(timeout=120)
+            if p.returncode:
+                print(f"py-spy failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
+        elapsed = ended - started
+        stored = int(server.sql("SELECT count() FROM wrm.spans FINAL").strip())
+        accepted = server.metric("wrm_spans_accepted_total")
+        exit_code = server.stop()
+    except BaseException:
+        if exit_code is None:
+            server.stop(10)
+        print(f"server log ({tmp / 'server.log'}):\n{server.stderr_tail()}", file=sys.stderr)
+        raise
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rate = load.acked_spans / elapsed if elapsed > 0 else 0.0
+    summary: dict[str, Any] = {
+        "seconds": round(elapsed, 2),
+        "procs": args.procs,
+        "threads": args.threads,
+        "spans_per_request": args.spans,
+        "requests_ok": load.requests_ok,
+        "acked_spans": load.acked_spans,
+        "spans_per_s": round(rate),
+        "p50_ms": round(percentile(load.latencies_ms, 50), 1),
+        "p99_ms": round(percentile(load.latencies_ms, 99), 1),
+        "retries": load.retries,
+        "retry_codes": dict(load.retry_codes),
+        "rejected_spans": load.rejected_spans,
+        "failed_requests": len(load.failures),
+        "stored_spans": stored,
+        "server_accepted_metric": int(accepted) if accepted is not None else None,
+        "server_peak_rss_mib": round(server.peak_rss / 2**20, 1),
+        "server_cpu_cores": round(cpu_used / elapsed, 2) if elapsed > 0 else 0.0,
+        "client_cpu_cores": round(load.cpu_s / elapsed, 2) if elapsed > 0 else 0.0,
+        "server_exit": exit_code,
+        "stored_equals_acked": stored == load.acked_spans,
+        "target_met": rate >= TARGET_SPANS_PER_S and server.peak_rss < TARGET_RSS_BYTES,
+    }
+    if load.failures:
+        print(f"failed requests, first: {load.failures[0]}", file=sys.stderr)
+    if args.keep:
+        print(f"kept {tmp}", file=sys.stderr)
+    return summary
+
+
+def _report(s: dict[str, Any]) -> None:
+    print(
+        f"acknowledged {s['acked_spans']:,} spans in {s['seconds']} s = {s['spans_per_s']:,} spans/s "
+        f"({s['requests_ok']:,} requests)\n"
+        f"latency p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; "
+        f"retries {s['retries']} {s['retry_codes'] or ''}\n"
+        f"stored {s['stored_spans']:,} (server counter {s['server_accepted_metric']}), "
+        f"rejected {s['rejected_spans']}, failed requests {s['failed_requests']}\n"
+        f"server peak RSS {s['server_peak_rss_mib']} MiB, CPU {s['server_cpu_cores']} cores, "
+        f"exit {s['server_exit']}; load generator CPU {s['client_cpu_cores']} cores\n"
+        f"target ≥{TARGET_SPANS_PER_S:,} spans/s and RSS < 1 GiB: {'met' if s['target_met'] else 'NOT met'}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.seconds <= 0 or args.procs < 1 or args.threads < 1 or args.spans < 2 or args.pool < 1:
+        print("bench: --seconds/--procs/--threads/--pool must be positive, --spans ≥ 2", file=sys.stderr)
+        return 2
+    try:
+        summary = run(args)
+    except (ServerError, RuntimeError, OSError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    _report(summary)
+    line = json.dumps(summary, sort_keys=True)
+    print(line)
+    if args.out:
+        Path(args.out).write_text(line + "\n")
+    ok = summary["stored_equals_acked"] and summary["server_exit"] == 0 and not summary["failed_requests"]
+    if not ok:
+        print("bench: FAILED (stored != acknowledged, a request failed, or the server exit was not 0)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

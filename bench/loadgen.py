@@ -1,0 +1,145 @@
+"""Load generator: processes × threads sending pre-serialized OTLP requests over raw gRPC.
+
+Separate processes keep the client's GIL out of the measurement; raw bytes (no request
+serializer) keep protobuf encoding out of it. A span counts as acknowledged only when its
+request returned OK, minus `partial_success.rejected_spans`. RESOURCE_EXHAUSTED and UNAVAILABLE
+are retried with the same bytes after a back-off, as an OTLP exporter would.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from bench.workload import RequestTemplate
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+RETRYABLE = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
+MAX_ATTEMPTS = 50
+RPC_TIMEOUT_S = 120.0
+
+
+@dataclass
+class WorkerConfig:
+    """What one load process needs; picklable so it crosses the spawn boundary."""
+
+    index: int  # 1-based; the high byte of every stamp, so stamps never collide across processes
+    target: str
+    threads: int
+    templates: int
+    spans_per_request: int
+    seed: int
+
+
+@dataclass
+class WorkerResult:
+    """Totals of one thread, summed into one per process and then one per run."""
+
+    requests_ok: int = 0
+    acked_spans: int = 0
+    rejected_spans: int = 0
+    retries: int = 0
+    retry_codes: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    last_ack: float = 0.0  # time.monotonic() of the last OK answer
+    cpu_s: float = 0.0  # CPU time of the load process while sending
+
+    def merge(self, other: WorkerResult) -> None:
+        self.requests_ok += other.requests_ok
+        self.acked_spans += other.acked_spans
+        self.rejected_spans += other.rejected_spans
+        self.retries += other.retries
+        self.retry_codes.update(other.retry_codes)
+        self.failures.extend(other.failures)
+        self.latencies_ms.extend(other.latencies_ms)
+        self.last_ack = max(self.last_ack, other.last_ack)
+        self.cpu_s += other.cpu_s
+
+
+def _send_loop(
+    cfg: WorkerConfig, thread: int, templates: list[RequestTemplate], deadline: float, out: WorkerResult
+) -> None:
+    channel = grpc.insecure_channel(
+        cfg.target,
+        options=[
+            ("grpc.max_send_message_length", -1),
+            ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per thread, not one shared
+        ],
+    )
+    export = channel.unary_unary(
+        EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+    )
+    rng = random.Random(cfg.seed * 1000 + thread)
+    seq = 0
+    i = thread % len(templates)
+    try:
+        while time.monotonic() < deadline:
+            seq += 1
+            stamp = (cfg.index << 56) | (thread << 44) | seq
+            template = templates[i]
+            i = (i + 1) % len(templates)
+            _send_one(export, template.render(stamp), template.spans, rng, out)
+    finally:
+        channel.close()
+
+
+def _send_one(export: Any, data: bytes, spans: int, rng: random.Random, out: WorkerResult) -> None:
+    for attempt in range(MAX_ATTEMPTS):
+        started = time.monotonic()
+        try:
+            response: ExportTraceServiceResponse = export(data, timeout=RPC_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code in RETRYABLE:
+                out.retries += 1
+                out.retry_codes[code.name] += 1
+                time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + rng.random()))
+                continue
+            out.failures.append(f"{code.name}: {exc.details()}")
+            return
+        done = time.monotonic()
+        rejected = response.partial_success.rejected_spans
+        out.requests_ok += 1
+        out.acked_spans += spans - rejected
+        out.rejected_spans += rejected
+        out.latencies_ms.append((done - started) * 1000)
+        out.last_ack = done
+        return
+    out.failures.append(f"gave up after {MAX_ATTEMPTS} retryable errors")
+
+
+def worker_main(cfg: WorkerConfig, ready: Any, go: Event, deadline: Any, results: Any) -> None:
+    """Process entry: build templates, report ready, wait for `go`, send until `deadline`."""
+    try:
+        rng = random.Random(cfg.seed)
+        templates = [RequestTemplate.build(rng, cfg.spans_per_request) for _ in range(cfg.templates)]
+    except Exception as exc:  # report instead of leaving the parent waiting
+        ready.put((cfg.index, f"building requests failed: {exc!r}"))
+        return
+    ready.put((cfg.index, ""))
+    go.wait()
+    cpu_before = time.process_time()
+    end = deadline.value
+    per_thread = [WorkerResult() for _ in range(cfg.threads)]
+    threads = [
+        threading.Thread(target=_send_loop, args=(cfg, t, templates, end, per_thread[t]), daemon=True)
+        for t in range(cfg.threads)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = WorkerResult()
+    for r in per_thread:
+        total.merge(r)
+    total.cpu_s = time.process_time() - cpu_before
+    results.put(total)

@@ -1,0 +1,136 @@
+"""The real `wrm serve` as a subprocess: start it, watch its memory and CPU, query it, stop it.
+
+The benchmark measures the server users run, so it goes through the console script with the
+same flags and reads the addresses from the start-up banner rather than assuming ports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+
+_BANNER_RE = re.compile(r"OTLP/gRPC on (?P<otlp>\S+), HTTP .*? on http://(?P<http>[^\s,]+)")
+RSS_INTERVAL_S = 0.2
+
+
+class ServerError(RuntimeError):
+    """The server did not start, answer or stop as expected; the message holds its stderr tail."""
+
+
+class WrmProcess:
+    """One `wrm serve` on a fresh embedded warehouse, with ephemeral ports."""
+
+    def __init__(self, warehouse_dir: Path, stats_interval_s: float, log_path: Path) -> None:
+        self.warehouse_dir = warehouse_dir
+        self.log_path = log_path
+        self.otlp = ""
+        self.http = ""
+        self.peak_rss = 0
+        env = dict(os.environ, WRM_STATS_LOG_INTERVAL_S=str(stats_interval_s))
+        wrm = Path(sys.executable).with_name("wrm")
+        argv = [
+            str(wrm), "serve",
+            "--warehouse", f"chdb://{warehouse_dir}",
+            "--database", "wrm",
+            "--otlp-grpc", "127.0.0.1:0",
+            "--http", "127.0.0.1:0",
+        ]  # fmt: skip
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._log, env=env)
+        self._ps = psutil.Process(self.proc.pid)
+        self._sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample_rss, name="rss-sampler", daemon=True)
+        self._sampler.start()
+
+    def wait_ready(self, timeout_s: float = 120.0) -> str:
+        """Read the banner line and take the two addresses from it."""
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise ServerError(f"no start-up line from wrm serve\n{self.stderr_tail()}")
+            if sel.select(left):
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise ServerError(f"wrm serve closed stdout\n{self.stderr_tail()}")
+                line += chunk
+        banner = line.decode(errors="replace").strip()
+        m = _BANNER_RE.search(banner)
+        if not m:
+            raise ServerError(f"cannot parse the start-up line: {banner!r}")
+        self.otlp, self.http = m.group("otlp"), m.group("http")
+        return banner
+
+    def _sample_rss(self) -> None:
+        while not self._sampling.wait(RSS_INTERVAL_S):
+            try:
+                rss = self._ps.memory_info().rss
+                rss += sum(c.memory_info().rss for c in self._ps.children(recursive=True))
+            except psutil.Error:
+                return
+            self.peak_rss = max(self.peak_rss, rss)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far."""
+        t = self._ps.cpu_times()
+        return t.user + t.system
+
+    def sql(self, query: str, timeout_s: float = 300.0) -> str:
+        """Run read-only SQL through the server's ClickHouse-compatible HTTP endpoint."""
+        req = urllib.request.Request(f"http://{self.http}/", data=query.encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.read().decode()
+
+    def metric(self, name: str) -> float | None:
+        """One sample value from /metrics, e.g. `wrm_spans_accepted_total`."""
+        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    def profile(self, out: Path, seconds: float, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+        """Sample the server with py-spy for `seconds`; the format follows the file's extension."""
+        search = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
+        spy = shutil.which("py-spy", path=search)
+        if spy is None:
+            raise ServerError("py-spy not found; install it with `.venv/bin/pip install py-spy`")
+        fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
+        argv = [spy, "record", "--pid", str(self.proc.pid), "--output", str(out), "--format", fmt]
+        argv += ["--duration", str(max(1, round(seconds))), "--rate", "100", "--nonblocking", *extra]
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self, timeout_s: float = 120.0) -> int:
+        """SIGTERM, wait for a clean exit; returns the exit code (-9 if it had to be killed)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = -9
+        self._sampling.set()
+        self._log.close()
+        return code
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])

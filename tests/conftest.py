@@ -1,0 +1,47 @@
+"""Fixtures: one embedded engine per test process (chdb allows one data path per process), a fresh
+database per test, and a real `wrm serve` (gRPC + HTTP on free ports) around it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analytics.warehouse import Warehouse
+from wrm.server import WrmServer
+from wrm.settings import load_settings
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("warehouse")
+
+
+@pytest.fixture
+def warehouse(engine_dir: Path) -> Iterator[Warehouse]:
+    wh = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
+    yield wh
+    wh.command(f"DROP DATABASE IF EXISTS `{wh.database}` SYNC")
+    wh.close()
+
+
+def start_server(warehouse: Warehouse, **overrides: object) -> WrmServer:
+    settings = load_settings(
+        otlp_grpc="127.0.0.1:0",
+        http="127.0.0.1:0",
+        database=warehouse.database,
+        stats_log_interval_s=0,
+        **overrides,
+    )
+    server = WrmServer(settings, warehouse=warehouse)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def server(warehouse: Warehouse) -> Iterator[WrmServer]:
+    srv = start_server(warehouse)
+    yield srv
+    srv.stop()

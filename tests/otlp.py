@@ -1,0 +1,68 @@
+"""Test helpers for sending spans: the real OpenTelemetry SDK exporter, and raw OTLP requests."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+import grpc
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def sdk_provider(otlp_address: str, service: str = "checkout-agent", **resource: str) -> TracerProvider:
+    """A TracerProvider exporting to WRM with the SDK's own OTLP/gRPC exporter.
+
+    The processor queue is large so that the client never drops spans on its side.
+    """
+    provider = TracerProvider(resource=Resource.create({"service.name": service, **resource}))
+    exporter = OTLPSpanExporter(endpoint=f"http://{otlp_address}", insecure=True, timeout=30)
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter, max_queue_size=100_000, max_export_batch_size=512, schedule_delay_millis=50
+        )
+    )
+    return provider
+
+
+def send_raw(otlp_address: str, request: ExportTraceServiceRequest | bytes) -> ExportTraceServiceResponse:
+    """Send one request as is (bytes may be deliberately malformed); raises grpc.RpcError."""
+    data = request if isinstance(request, bytes) else request.SerializeToString()
+    with grpc.insecure_channel(otlp_address) as channel:
+        call = channel.unary_unary(EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString)
+        return call(data, timeout=30)
+
+
+def make_span(
+    name: str = "step", trace: bytes | None = None, span: bytes | None = None, **fields: object
+) -> Span:
+    now = time.time_ns()  # recent: older rows would fall to the spans TTL at insert
+    s = Span(
+        name=name,
+        trace_id=trace if trace is not None else os.urandom(16),
+        span_id=span if span is not None else os.urandom(8),
+        start_time_unix_nano=now - 1_000_000_000,
+        end_time_unix_nano=now,
+    )
+    for key, value in fields.items():
+        setattr(s, key, value)
+    return s
+
+
+def request_of(spans: Iterable[Span], service: str = "raw-client") -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    attr = rs.resource.attributes.add()
+    attr.key, attr.value.string_value = "service.name", service
+    rs.scope_spans.add().spans.extend(spans)
+    return req

@@ -1,0 +1,103 @@
+"""Bad spans are refused one by one and reported in partial_success; the rest are stored."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import grpc
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from receiver.anyvalue import TRUNCATION_MARK
+from tests.otlp import make_span, request_of, send_raw
+from wrm.server import WrmServer
+
+
+def _count(server: WrmServer, where: str = "1", **params: object) -> int:
+    assert server.warehouse is not None
+    return int(server.warehouse.rows(f"SELECT count() FROM spans FINAL WHERE {where}", params)[0][0])
+
+
+def test_mixed_request_stores_valid_and_counts_invalid(server: WrmServer) -> None:
+    good = [make_span(f"good-{i}") for i in range(5)]
+    bad = [
+        make_span("short-trace", trace=b"\x01" * 8),
+        make_span("short-trace-2", trace=b"\x02" * 3),
+        make_span("zero-trace", trace=bytes(16)),
+        make_span("zero-span", span=bytes(8)),
+        make_span("backwards", start_time_unix_nano=2_000_000_000_000_000_000, end_time_unix_nano=1),
+    ]
+    response = send_raw(server.otlp_address, request_of([good[0], *bad[:2], *good[1:], *bad[2:]]))
+    assert response.partial_success.rejected_spans == 5
+    message = response.partial_success.error_message
+    assert "span 'short-trace': trace_id is 8 bytes, expected 16" in message
+    assert "2 spans had this problem" in message and "3 more rejected for other reasons" in message
+    assert _count(server) == 5
+    assert _count(server, "name LIKE 'good-%'") == 5
+
+
+def test_all_valid_request_has_no_partial_success(server: WrmServer) -> None:
+    response = send_raw(server.otlp_address, request_of([make_span("a"), make_span("b")]))
+    assert not response.HasField("partial_success")
+    assert _count(server) == 2
+
+
+def test_malformed_protobuf_is_invalid_argument_and_stores_nothing(server: WrmServer) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        send_raw(server.otlp_address, b"\x0a\xff\xff\xff\x0f garbage")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid ExportTraceServiceRequest" in err.value.details()
+    assert _count(server) == 0
+
+
+def test_oversized_request_is_refused_by_size(warehouse) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_server
+
+    srv = start_server(warehouse, max_request_bytes=64 * 1024)
+    try:
+        big = make_span("big")
+        big.attributes.append(KeyValue(key="blob", value=AnyValue(string_value="x" * 100_000)))
+        with pytest.raises(grpc.RpcError) as err:
+            send_raw(srv.otlp_address, request_of([big]))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _count(srv) == 0
+    finally:
+        srv.stop()
+
+
+def test_huge_binary_nested_and_invalid_utf8_values_are_kept(server: WrmServer) -> None:
+    span = make_span("odd-values")
+    nested = AnyValue()
+    level = nested
+    for _ in range(40):  # deeper than the JSON rendering goes
+        level = level.array_value.values.add()
+    level.string_value = "bottom"
+    kvlist = AnyValue()
+    entry = kvlist.kvlist_value.values.add()
+    entry.key, entry.value.bytes_value = "raw", b"\x00\xff"
+    span.attributes.extend(
+        [
+            KeyValue(key="huge", value=AnyValue(string_value="é" * 70_000)),
+            KeyValue(key="binary", value=AnyValue(bytes_value=b"\x00\x01\xfe\xff")),
+            KeyValue(key="nested", value=nested),
+            KeyValue(key="kv", value=kvlist),
+            KeyValue(key="bad_utf8", value=AnyValue(string_value="PLACEHOLDER")),
+        ]
+    )
+    data = request_of([span]).SerializeToString().replace(b"PLACEHOLDER", b"ok\xff\xfeok!!!!!")  # same length
+    response = send_raw(server.otlp_address, data)
+    assert response.partial_success.rejected_spans == 0
+    assert "1 attribute values cut to 65536 bytes" in response.partial_success.error_message
+    assert "invalid UTF-8" in response.partial_success.error_message
+    assert server.warehouse is not None
+    attrs, truncated = server.warehouse.rows(
+        "SELECT attributes, truncated FROM spans WHERE name = 'odd-values'"
+    )[0]
+    assert attrs["huge"].endswith(TRUNCATION_MARK) and len(attrs["huge"].encode()) <= 65536
+    assert attrs["huge"].startswith("éé")
+    assert truncated == ["span:huge"]
+    assert base64.b64decode(attrs["binary"]) == b"\x00\x01\xfe\xff"
+    assert json.loads(attrs["kv"]) == {"raw": base64.b64encode(b"\x00\xff").decode()}
+    assert "nested too deep" in attrs["nested"]
+    assert attrs["bad_utf8"] == "ok\\xff\\xfeok!!!!!"

@@ -1,0 +1,99 @@
+"""The HTTP port speaks enough of ClickHouse's HTTP protocol for clickhouse-connect, read-only."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from tests.otlp import make_span, request_of, send_raw
+from wrm.server import WrmServer
+
+
+def _client(server: WrmServer) -> Client:
+    host, port = server.http_address.rsplit(":", 1)
+    assert server.warehouse is not None
+    return clickhouse_connect.get_client(host=host, port=int(port), database=server.warehouse.database)
+
+
+def test_clickhouse_connect_queries_through_the_endpoint(server: WrmServer) -> None:
+    send_raw(server.otlp_address, request_of([make_span("alpha"), make_span("beta"), make_span("beta")]))
+    client = _client(server)
+    rows = client.query(
+        "SELECT name, count() AS n FROM spans WHERE name IN {names:Array(String)}"
+        " GROUP BY name ORDER BY name",
+        parameters={"names": ["alpha", "beta", "it's\ttricky"]},
+    ).result_rows
+    assert rows == [("alpha", 1), ("beta", 2)]
+    assert client.query("SELECT {s:String}", parameters={"s": "tab\there 'quoted' \\ back"}).result_rows == [
+        ("tab\there 'quoted' \\ back",)
+    ]
+    frame = client.query_df("SELECT name, duration_ns FROM spans ORDER BY name")
+    assert list(frame["name"]) == ["alpha", "beta", "beta"]
+    assert list(frame["duration_ns"]) == [1_000_000_000] * 3
+    # the client's database setting picks the default database of each query
+    host, port = server.http_address.rsplit(":", 1)
+    system = clickhouse_connect.get_client(host=host, port=int(port), database="system")
+    assert server.warehouse is not None
+    assert (
+        system.command(
+            "SELECT count() FROM tables WHERE database = {d:String} AND name = 'spans'",
+            parameters={"d": server.warehouse.database},
+        )
+        == 1
+    )
+
+
+def test_writes_and_ddl_are_refused(server: WrmServer) -> None:
+    client = _client(server)
+    with pytest.raises(DatabaseError, match="164"):
+        client.command("CREATE TABLE x (a Int8) ENGINE = Memory")
+    with pytest.raises(DatabaseError, match="164"):
+        client.command("DROP TABLE spans")
+    with pytest.raises(DatabaseError, match="164"):
+        client.insert("spans", [["t"]], column_names=["tenant_id"])
+    with pytest.raises(DatabaseError, match=r"164|readonly"):
+        client.command("SELECT 1", settings={"readonly": 0})
+    assert client.command("SELECT count() FROM spans") == 0
+
+
+def test_errors_carry_clickhouse_codes(server: WrmServer) -> None:
+    url = f"http://{server.http_address}/"
+    for sql, status, code in [
+        ("SELECT nope FROM", 400, "62"),
+        ("SELECT * FROM no_such_table", 404, "60"),
+    ]:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(urllib.request.Request(url, data=sql.encode()))
+        assert err.value.code == status
+        assert err.value.headers["X-ClickHouse-Exception-Code"] == code
+        assert err.value.read().decode().startswith(f"Code: {code}.")
+
+
+def test_get_query_default_format_and_headers(server: WrmServer) -> None:
+    params = urllib.parse.urlencode({"query": "SELECT 1 AS one, 'x' AS s", "default_format": "JSONEachRow"})
+    with urllib.request.urlopen(f"http://{server.http_address}/?{params}") as resp:
+        assert json.loads(resp.read()) == {"one": 1, "s": "x"}
+        assert resp.headers["X-ClickHouse-Format"] == "JSONEachRow"
+    with urllib.request.urlopen(f"http://{server.http_address}/?query=SELECT%202%20FORMAT%20CSV") as resp:
+        assert resp.read() == b"2\n"
+    with urllib.request.urlopen(f"http://{server.http_address}/") as resp:
+        assert resp.read() == b"Ok.\n"
+
+
+def test_health_and_metrics(server: WrmServer) -> None:
+    send_raw(server.otlp_address, request_of([make_span("m"), make_span("bad", trace=b"x")]))
+    with urllib.request.urlopen(f"http://{server.http_address}/healthz") as resp:
+        health = json.load(resp)
+    assert health["status"] == "ok" and health["otlp_grpc"] == server.otlp_address
+    with urllib.request.urlopen(f"http://{server.http_address}/metrics") as resp:
+        text = resp.read().decode()
+    assert "wrm_spans_accepted_total 1.0" in text
+    assert "wrm_spans_rejected_total 1.0" in text
+    assert "wrm_flushes_total" in text and "wrm_queue_spans 0.0" in text
