@@ -33,7 +33,12 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 class TraceReceiver:
     """Owns the gRPC server and the group-commit writer behind it."""
 
-    def __init__(self, config: ReceiverConfig, sink: Callable[[SpanBatch], None]) -> None:
+    def __init__(
+        self,
+        config: ReceiverConfig,
+        sink: Callable[[SpanBatch, int], None],
+        on_commit: Callable[[int], None] = lambda stamp: None,
+    ) -> None:
         self.config = config
         self.stats = ReceiverStats()
         self._limits = DecodeLimits(
@@ -47,6 +52,7 @@ class TraceReceiver:
             max_pending_spans=config.queue_max_spans,
             flush_max_spans=config.flush_max_spans,
             flush_interval_s=config.flush_interval_s,
+            on_commit=on_commit,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="wrm-otlp"),

@@ -2,7 +2,9 @@
 
 Requests hand in a SpanBatch and wait on a Future. One writer thread takes what has queued
 (up to `flush_max_spans`, waiting at most `flush_interval_s` for more), inserts it once, and
-resolves every Future. Outstanding spans are bounded by `max_pending_spans`: past it,
+resolves every Future. Each flush is stamped with a strictly increasing `ingested_at` (ms);
+after it commits, `on_commit(stamp)` tells downstream work (run assembly) that every row
+stamped up to then is in the warehouse. Outstanding spans are bounded by `max_pending_spans`: past it,
 `submit` raises Backpressure, which the transport turns into a retryable status.
 """
 
@@ -32,14 +34,17 @@ class WriterClosed(Exception):
 class GroupWriter:
     def __init__(
         self,
-        sink: Callable[[SpanBatch], None],
+        sink: Callable[[SpanBatch, int], None],
         stats: ReceiverStats,
         *,
         max_pending_spans: int,
         flush_max_spans: int,
         flush_interval_s: float,
+        on_commit: Callable[[int], None] = lambda stamp: None,
     ) -> None:
         self._sink = sink
+        self._on_commit = on_commit
+        self._last_stamp = 0
         self._stats = stats
         self._max_pending = max_pending_spans
         self._flush_max = flush_max_spans
@@ -117,8 +122,9 @@ class GroupWriter:
                 merged.extend(batch)
         n = len(merged)
         started = time.perf_counter()
+        stamp = self._last_stamp = max(self._last_stamp + 1, time.time_ns() // 1_000_000)
         try:
-            self._sink(merged)
+            self._sink(merged, stamp)
         except Exception as exc:
             self._stats.flush_failures.inc()
             log.warning("insert of %d spans failed: %s", n, exc)
@@ -135,6 +141,10 @@ class GroupWriter:
         self._stats.flush_spans.observe(n)
         self._stats.spans_accepted.inc(n)
         self._done(taken, n, None)
+        try:
+            self._on_commit(stamp)
+        except Exception:  # downstream trouble must not stop ingest
+            log.exception("on_commit hook failed")
 
     def _done(self, taken: list[tuple[SpanBatch, Future[None]]], n: int, exc: Exception | None) -> None:
         with self._cond:

@@ -45,3 +45,9 @@ def server(warehouse: Warehouse) -> Iterator[WrmServer]:
     srv = start_server(warehouse)
     yield srv
     srv.stop()
+
+
+def settle(server: WrmServer) -> None:
+    """Assemble runs and steps for everything acknowledged so far."""
+    assert server.assembler is not None
+    server.assembler.catch_up()

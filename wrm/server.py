@@ -10,7 +10,9 @@ import time
 import uvicorn
 
 from analytics.api import create_app
+from analytics.prices import store_prices
 from analytics.warehouse import Warehouse, migrate
+from receiver.assembler import AssemblyConfig, RunAssembler
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
 from receiver.store import SpanStore
@@ -27,6 +29,7 @@ class WrmServer:
         self._given_warehouse = warehouse
         self.warehouse: Warehouse | None = None
         self.receiver: TraceReceiver | None = None
+        self.assembler: RunAssembler | None = None
         self.otlp_address = ""
         self.http_address = ""
         self.migrations_applied = 0
@@ -52,7 +55,17 @@ class WrmServer:
             workers=s.grpc_workers,
             retention_days=s.spans_ttl_days,
         )
-        self.receiver = TraceReceiver(config, SpanStore(wh).insert)
+        store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
+        self.assembler = RunAssembler(
+            wh,
+            AssemblyConfig(
+                interval_s=s.assemble_interval_ms / 1000,
+                steps_retention_days=s.steps_ttl_days,
+                runs_retention_days=s.runs_ttl_days,
+            ),
+        )
+        self.assembler.start()
+        self.receiver = TraceReceiver(config, SpanStore(wh).insert, on_commit=self.assembler.committed)
         self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
         self._start_http()
         if s.stats_log_interval_s > 0:
@@ -100,6 +113,8 @@ class WrmServer:
         self._stop.set()
         if self.receiver is not None:
             self.receiver.stop()
+        if self.assembler is not None:
+            self.assembler.stop()
         if self._http is not None:
             self._http.should_exit = True
         if self._http_thread is not None:

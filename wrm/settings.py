@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +35,14 @@ def split_hostport(value: str) -> tuple[str, int]:
     return m.group("host").strip("[]"), int(m.group("port"))
 
 
+class ModelPrice(BaseModel):
+    """Price of a model, used for spans that carry tokens but no cost attribute."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+
+
 class Settings(BaseSettings):
     """Every WRM setting. Names map to `WRM_<NAME>` variables and to keys of the TOML file."""
 
@@ -46,6 +54,10 @@ class Settings(BaseSettings):
     warehouse: str = Field("chdb://./data/wrm", description="chdb://PATH or http(s)://HOST:PORT")
     database: str = Field("wrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     spans_ttl_days: int = Field(30, ge=1, le=3650, description="raw span retention")
+    steps_ttl_days: int = Field(90, ge=1, le=3650, description="step retention")
+    runs_ttl_days: int = Field(90, ge=1, le=3650, description="run retention")
+    assemble_interval_ms: float = Field(250.0, ge=0, le=60_000, description="pause between run assemblies")
+    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per million tokens by model")
     max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, description="largest OTLP request")
     queue_max_spans: int = Field(200_000, ge=1, description="spans waiting for a flush before back-off")

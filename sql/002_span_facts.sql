@@ -1,0 +1,204 @@
+-- span_facts: what each span says about its run and step, read through the attribute
+-- conventions (docs/conventions.md) by a materialized view as spans are inserted, so the
+-- receiver's Python never walks attributes for this. One row per span; a re-delivered span
+-- collapses into the same row (ReplacingMergeTree on the span's identity).
+--
+-- Empty strings count as absent: `nullIf(x, '')` chains implement "first present wins".
+CREATE TABLE IF NOT EXISTS span_facts
+(
+    tenant_id LowCardinality(String),
+    trace_id String,
+    span_id String,
+    parent_span_id String,
+    span_name String,
+    service_name LowCardinality(String),
+    start_time DateTime64(9, 'UTC'),
+    end_time DateTime64(9, 'UTC'),
+    duration_ns UInt64,
+    -- 1 wrm.run=true, 2 root invoke_workflow, 3 traceloop workflow, 4 root CHAIN/AGENT, 5 other root, 9 not a run span
+    run_rank UInt8,
+    run_id_attr String,
+    run_status_attr LowCardinality(String),
+    rerun_of String,
+    workflow_attr String,
+    agent_name String,
+    agent_version String,
+    workflow_version_attr String,
+    service_version String,
+    environment LowCardinality(String),
+    has_step_meaning UInt8,
+    is_marker UInt8,
+    step_name String,
+    step_type LowCardinality(String),
+    attempt_attr UInt32,
+    status LowCardinality(String),
+    source_status LowCardinality(String),
+    error_type String,
+    error_message String,
+    input_tokens UInt64,
+    output_tokens UInt64,
+    cost_attr Nullable(Float64),
+    model LowCardinality(String),
+    validation_name String,
+    validation_passed Nullable(UInt8),
+    quality_score Nullable(Float64),
+    cx_score Nullable(Float64),
+    hitl_state LowCardinality(String),
+    hitl_decision LowCardinality(String),
+    hitl_actor String,
+    user_id String,
+    session_id String,
+    attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    retention_days UInt16,
+    ingested_at DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree(ingested_at)
+ORDER BY (tenant_id, trace_id, span_id)
+TTL toDateTime(start_time) + toIntervalDay(retention_days);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS span_facts_mv TO span_facts AS
+WITH
+    attributes AS a,
+    resource_attributes AS r,
+    parent_span_id = '' AS is_root,
+    arrayFirstIndex(n -> n = 'exception', `events.name`) AS exc_i,
+    if(exc_i > 0, `events.attributes`[exc_i], map()) AS exc,
+    arrayFirstIndex(n -> n = 'gen_ai.evaluation.result', `events.name`) AS eval_i,
+    if(eval_i > 0, `events.attributes`[eval_i], map()) AS ev,
+    coalesce(nullIf(a['cicd.pipeline.task.run.result'], ''), nullIf(a['cicd.pipeline.result'], '')) AS cicd_result,
+    coalesce(nullIf(a['gen_ai.response.model'], ''), nullIf(a['gen_ai.request.model'], ''),
+             nullIf(a['llm.response.model_name'], ''), nullIf(a['llm.model_name'], ''),
+             nullIf(a['langfuse.observation.model.name'], ''), '') AS model_name,
+    multiIf(
+        cicd_result IN ('success'), 'completed',
+        cicd_result IN ('failure', 'error', 'timeout'), 'failed',
+        cicd_result IN ('cancellation'), 'canceled',
+        cicd_result IN ('skip'), 'skipped',
+        status_code = 'ERROR', 'failed',
+        a['error.type'] != '' OR exc_i > 0, 'failed',
+        a['langfuse.observation.level'] = 'ERROR', 'failed',
+        'completed') AS unified_status,
+    lower(coalesce(nullIf(a['wrm.validation.passed'], ''), nullIf(ev['gen_ai.evaluation.score.label'], ''),
+                   nullIf(a['evaluation.label'], ''), '')) AS passed_text
+SELECT
+    tenant_id,
+    trace_id,
+    span_id,
+    parent_span_id,
+    name AS span_name,
+    service_name,
+    start_time,
+    end_time,
+    duration_ns,
+    toUInt8(multiIf(
+        a['wrm.run'] IN ('true', '1'), 1,
+        is_root AND a['gen_ai.operation.name'] = 'invoke_workflow', 2,
+        a['traceloop.span.kind'] = 'workflow', 3,
+        is_root AND a['openinference.span.kind'] IN ('CHAIN', 'AGENT'), 4,
+        is_root, 5,
+        9)) AS run_rank,
+    coalesce(nullIf(a['wrm.run.id'], ''), nullIf(r['cicd.pipeline.run.id'], ''), '') AS run_id_attr,
+    lower(coalesce(nullIf(a['wrm.run.status'], ''), '')) AS run_status_attr,
+    a['wrm.rerun.of'] AS rerun_of,
+    coalesce(nullIf(a['wrm.workflow.name'], ''), nullIf(r['wrm.workflow.name'], ''),
+             nullIf(a['gen_ai.workflow.name'], ''), nullIf(a['traceloop.workflow.name'], ''),
+             nullIf(a['langfuse.trace.name'], ''), nullIf(a['cicd.pipeline.name'], ''),
+             nullIf(r['cicd.pipeline.name'], ''), '') AS workflow_attr,
+    a['gen_ai.agent.name'] AS agent_name,
+    a['gen_ai.agent.version'] AS agent_version,
+    coalesce(nullIf(a['wrm.workflow.version'], ''), nullIf(r['wrm.workflow.version'], ''),
+             if(a['traceloop.span.kind'] = 'workflow', nullIf(a['traceloop.entity.version'], ''), NULL),
+             nullIf(a['langfuse.version'], ''), '') AS workflow_version_attr,
+    r['service.version'] AS service_version,
+    coalesce(nullIf(r['deployment.environment.name'], ''), nullIf(a['deployment.environment.name'], ''),
+             nullIf(a['langfuse.environment'], ''), nullIf(r['deployment.environment'], ''),
+             nullIf(a['deployment.environment'], ''), '') AS environment,
+    toUInt8(arrayExists(k -> startsWith(k, 'wrm.step.') OR startsWith(k, 'cicd.pipeline.task.')
+                             OR k IN ('gen_ai.operation.name', 'openinference.span.kind', 'traceloop.span.kind',
+                                      'langfuse.observation.type'),
+                        mapKeys(a))) AS has_step_meaning,
+    toUInt8(a['wrm.hitl.state'] = 'requested') AS is_marker,
+    coalesce(nullIf(a['wrm.step.name'], ''), nullIf(a['traceloop.entity.name'], ''),
+             nullIf(a['gen_ai.tool.name'], ''), nullIf(a['gen_ai.agent.name'], ''),
+             nullIf(a['tool.name'], ''), nullIf(a['agent.name'], ''), nullIf(a['graph.node.name'], ''),
+             nullIf(a['cicd.pipeline.task.name'], ''), name) AS step_name,
+    multiIf(
+        a['wrm.step.type'] != '', lower(a['wrm.step.type']),
+        a['langfuse.observation.type'] != '', transform(lower(a['langfuse.observation.type']),
+            ['generation', 'tool', 'retriever', 'embedding', 'agent', 'guardrail', 'evaluator'],
+            ['llm', 'tool', 'retrieval', 'retrieval', 'agent', 'validation', 'validation'], 'other'),
+        a['openinference.span.kind'] != '', transform(upper(a['openinference.span.kind']),
+            ['LLM', 'TOOL', 'RETRIEVER', 'RERANKER', 'EMBEDDING', 'AGENT', 'GUARDRAIL', 'EVALUATOR'],
+            ['llm', 'tool', 'retrieval', 'retrieval', 'retrieval', 'agent', 'validation', 'validation'], 'other'),
+        a['gen_ai.operation.name'] != '', transform(a['gen_ai.operation.name'],
+            ['chat', 'text_completion', 'generate_content', 'execute_tool', 'retrieval', 'embeddings',
+             'search_memory', 'invoke_agent', 'create_agent', 'plan', 'apply_guardrail'],
+            ['llm', 'llm', 'llm', 'tool', 'retrieval', 'retrieval', 'retrieval', 'agent', 'agent', 'agent',
+             'validation'], 'other'),
+        a['traceloop.span.kind'] != '', transform(a['traceloop.span.kind'], ['tool', 'agent'], ['tool', 'agent'], 'other'),
+        a['llm.request.type'] != '', 'llm',
+        model_name != '', 'llm',
+        arrayExists(k -> startsWith(k, 'gen_ai.tool.'), mapKeys(a)), 'tool',
+        startsWith(a['cicd.pipeline.task.type'], 'test'), 'validation',
+        'other') AS step_type,
+    toUInt32OrZero(a['wrm.step.attempt']) AS attempt_attr,
+    unified_status AS status,
+    coalesce(cicd_result, nullIf(a['langfuse.observation.level'], ''), status_code) AS source_status,
+    if(unified_status = 'failed',
+       coalesce(nullIf(a['error.type'], ''), nullIf(exc['exception.type'], ''), ''), '') AS error_type,
+    if(unified_status = 'failed',
+       coalesce(nullIf(exc['exception.message'], ''), nullIf(status_message, ''),
+                nullIf(a['langfuse.observation.status_message'], ''), ''), '') AS error_message,
+    toUInt64OrZero(coalesce(nullIf(a['gen_ai.usage.input_tokens'], ''), nullIf(a['gen_ai.usage.prompt_tokens'], ''),
+                            nullIf(a['llm.token_count.prompt'], ''), '')) AS input_tokens,
+    toUInt64OrZero(coalesce(nullIf(a['gen_ai.usage.output_tokens'], ''),
+                            nullIf(a['gen_ai.usage.completion_tokens'], ''),
+                            nullIf(a['llm.token_count.completion'], ''), '')) AS output_tokens,
+    coalesce(toFloat64OrNull(a['wrm.cost.usd']), toFloat64OrNull(a['llm.cost.total']),
+             if(a['langfuse.observation.cost_details'] != '',
+                JSONExtract(a['langfuse.observation.cost_details'], 'total', 'Nullable(Float64)'), NULL)) AS cost_attr,
+    model_name AS model,
+    coalesce(nullIf(a['wrm.validation.name'], ''), nullIf(ev['gen_ai.evaluation.name'], ''),
+             if(passed_text != '', nullIf(a['evaluation.name'], ''), NULL),
+             if(startsWith(a['cicd.pipeline.task.type'], 'test'), nullIf(a['cicd.pipeline.task.name'], ''), NULL),
+             if(passed_text != '', name, ''), '') AS validation_name,
+    multiIf(passed_text IN ('true', '1', 'pass', 'passed', 'ok'), toNullable(toUInt8(1)),
+            passed_text IN ('false', '0', 'fail', 'failed'), toNullable(toUInt8(0)),
+            startsWith(a['cicd.pipeline.task.type'], 'test') AND cicd_result != '',
+                toNullable(toUInt8(cicd_result = 'success')),
+            NULL) AS validation_passed,
+    coalesce(toFloat64OrNull(a['wrm.quality.score']), toFloat64OrNull(a['gen_ai.evaluation.score.value']),
+             toFloat64OrNull(ev['gen_ai.evaluation.score.value']), toFloat64OrNull(a['evaluation.score']),
+             toFloat64OrNull(a['annotation.score'])) AS quality_score,
+    toFloat64OrNull(a['wrm.cx.score']) AS cx_score,
+    lower(a['wrm.hitl.state']) AS hitl_state,
+    lower(coalesce(nullIf(a['wrm.hitl.decision'], ''),
+                   if(upper(a['annotation.annotator_kind']) = 'HUMAN', nullIf(a['annotation.label'], ''), NULL),
+                   '')) AS hitl_decision,
+    a['wrm.hitl.actor'] AS hitl_actor,
+    coalesce(nullIf(a['user.id'], ''), nullIf(a['enduser.id'], ''), nullIf(a['langfuse.user.id'], ''),
+             nullIf(a['traceloop.association.properties.user_id'], ''), '') AS user_id,
+    coalesce(nullIf(a['session.id'], ''), nullIf(a['gen_ai.conversation.id'], ''),
+             nullIf(a['langfuse.session.id'], ''), nullIf(a['traceloop.association.properties.session_id'], ''),
+             '') AS session_id,
+    a AS attributes,
+    retention_days,
+    ingested_at
+FROM spans;
+
+-- Traces touched by each insert, in arrival order: the assembler reads the ones that arrived
+-- since its watermark and rebuilds their runs and steps from span_facts.
+CREATE TABLE IF NOT EXISTS dirty_traces
+(
+    ingested_at DateTime64(3, 'UTC'),
+    tenant_id LowCardinality(String),
+    trace_id String
+)
+ENGINE = MergeTree
+ORDER BY ingested_at
+TTL toDateTime(ingested_at) + INTERVAL 2 DAY;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS dirty_traces_mv TO dirty_traces AS
+SELECT max(ingested_at) AS ingested_at, tenant_id, trace_id
+FROM spans
+GROUP BY tenant_id, trace_id;
