@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS span_facts
     run_status_attr LowCardinality(String),
     rerun_of String,
     workflow_attr String,
+    pipeline_name String,
     agent_name String,
     agent_version String,
     workflow_version_attr String,
@@ -102,8 +103,8 @@ SELECT
     a['wrm.rerun.of'] AS rerun_of,
     coalesce(nullIf(a['wrm.workflow.name'], ''), nullIf(r['wrm.workflow.name'], ''),
              nullIf(a['gen_ai.workflow.name'], ''), nullIf(a['traceloop.workflow.name'], ''),
-             nullIf(a['langfuse.trace.name'], ''), nullIf(a['cicd.pipeline.name'], ''),
-             nullIf(r['cicd.pipeline.name'], ''), '') AS workflow_attr,
+             nullIf(a['langfuse.trace.name'], ''), '') AS workflow_attr,
+    coalesce(nullIf(a['cicd.pipeline.name'], ''), nullIf(r['cicd.pipeline.name'], ''), '') AS pipeline_name,
     a['gen_ai.agent.name'] AS agent_name,
     a['gen_ai.agent.version'] AS agent_version,
     coalesce(nullIf(a['wrm.workflow.version'], ''), nullIf(r['wrm.workflow.version'], ''),
@@ -114,6 +115,7 @@ SELECT
              nullIf(a['langfuse.environment'], ''), nullIf(r['deployment.environment'], ''),
              nullIf(a['deployment.environment'], ''), '') AS environment,
     toUInt8(arrayExists(k -> startsWith(k, 'wrm.step.') OR startsWith(k, 'cicd.pipeline.task.')
+                             OR startsWith(k, 'gen_ai.tool.')
                              OR k IN ('gen_ai.operation.name', 'openinference.span.kind', 'traceloop.span.kind',
                                       'langfuse.observation.type'),
                         mapKeys(a))) AS has_step_meaning,

@@ -265,6 +265,7 @@ WITH
             coalesce(nullIf(argMinIf(run_id_attr, k, run_id_attr != ''), ''), trace_id) AS run_id,
             argMinIf(workflow_attr, k, workflow_attr != '') AS wf_attr,
             argMinIf(agent_name, k, run_rank < 9 AND agent_name != '') AS wf_agent,
+            argMinIf(pipeline_name, k, pipeline_name != '') AS wf_pipeline,
             argMinIf(span_name, k, run_rank < 9) AS wf_span_name,
             argMinIf(workflow_version_attr, k, workflow_version_attr != '') AS ver_attr,
             argMinIf(agent_version, k, run_rank < 9 AND agent_version != '') AS ver_agent,
@@ -317,7 +318,8 @@ SELECT
     t.trace_id AS trace_id,
     t.run_id AS run_id,
     t.run_span_id AS run_span_id,
-    coalesce(nullIf(t.wf_attr, ''), nullIf(t.wf_agent, ''), nullIf(t.wf_span_name, ''), t.service) AS workflow_name,
+    coalesce(nullIf(t.wf_attr, ''), nullIf(t.wf_agent, ''), nullIf(t.wf_pipeline, ''), nullIf(t.wf_span_name, ''),
+             t.service) AS workflow_name,
     coalesce(nullIf(t.ver_attr, ''), nullIf(t.ver_agent, ''), t.ver_service) AS workflow_version,
     t.env AS environment,
     multiIf(
