@@ -49,9 +49,8 @@ def corpus() -> list[Span]:
 def _rows(server: WrmServer, view: str, tenant: str) -> list[tuple[Any, ...]]:
     assert server.warehouse is not None
     order = "trace_id" if view == "runs" else "trace_id, step_id"
-    sql = f"SELECT * EXCEPT (tenant_id, last_span_at) FROM {view} WHERE tenant_id = {{t:String}} ORDER BY {order}"
-    if view == "steps":
-        sql = sql.replace(" EXCEPT (tenant_id, last_span_at)", " EXCEPT (tenant_id)")
+    hidden = "tenant_id, last_span_at" if view == "runs" else "tenant_id"
+    sql = f"SELECT * EXCEPT ({hidden}) FROM {view} WHERE tenant_id = {{t:String}} ORDER BY {order}"
     return server.warehouse.rows(sql, {"t": tenant})
 
 

@@ -134,7 +134,7 @@ def test_human_wait_then_decision(server: WrmServer) -> None:
     )
     r = run(server, t)
     assert r["status"] == "running" and r["human_decisions"] == 1 and r["human_wait_ms"] == 30_000
-    human = [x for x in steps(server, t) if x["type"] == "human"][0]
+    human = next(x for x in steps(server, t) if x["type"] == "human")
     assert (human["human_decision"], human["human_actor"], human["human_wait_ms"]) == (
         "approved",
         "alice@example.com",
@@ -204,3 +204,53 @@ def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     assert s["llm"]["parent_step_id"] == s["planner"]["step_id"]  # through the non-step http span
     assert s["planner"]["input_tokens"] == 40  # the non-step embed call rolled into its nearest step
     assert s["llm"]["model"] == "m-1" and s["llm"]["run_id"] == "order-42-run-2"
+
+
+def test_price_table_costs_tokens_without_a_cost_attribute(warehouse) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import start_server
+
+    prices = {"m-priced": {"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0}}
+    srv = start_server(warehouse, prices=prices)
+    try:
+        t = "priced"
+        _send(
+            srv,
+            span(t, "wf", start=0, end=3),
+            span(
+                t,
+                "llm",
+                "wf",
+                1,
+                2,
+                gen_ai__operation__name="chat",
+                gen_ai__response__model="m-priced",
+                gen_ai__usage__input_tokens=1_000_000,
+                gen_ai__usage__output_tokens=500_000,
+            ),
+            span(
+                t,
+                "llm-own-cost",
+                "wf",
+                2,
+                3,
+                gen_ai__operation__name="chat",
+                gen_ai__response__model="m-priced",
+                gen_ai__usage__input_tokens=10,
+                llm__cost__total=0.5,
+            ),
+            span(
+                t,
+                "unpriced",
+                "wf",
+                2,
+                3,
+                gen_ai__operation__name="chat",
+                gen_ai__response__model="other",
+                gen_ai__usage__input_tokens=10,
+            ),
+        )
+        costs = {x["name"]: x["cost_usd"] for x in steps(srv, t)}
+        assert costs == {"llm": 6.0, "llm-own-cost": 0.5, "unpriced": 0.0}
+        assert run(srv, t)["cost_usd"] == 6.5
+    finally:
+        srv.stop()
