@@ -117,11 +117,14 @@ SELECT
     toUInt8(arrayExists(k -> startsWith(k, 'wrm.step.') OR startsWith(k, 'cicd.pipeline.task.')
                              OR startsWith(k, 'gen_ai.tool.')
                              OR k IN ('gen_ai.operation.name', 'openinference.span.kind', 'traceloop.span.kind',
-                                      'langfuse.observation.type'),
+                                      'langfuse.observation.type', 'llm.request.type', 'gen_ai.request.model',
+                                      'gen_ai.response.model'),
                         mapKeys(a))) AS has_step_meaning,
     toUInt8(a['wrm.hitl.state'] = 'requested') AS is_marker,
     coalesce(nullIf(a['wrm.step.name'], ''), nullIf(a['traceloop.entity.name'], ''),
-             nullIf(a['gen_ai.tool.name'], ''), nullIf(a['gen_ai.agent.name'], ''),
+             nullIf(a['gen_ai.tool.name'], ''),
+             if(a['gen_ai.operation.name'] IN ('invoke_agent', 'create_agent') OR a['traceloop.span.kind'] = 'agent'
+                OR upper(a['openinference.span.kind']) = 'AGENT', nullIf(a['gen_ai.agent.name'], ''), NULL),
              nullIf(a['tool.name'], ''), nullIf(a['agent.name'], ''), nullIf(a['graph.node.name'], ''),
              nullIf(a['cicd.pipeline.task.name'], ''), name) AS step_name,
     multiIf(
@@ -152,10 +155,14 @@ SELECT
        coalesce(nullIf(exc['exception.message'], ''), nullIf(status_message, ''),
                 nullIf(a['langfuse.observation.status_message'], ''), ''), '') AS error_message,
     toUInt64OrZero(coalesce(nullIf(a['gen_ai.usage.input_tokens'], ''), nullIf(a['gen_ai.usage.prompt_tokens'], ''),
-                            nullIf(a['llm.token_count.prompt'], ''), '')) AS input_tokens,
+                            nullIf(a['llm.token_count.prompt'], ''),
+                            nullIf(JSONExtractRaw(a['langfuse.observation.usage_details'], 'input'), ''),
+                            '')) AS input_tokens,
     toUInt64OrZero(coalesce(nullIf(a['gen_ai.usage.output_tokens'], ''),
                             nullIf(a['gen_ai.usage.completion_tokens'], ''),
-                            nullIf(a['llm.token_count.completion'], ''), '')) AS output_tokens,
+                            nullIf(a['llm.token_count.completion'], ''),
+                            nullIf(JSONExtractRaw(a['langfuse.observation.usage_details'], 'output'), ''),
+                            '')) AS output_tokens,
     coalesce(toFloat64OrNull(a['wrm.cost.usd']), toFloat64OrNull(a['llm.cost.total']),
              if(a['langfuse.observation.cost_details'] != '',
                 JSONExtract(a['langfuse.observation.cost_details'], 'total', 'Nullable(Float64)'), NULL)) AS cost_attr,
