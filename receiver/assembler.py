@@ -33,7 +33,7 @@ _ASSEMBLE = (
 
 @dataclass(frozen=True)
 class AssemblyConfig:
-    interval_s: float = 0.25
+    interval_s: float = 1.0
     steps_retention_days: int = 90
     runs_retention_days: int = 90
 
@@ -78,6 +78,10 @@ class RunAssembler:
             self._assemble()
         except WarehouseError as exc:  # the next start resumes from the stored watermark
             log.error("final run assembly failed; it resumes at the next start: %s", exc)
+
+    def close(self) -> None:
+        """Release the warehouse handle (after stop)."""
+        self._wh.close()
 
     def _run(self) -> None:
         while True:

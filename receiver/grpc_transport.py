@@ -11,17 +11,17 @@ The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from receiver.batch import SpanBatch
 from receiver.config import ReceiverConfig
-from receiver.decode import DecodeLimits, decode_request
+from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
+from receiver.screen import screen_request
 from receiver.stats import ReceiverStats
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
 
@@ -36,19 +36,20 @@ class TraceReceiver:
     def __init__(
         self,
         config: ReceiverConfig,
-        sink: Callable[[SpanBatch, int], None],
+        sinks: Sequence[Callable[[bytes], None]],
         on_commit: Callable[[int], None] = lambda stamp: None,
     ) -> None:
+        """`sinks`: one per writer thread, each storing framed requests (receiver.store)."""
         self.config = config
         self.stats = ReceiverStats()
-        self._limits = DecodeLimits(
-            max_attribute_bytes=config.max_attribute_bytes,
-            retention_days=config.retention_days,
-            default_tenant=config.default_tenant,
-        )
         self._writer = GroupWriter(
-            sink,
+            sinks,
             self.stats,
+            EnvelopeFields(
+                retention_days=config.retention_days,
+                default_tenant=config.default_tenant,
+                max_attribute_bytes=config.max_attribute_bytes,
+            ),
             max_pending_spans=config.queue_max_spans,
             flush_max_spans=config.flush_max_spans,
             flush_interval_s=config.flush_interval_s,
@@ -93,20 +94,14 @@ class TraceReceiver:
         except MalformedRequest as exc:
             self.stats.requests.labels("malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        decoded = decode_request(request, self._limits)
-        if len(decoded.batch):
-            self._store(decoded.batch, context)
-        rejected = decoded.rejected
+        screened = screen_request(request, data, reencode=escaped)
+        if screened.spans:
+            self._store(screened.payload, screened.spans, context)
+        rejected = screened.rejected
         if rejected.count:
             self.stats.spans_rejected.inc(rejected.count)
-        if decoded.truncated_values:
-            self.stats.values_truncated.inc(decoded.truncated_values)
         self.stats.requests.labels("partial" if rejected.count else "ok").inc()
         notes = [rejected.message()] if rejected.count else []
-        if decoded.truncated_values:
-            notes.append(
-                f"{decoded.truncated_values} attribute values cut to {self._limits.max_attribute_bytes} bytes"
-            )
         if escaped:
             notes.append("invalid UTF-8 in string fields was stored escaped as \\xNN")
         response = ExportTraceServiceResponse()
@@ -115,9 +110,9 @@ class TraceReceiver:
             response.partial_success.error_message = "; ".join(notes)
         return response
 
-    def _store(self, batch: SpanBatch, context: grpc.ServicerContext) -> None:
+    def _store(self, payload: bytes, spans: int, context: grpc.ServicerContext) -> None:
         try:
-            future = self._writer.submit(batch)
+            future = self._writer.submit(payload, spans)
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

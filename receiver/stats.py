@@ -14,7 +14,6 @@ class ReceiverStats:
         )
         self.spans_accepted = Counter("wrm_spans_accepted", "Spans stored and acknowledged", registry=r)
         self.spans_rejected = Counter("wrm_spans_rejected", "Spans refused by validation", registry=r)
-        self.values_truncated = Counter("wrm_attribute_values_truncated", "Attribute values cut", registry=r)
         self.flushes = Counter("wrm_flushes", "Inserts into the spans table", registry=r)
         self.flush_failures = Counter("wrm_flush_failures", "Inserts that failed", registry=r)
         self.flush_seconds = Histogram(

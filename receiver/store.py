@@ -1,18 +1,16 @@
-"""Where accepted spans go: one column-oriented insert into the `spans` table."""
+"""Where accepted requests go: one insert of framed envelopes into `otlp_landing`, whose
+materialized view writes the span rows (sql/004_otlp_landing.sql)."""
 
 from __future__ import annotations
 
 from analytics.warehouse import Warehouse
-from receiver.batch import SPAN_COLUMNS, SpanBatch
-
-_COLUMNS = (*SPAN_COLUMNS, "ingested_at")
+from receiver.envelope import FORMAT_SCHEMA
 
 
 class SpanStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self._wh = warehouse
 
-    def insert(self, batch: SpanBatch, ingested_at_ms: int) -> None:
-        """Insert the batch with one arrival stamp (ms since the epoch) on every row."""
-        if len(batch):
-            self._wh.insert_columns("spans", _COLUMNS, [*batch.columns, [ingested_at_ms] * len(batch)])
+    def insert(self, frames: bytes) -> None:
+        if frames:
+            self._wh.insert_file("otlp_landing", frames, "Protobuf", {"format_schema": FORMAT_SCHEMA})

@@ -1,11 +1,12 @@
 """Group commit: many export requests share one insert, and each is answered only once stored.
 
-Requests hand in a SpanBatch and wait on a Future. One writer thread takes what has queued
-(up to `flush_max_spans`, waiting at most `flush_interval_s` for more), inserts it once, and
-resolves every Future. Each flush is stamped with a strictly increasing `ingested_at` (ms);
-after it commits, `on_commit(stamp)` tells downstream work (run assembly) that every row
-stamped up to then is in the warehouse. Outstanding spans are bounded by `max_pending_spans`: past it,
-`submit` raises Backpressure, which the transport turns into a retryable status.
+Requests hand in their screened protobuf bytes and wait on a Future. Writer threads (one per
+sink, each with its own warehouse handle, so inserts run in parallel in the engine) take what
+has queued (up to `flush_max_spans`, waiting at most `flush_interval_s` for more), frame it
+with a strictly increasing `ingested_at` stamp (ms), insert it once, and resolve every Future.
+`on_commit(stamp)` then reports that every row stamped up to `stamp` is stored — with several
+writers, that is just below the oldest flush still in flight. Outstanding spans are bounded by
+`max_pending_spans`: past it, `submit` raises Backpressure, a retryable refusal.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 
-from receiver.batch import SpanBatch
+from receiver.envelope import EnvelopeFields, frame
 from receiver.stats import ReceiverStats
 
 log = logging.getLogger(__name__)
@@ -31,60 +33,75 @@ class WriterClosed(Exception):
     """The writer is shutting down and takes no new work."""
 
 
+@dataclass
+class _Item:
+    request: bytes
+    spans: int
+    future: Future[None] = field(default_factory=Future)
+
+
 class GroupWriter:
     def __init__(
         self,
-        sink: Callable[[SpanBatch, int], None],
+        sinks: Sequence[Callable[[bytes], None]],
         stats: ReceiverStats,
+        fields: EnvelopeFields,
         *,
         max_pending_spans: int,
         flush_max_spans: int,
         flush_interval_s: float,
         on_commit: Callable[[int], None] = lambda stamp: None,
     ) -> None:
-        self._sink = sink
-        self._on_commit = on_commit
-        self._last_stamp = 0
         self._stats = stats
+        self._fields = fields
         self._max_pending = max_pending_spans
         self._flush_max = flush_max_spans
         self._interval = flush_interval_s
-        self._queue: deque[tuple[SpanBatch, Future[None]]] = deque()
+        self._on_commit = on_commit
+        self._queue: deque[_Item] = deque()
         self._queued_spans = 0
         self._outstanding = 0  # queued plus being inserted
+        self._last_stamp = 0
+        self._in_flight: set[int] = set()
+        self._committed = 0
         self._closing = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="wrm-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, args=(sink,), name=f"wrm-writer-{i}", daemon=True)
+            for i, sink in enumerate(sinks)
+        ]
+        for t in self._threads:
+            t.start()
 
-    def submit(self, batch: SpanBatch) -> Future[None]:
-        """Queue a batch; the Future resolves once its rows are in the warehouse."""
-        fut: Future[None] = Future()
-        n = len(batch)
+    def submit(self, request: bytes, spans: int) -> Future[None]:
+        """Queue a request's bytes; the Future resolves once its rows are in the warehouse."""
+        item = _Item(request, spans)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the receiver is shutting down")
             # A single request larger than the whole queue is still taken when nothing waits,
             # or it could never be stored.
-            if self._outstanding and self._outstanding + n > self._max_pending:
+            if self._outstanding and self._outstanding + spans > self._max_pending:
                 raise Backpressure(f"{self._outstanding} spans are waiting to be stored; retry later")
-            self._queue.append((batch, fut))
-            self._queued_spans += n
-            self._outstanding += n
+            self._queue.append(item)
+            self._queued_spans += spans
+            self._outstanding += spans
             self._stats.queue_spans.set(self._outstanding)
             self._cond.notify()
-        return fut
+        return item.future
 
     def close(self, timeout: float = 60.0) -> None:
-        """Take no more work, store everything already taken, and stop the thread."""
+        """Take no more work, store everything already taken, and stop the threads."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("writer did not drain within %.0fs; %d spans unstored", timeout, self._outstanding)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            log.error("writers did not drain within %.0fs; %d spans unstored", timeout, self._outstanding)
 
-    def _take(self) -> list[tuple[SpanBatch, Future[None]]] | None:
+    def _take(self) -> tuple[list[_Item], int] | None:
         with self._cond:
             while not self._queue:
                 if self._closing:
@@ -101,37 +118,37 @@ class GroupWriter:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            taken: list[tuple[SpanBatch, Future[None]]] = []
+            taken: list[_Item] = []
             spans = 0
-            while self._queue and (not taken or spans + len(self._queue[0][0]) <= self._flush_max):
+            while self._queue and (not taken or spans + self._queue[0].spans <= self._flush_max):
                 item = self._queue.popleft()
                 taken.append(item)
-                spans += len(item[0])
+                spans += item.spans
             self._queued_spans -= spans
-            return taken
+            stamp = self._last_stamp = max(self._last_stamp + 1, time.time_ns() // 1_000_000)
+            self._in_flight.add(stamp)
+            return taken, stamp
 
-    def _run(self) -> None:
-        while (taken := self._take()) is not None:
-            self._flush(taken)
+    def _run(self, sink: Callable[[bytes], None]) -> None:
+        while (work := self._take()) is not None:
+            taken, stamp = work
+            try:
+                self._flush(sink, taken, stamp)
+            finally:
+                self._committed_through(stamp)
 
-    def _flush(self, taken: list[tuple[SpanBatch, Future[None]]]) -> None:
-        merged = taken[0][0]
-        if len(taken) > 1:
-            merged = SpanBatch()
-            for batch, _ in taken:
-                merged.extend(batch)
-        n = len(merged)
+    def _flush(self, sink: Callable[[bytes], None], taken: list[_Item], stamp: int) -> None:
+        n = sum(item.spans for item in taken)
         started = time.perf_counter()
-        stamp = self._last_stamp = max(self._last_stamp + 1, time.time_ns() // 1_000_000)
         try:
-            self._sink(merged, stamp)
+            sink(b"".join(frame(item.request, stamp, self._fields) for item in taken))
         except Exception as exc:
             self._stats.flush_failures.inc()
             log.warning("insert of %d spans failed: %s", n, exc)
             if len(taken) > 1:
                 # One request's rows must not fail its neighbours: store each on its own.
                 for item in taken:
-                    self._flush([item])
+                    self._flush(sink, [item], stamp)
                 return
             self._done(taken, n, exc)
             return
@@ -141,17 +158,25 @@ class GroupWriter:
         self._stats.flush_spans.observe(n)
         self._stats.spans_accepted.inc(n)
         self._done(taken, n, None)
-        try:
-            self._on_commit(stamp)
-        except Exception:  # downstream trouble must not stop ingest
-            log.exception("on_commit hook failed")
 
-    def _done(self, taken: list[tuple[SpanBatch, Future[None]]], n: int, exc: Exception | None) -> None:
+    def _done(self, taken: list[_Item], n: int, exc: Exception | None) -> None:
         with self._cond:
             self._outstanding -= n
             self._stats.queue_spans.set(self._outstanding)
-        for _, fut in taken:
+        for item in taken:
             if exc is None:
-                fut.set_result(None)
+                item.future.set_result(None)
             else:
-                fut.set_exception(exc)
+                item.future.set_exception(exc)
+
+    def _committed_through(self, stamp: int) -> None:
+        with self._cond:
+            self._in_flight.discard(stamp)
+            through = min(self._in_flight) - 1 if self._in_flight else self._last_stamp
+            if through <= self._committed:
+                return
+            self._committed = through
+        try:
+            self._on_commit(through)
+        except Exception:  # downstream trouble must not stop ingest
+            log.exception("on_commit hook failed")

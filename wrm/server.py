@@ -30,6 +30,7 @@ class WrmServer:
         self.warehouse: Warehouse | None = None
         self.receiver: TraceReceiver | None = None
         self.assembler: RunAssembler | None = None
+        self._sessions: list[Warehouse] = []
         self.otlp_address = ""
         self.http_address = ""
         self.migrations_applied = 0
@@ -53,11 +54,12 @@ class WrmServer:
             flush_max_spans=s.flush_max_spans,
             flush_interval_s=s.flush_interval_ms / 1000,
             workers=s.grpc_workers,
+            writers=s.writer_threads,
             retention_days=s.spans_ttl_days,
         )
         store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
         self.assembler = RunAssembler(
-            wh,
+            wh.session(),
             AssemblyConfig(
                 interval_s=s.assemble_interval_ms / 1000,
                 steps_retention_days=s.steps_ttl_days,
@@ -65,7 +67,12 @@ class WrmServer:
             ),
         )
         self.assembler.start()
-        self.receiver = TraceReceiver(config, SpanStore(wh).insert, on_commit=self.assembler.committed)
+        self._sessions = [wh.session() for _ in range(config.writers)]
+        self.receiver = TraceReceiver(
+            config,
+            [SpanStore(session).insert for session in self._sessions],
+            on_commit=self.assembler.committed,
+        )
         self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
         self._start_http()
         if s.stats_log_interval_s > 0:
@@ -119,6 +126,10 @@ class WrmServer:
             self._http.should_exit = True
         if self._http_thread is not None:
             self._http_thread.join(10)
+        for session in self._sessions:
+            session.close()
+        if self.assembler is not None:
+            self.assembler.close()
         if self.warehouse is not None and self._given_warehouse is None:
             self.warehouse.close()
         if self.receiver is not None:

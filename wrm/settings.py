@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     spans_ttl_days: int = Field(30, ge=1, le=3650, description="raw span retention")
     steps_ttl_days: int = Field(90, ge=1, le=3650, description="step retention")
     runs_ttl_days: int = Field(90, ge=1, le=3650, description="run retention")
-    assemble_interval_ms: float = Field(250.0, ge=0, le=60_000, description="pause between run assemblies")
+    assemble_interval_ms: float = Field(1000.0, ge=0, le=60_000, description="pause between run assemblies")
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per million tokens by model")
     max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, description="largest OTLP request")
@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     flush_max_spans: int = Field(50_000, ge=1, description="most spans in one insert")
     flush_interval_ms: float = Field(5.0, ge=0, le=10_000, description="longest wait to fill a flush")
     grpc_workers: int = Field(32, ge=1, le=1024, description="concurrent OTLP requests")
+    writer_threads: int = Field(2, ge=1, le=16, description="parallel inserts, each on its own handle")
     stats_log_interval_s: float = Field(60.0, ge=0, description="0 turns the periodic counter line off")
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -74,6 +76,35 @@ class Warehouse:
                 found = self._readers[database] = _connect(self.dsn, database, READONLY_SETTINGS)
             return found
 
+    def session(self) -> Warehouse:
+        """Another handle on the same warehouse, for a thread that must not queue behind others
+        (a chdb client serializes its calls): the writer threads and the run assembler."""
+        handle = Warehouse(self.dsn, self.database, _connect(self.dsn, self.database, {}), self.reader)
+        handle._readers = {}  # the reader stays the parent's: closing this handle leaves it open
+        return handle
+
+    def insert_file(self, table: str, data: bytes, fmt: str, settings: Mapping[str, str]) -> None:
+        """Insert bytes already in ClickHouse format `fmt` (e.g. Protobuf): the engine parses them.
+
+        The embedded engine reads them from a temporary file (`INSERT … FROM INFILE`); a server
+        gets them as the request body.
+        """
+        clause = ", ".join(f"{k} = '{_quote(v)}'" for k, v in settings.items())
+        try:
+            if not self.dsn.embedded:
+                self.client.raw_insert(table, insert_block=data, settings=dict(settings), fmt=fmt)
+                return
+            with tempfile.NamedTemporaryFile(prefix="wrm-", suffix=f".{fmt.lower()}", delete=False) as f:
+                f.write(data)
+            try:
+                self.client.command(
+                    f"INSERT INTO {table} FROM INFILE '{_quote(f.name)}' SETTINGS {clause} FORMAT {fmt}"
+                )
+            finally:
+                os.unlink(f.name)
+        except ClickHouseError as exc:
+            raise WarehouseUnavailable(f"insert into {table} failed: {exc}") from exc
+
     def timezone(self) -> str:
         return str(self.client.command("SELECT timezone()"))
 
@@ -108,6 +139,10 @@ class Warehouse:
                 c.close()
             except Exception:  # closing is best effort; the process is going away
                 log.debug("closing client failed", exc_info=True)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _connect(dsn: Dsn, database: str | None, settings: dict[str, Any]) -> Client:

@@ -1,0 +1,43 @@
+"""Frame accepted requests for the warehouse: each one wrapped in an `Envelope` message
+(sql/schemas/otlp_envelope.proto) with what the receiver adds, length-delimited as ClickHouse's
+`Protobuf` format reads them. Built by concatenating bytes: the request is never re-encoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schemas" / "otlp_envelope.proto"
+FORMAT_SCHEMA = f"{SCHEMA}:Envelope"
+
+
+@dataclass(frozen=True)
+class EnvelopeFields:
+    retention_days: int
+    default_tenant: str
+    max_attribute_bytes: int
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields) -> bytes:
+    """One length-delimited Envelope: request (1), ingested_at_ms (2), retention_days (3),
+    default_tenant (4), max_attribute_bytes (5)."""
+    tenant = fields.default_tenant.encode()
+    body = b"".join(
+        (
+            b"\x0a", varint(len(request)), request,
+            b"\x10", varint(stamp_ms),
+            b"\x18", varint(fields.retention_days),
+            b"\x22", varint(len(tenant)), tenant,
+            b"\x28", varint(fields.max_attribute_bytes),
+        )
+    )  # fmt: skip
+    return varint(len(body)) + body

@@ -1,0 +1,131 @@
+"""Screen a parsed OTLP request span by span: refuse bad spans, keep the rest as protobuf bytes.
+
+The receiver does not decode attributes in Python: the warehouse parses the request bytes
+(sql/004_otlp_landing.sql). Python only reads the few fields that decide whether a span can be
+stored (ids, times) and the tenant of each resource, so its cost per span is a few field reads.
+When nothing is refused the exporter's own bytes go to the warehouse untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_MAX_NS = 2**63 - 1  # DateTime64(9) holds nanoseconds in an Int64: up to 2262-04-11
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+TENANT_ATTRIBUTE = "wrm.tenant.id"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why spans of a request were refused: the first problem, how many spans had it, and the total."""
+
+    count: int = 0
+    first_problem: str = ""
+    same_problem: int = 0
+
+    def message(self) -> str:
+        if self.count == 0:
+            return ""
+        plural = "s" if self.same_problem != 1 else ""
+        text = f"{self.first_problem} ({self.same_problem} span{plural} had this problem"
+        others = self.count - self.same_problem
+        if others:
+            text += f"; {others} more rejected for other reasons"
+        return text + ")"
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What to store (protobuf bytes of an ExportTraceServiceRequest) and what was refused."""
+
+    payload: bytes
+    spans: int
+    rejected: Rejection
+
+
+def span_problem(span: Any) -> tuple[str, str] | None:
+    """(kind, description) of the first thing wrong with a span, or None when it is valid."""
+    tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
+    if len(tid) != 16:
+        return "trace_id length", f"{_label(span)}: trace_id is {len(tid)} bytes, expected 16"
+    if tid == _ZERO_TRACE:
+        return "trace_id zero", f"{_label(span)}: trace_id is all zeros"
+    if len(sid) != 8:
+        return "span_id length", f"{_label(span)}: span_id is {len(sid)} bytes, expected 8"
+    if sid == _ZERO_SPAN:
+        return "span_id zero", f"{_label(span)}: span_id is all zeros"
+    if len(pid) not in (0, 8):
+        return "parent_span_id length", f"{_label(span)}: parent_span_id is {len(pid)} bytes, expected 0 or 8"
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if start == 0:
+        return "start zero", f"{_label(span)}: start_time_unix_nano is 0"
+    if start > _MAX_NS or end > _MAX_NS:
+        return "time range", f"{_label(span)}: a timestamp is past 2262-04-11, the largest storable"
+    if end < start:
+        return (
+            "end before start",
+            f"{_label(span)}: end_time_unix_nano {end} is before start_time_unix_nano {start}",
+        )
+    return None
+
+
+def _label(span: Any) -> str:
+    return f"span {span.name[:80]!r}"
+
+
+def _tenant_problem(resource: Any) -> tuple[str, str] | None:
+    for kv in resource.attributes:
+        if kv.key == TENANT_ATTRIBUTE:
+            tenant = kv.value.string_value
+            if not _TENANT_RE.match(tenant):
+                return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={tenant[:80]!r} is not a tenant id"
+    return None
+
+
+def screen_request(request: Any, data: bytes, reencode: bool = False) -> Screened:
+    """Refuse invalid spans (and resources with a malformed tenant); count the rest.
+
+    `data` are the request's bytes; they are stored as they are unless something was removed
+    or `reencode` asks for the parsed message (after invalid UTF-8 was escaped).
+    """
+    rejected = same = accepted = 0
+    first: tuple[str, str] | None = None
+    changed = reencode
+
+    def refuse(problem: tuple[str, str], n: int) -> None:
+        nonlocal rejected, first, same
+        rejected += n
+        first = first or problem
+        if problem[0] == first[0]:
+            same += n
+
+    resource_spans = request.resource_spans
+    dropped_resources: list[int] = []
+    for r, rs in enumerate(resource_spans):
+        problem = _tenant_problem(rs.resource)
+        if problem is not None:
+            refuse(problem, sum(len(ss.spans) for ss in rs.scope_spans))
+            dropped_resources.append(r)
+            continue
+        for ss in rs.scope_spans:
+            spans = ss.spans
+            bad: list[int] = []
+            for i, span in enumerate(spans):
+                problem = span_problem(span)
+                if problem is not None:
+                    refuse(problem, 1)
+                    bad.append(i)
+            for i in reversed(bad):
+                del spans[i]
+            changed = changed or bool(bad)
+            accepted += len(spans)
+    for r in reversed(dropped_resources):
+        del resource_spans[r]
+        changed = True
+    payload = request.SerializeToString() if changed else data
+    rejection = Rejection(rejected, first[1], same) if first is not None else Rejection()
+    return Screened(payload=payload, spans=accepted, rejected=rejection)
