@@ -34,6 +34,7 @@ _ASSEMBLE = (
 @dataclass(frozen=True)
 class AssemblyConfig:
     interval_s: float = 1.0
+    window_ms: int = 5_000  # most ingest time assembled in one INSERT … SELECT
     steps_retention_days: int = 90
     runs_retention_days: int = 90
 
@@ -98,19 +99,36 @@ class RunAssembler:
             time.sleep(self._config.interval_s)
 
     def _assemble(self) -> None:
-        with self._cycle:
-            with self._cond:
-                since, until = self._watermark, self._committed
-            if until <= since:
-                return
-            for table, view, days in (
-                ("steps_store", "assemble_steps", self._config.steps_retention_days),
-                ("runs_store", "assemble_runs", self._config.runs_retention_days),
-            ):
-                self._wh.command(
-                    _ASSEMBLE.format(table=table, view=view), {"since": since, "until": until, "days": days}
+        """Catch up to the committed stamp a bounded window at a time, so memory stays flat,
+        skipping stretches in which nothing arrived."""
+        while True:
+            with self._cycle:
+                with self._cond:
+                    since, committed = self._watermark, self._committed
+                if committed <= since:
+                    return
+                rows = self._wh.rows(
+                    "SELECT toUnixTimestamp64Milli(min(ingested_at)) FROM dirty_traces "
+                    "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC')",
+                    {"since": since},
                 )
-            self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [until]])
-            with self._cond:
-                self._watermark = until
-            self.cycles += 1
+                first = int(rows[0][0]) if rows and rows[0][0] else 0
+                if first == 0 or first > committed:  # nothing arrived in (since, committed]
+                    self._advance(committed)
+                    return
+                until = min(committed, first - 1 + self._config.window_ms)
+                for table, view, days in (
+                    ("steps_store", "assemble_steps", self._config.steps_retention_days),
+                    ("runs_store", "assemble_runs", self._config.runs_retention_days),
+                ):
+                    self._wh.command(
+                        _ASSEMBLE.format(table=table, view=view),
+                        {"since": since, "until": until, "days": days},
+                    )
+                self._advance(until)
+                self.cycles += 1
+
+    def _advance(self, watermark: int) -> None:
+        self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [watermark]])
+        with self._cond:
+            self._watermark = watermark
