@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import queue
 import shlex
@@ -25,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.loadgen import WorkerConfig, WorkerResult, worker_main
 from bench.server import ServerError, WrmProcess
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed for the generated traces")
     p.add_argument("--stats-interval", type=float, default=5.0, help="server counter log period, s")
     p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
+    p.add_argument("--src", metavar="DIR", help="run the server from this source tree (e.g. a git archive)")
     p.add_argument("--keep", action="store_true", help="keep the warehouse and server log (temp dir)")
     p.add_argument("--py-spy", metavar="FILE", help="profile the server during the load (.svg, .json or raw)")
     p.add_argument("--py-spy-args", default="", help="extra py-spy record flags, e.g. '--native --gil'")
@@ -54,8 +58,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all processes have used since boot (every core, idle and iowait excluded)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 def _drive(
@@ -84,8 +94,18 @@ def _drive(
         deadline.value = started + args.seconds
         go.set()
         total = WorkerResult()
-        for _ in procs:
-            total.merge(results.get(timeout=args.seconds + 600))
+        pending = len(procs)
+        give_up = started + args.seconds + 600
+        while pending:
+            # A process that died without reporting must not leave us waiting for the full timeout;
+            # one that reported just before exiting still has its result in the queue.
+            stalled = time.monotonic() > give_up or not any(p.is_alive() for p in procs)
+            try:
+                total.merge(results.get(timeout=5 if stalled else 1))
+                pending -= 1
+            except queue.Empty:
+                if stalled:
+                    raise RuntimeError(f"{pending} load process(es) died or did not report") from None
         ended = total.last_ack or time.monotonic()
     except queue.Empty:
         raise RuntimeError("a load process did not report in time") from None
@@ -99,31 +119,34 @@ def _drive(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="wrm-bench-"))
-    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log")
+    src = Path(args.src) if args.src else None
+    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log", src)
     exit_code: int | None = None
     try:
         print(server.wait_ready(), flush=True)
+        idle_rss = server.rss()
         print(
             f"load: {args.procs} procs × {args.threads} threads, {args.pool} requests of {args.spans} spans, "
             f"{args.seconds:g} s",
             flush=True,
         )
         spy: list[subprocess.Popen[bytes]] = []
+        before: list[float] = []
 
-        def on_start() -> None:
+        def on_start() -> None:  # workers have built their requests: only the load is measured
+            before.extend((server.cpu_seconds(), _machine_busy_s()))
             if args.py_spy:
                 spy.append(server.profile(Path(args.py_spy), args.seconds, shlex.split(args.py_spy_args)))
 
-        cpu_before = server.cpu_seconds()
         load, started, ended = _drive(args, server.otlp, on_start)
-        cpu_used = server.cpu_seconds() - cpu_before
+        cpu_used, busy = server.cpu_seconds() - before[0], _machine_busy_s() - before[1]
         for p in spy:
             _, err = p.communicate(timeout=120)
             if p.returncode:
                 print(f"py-spy failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
         elapsed = ended - started
         stored = int(server.sql("SELECT count() FROM wrm.spans FINAL").strip())
-        accepted = server.metric("wrm_spans_accepted_total")
+        metrics = server.metrics()
         exit_code = server.stop()
     except BaseException:
         if exit_code is None:
@@ -134,6 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     rate = load.acked_spans / elapsed if elapsed > 0 else 0.0
+    flushes = int(metrics.get("wrm_flush_seconds_count", 0))
     summary: dict[str, Any] = {
         "seconds": round(elapsed, 2),
         "procs": args.procs,
@@ -149,10 +173,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rejected_spans": load.rejected_spans,
         "failed_requests": len(load.failures),
         "stored_spans": stored,
-        "server_accepted_metric": int(accepted) if accepted is not None else None,
+        "server_accepted_metric": int(metrics.get("wrm_spans_accepted_total", -1)),
+        "server_flushes": flushes,
+        "server_flush_ms_mean": round(1000 * metrics.get("wrm_flush_seconds_sum", 0) / flushes, 1)
+        if flushes
+        else 0,
+        "server_idle_rss_mib": round(idle_rss / 2**20, 1),
         "server_peak_rss_mib": round(server.peak_rss / 2**20, 1),
         "server_cpu_cores": round(cpu_used / elapsed, 2) if elapsed > 0 else 0.0,
         "client_cpu_cores": round(load.cpu_s / elapsed, 2) if elapsed > 0 else 0.0,
+        # CPU the rest of the machine used meanwhile: anything well above 0 skews the figures
+        "other_cpu_cores": round(max(0.0, busy - cpu_used - load.cpu_s) / elapsed, 2) if elapsed > 0 else 0.0,
         "server_exit": exit_code,
         "stored_equals_acked": stored == load.acked_spans,
         "target_met": rate >= TARGET_SPANS_PER_S and server.peak_rss < TARGET_RSS_BYTES,
@@ -172,8 +203,11 @@ def _report(s: dict[str, Any]) -> None:
         f"retries {s['retries']} {s['retry_codes'] or ''}\n"
         f"stored {s['stored_spans']:,} (server counter {s['server_accepted_metric']}), "
         f"rejected {s['rejected_spans']}, failed requests {s['failed_requests']}\n"
-        f"server peak RSS {s['server_peak_rss_mib']} MiB, CPU {s['server_cpu_cores']} cores, "
-        f"exit {s['server_exit']}; load generator CPU {s['client_cpu_cores']} cores\n"
+        f"server: {s['server_flushes']} inserts, {s['server_flush_ms_mean']} ms each on average\n"
+        f"server RSS idle {s['server_idle_rss_mib']} MiB, peak {s['server_peak_rss_mib']} MiB, "
+        f"CPU {s['server_cpu_cores']} cores, "
+        f"exit {s['server_exit']}; load generator CPU {s['client_cpu_cores']} cores; "
+        f"other processes {s['other_cpu_cores']} cores\n"
         f"target ≥{TARGET_SPANS_PER_S:,} spans/s and RSS < 1 GiB: {'met' if s['target_met'] else 'NOT met'}"
     )
 
@@ -195,7 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.out).write_text(line + "\n")
     ok = summary["stored_equals_acked"] and summary["server_exit"] == 0 and not summary["failed_requests"]
     if not ok:
-        print("bench: FAILED (stored != acknowledged, a request failed, or the server exit was not 0)")
+        print(
+            "bench: FAILED (stored != acknowledged, a request failed, or the server exit was not 0)",
+            file=sys.stderr,
+        )
     return 0 if ok else 1
 
 

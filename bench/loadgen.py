@@ -88,6 +88,8 @@ def _send_loop(
             template = templates[i]
             i = (i + 1) % len(templates)
             _send_one(export, template.render(stamp), template.spans, rng, out)
+    except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
+        out.failures.append(f"sender thread {thread} crashed: {exc!r}")
     finally:
         channel.close()
 

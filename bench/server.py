@@ -32,13 +32,17 @@ class ServerError(RuntimeError):
 class WrmProcess:
     """One `wrm serve` on a fresh embedded warehouse, with ephemeral ports."""
 
-    def __init__(self, warehouse_dir: Path, stats_interval_s: float, log_path: Path) -> None:
+    def __init__(
+        self, warehouse_dir: Path, stats_interval_s: float, log_path: Path, src: Path | None = None
+    ) -> None:
         self.warehouse_dir = warehouse_dir
         self.log_path = log_path
         self.otlp = ""
         self.http = ""
         self.peak_rss = 0
         env = dict(os.environ, WRM_STATS_LOG_INTERVAL_S=str(stats_interval_s))
+        if src is not None:  # another checkout's packages shadow the editable install
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(src.resolve()), env.get("PYTHONPATH"))))
         wrm = Path(sys.executable).with_name("wrm")
         argv = [
             str(wrm), "serve",
@@ -97,13 +101,19 @@ class WrmProcess:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             return resp.read().decode()
 
-    def metric(self, name: str) -> float | None:
-        """One sample value from /metrics, e.g. `wrm_spans_accepted_total`."""
+    def metrics(self) -> dict[str, float]:
+        """Unlabelled samples from /metrics, e.g. `wrm_spans_accepted_total`."""
+        out: dict[str, float] = {}
         with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30) as resp:
             for line in resp.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return None
+                name, _, value = line.partition(" ")
+                if line and not line.startswith("#") and "{" not in name:
+                    out[name] = float(value)
+        return out
+
+    def rss(self) -> int:
+        """Resident memory now, in bytes."""
+        return int(self._ps.memory_info().rss)
 
     def profile(self, out: Path, seconds: float, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
         """Sample the server with py-spy for `seconds`; the format follows the file's extension."""
@@ -113,7 +123,10 @@ class WrmProcess:
             raise ServerError("py-spy not found; install it with `.venv/bin/pip install py-spy`")
         fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(out.suffix, "raw")
         argv = [spy, "record", "--pid", str(self.proc.pid), "--output", str(out), "--format", fmt]
-        argv += ["--duration", str(max(1, round(seconds))), "--rate", "100", "--nonblocking", *extra]
+        argv += ["--duration", str(max(1, round(seconds))), "--rate", "100"]
+        if "--native" not in extra:  # native stacks need the target paused while sampled
+            argv.append("--nonblocking")
+        argv += extra
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self, timeout_s: float = 120.0) -> int:
