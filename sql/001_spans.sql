@@ -7,9 +7,8 @@
 --
 -- "All spans of one trace" cannot also be a prefix of the sort key, so two structures serve it:
 --   * idx_trace_id, a bloom filter over trace_id, lets a scan skip granules without the trace;
---   * trace_times (below) maps (tenant_id, trace_id) to the trace's time bounds, so a trace
---     lookup first reads that small table and then scans only the partitions and index range
---     of those days.
+--   * span_facts (002), sorted by (tenant_id, trace_id), gives a trace's time bounds with a
+--     primary-key lookup, so a trace read can then scan only the partitions of those days.
 -- Attribute maps hold every value as a string: strings as is, bools/ints/doubles in their
 -- canonical text, bytes as base64, arrays and key-value lists as JSON (docs/conventions.md).
 -- retention_days is read per row by the TTL expression, so a tenant's retention can differ.
@@ -68,23 +67,3 @@ PARTITION BY toDate(start_time)
 ORDER BY (tenant_id, service_name, start_time, trace_id, span_id)
 TTL toDateTime(start_time) + toIntervalDay(retention_days)
 SETTINGS index_granularity = 8192;
-
--- Time bounds of each trace, filled as spans arrive. Read with min()/max() grouped by trace:
--- a trace's spans may arrive in several inserts.
-CREATE TABLE IF NOT EXISTS trace_times
-(
-    tenant_id LowCardinality(String),
-    trace_id String,
-    start_time DateTime64(9, 'UTC'),
-    end_time DateTime64(9, 'UTC'),
-    retention_days UInt16
-)
-ENGINE = MergeTree
-ORDER BY (tenant_id, trace_id)
-TTL toDateTime(end_time) + toIntervalDay(retention_days);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS trace_times_mv TO trace_times AS
-SELECT tenant_id, trace_id, min(start_time) AS start_time, max(end_time) AS end_time,
-       max(retention_days) AS retention_days
-FROM spans
-GROUP BY tenant_id, trace_id;
