@@ -97,3 +97,21 @@ def test_health_and_metrics(server: WrmServer) -> None:
     assert "wrm_spans_accepted_total 1.0" in text
     assert "wrm_spans_rejected_total 1.0" in text
     assert "wrm_flushes_total" in text and "wrm_queue_spans 0.0" in text
+
+
+def test_counters_are_logged_periodically(warehouse, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+    import time
+
+    from tests.conftest import start_server
+
+    srv = start_server(warehouse, stats_log_interval_s=0.2)
+    try:
+        with caplog.at_level(logging.INFO, logger="wrm"):
+            send_raw(srv.otlp_address, request_of([make_span("logged")]))
+            deadline = time.monotonic() + 5
+            while "accepted=1" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert "wrm stats: accepted=1 rejected=0 flushes=1 flush_failures=0 queue=0" in caplog.text
+    finally:
+        srv.stop()
