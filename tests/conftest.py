@@ -28,12 +28,9 @@ def warehouse(engine_dir: Path) -> Iterator[Warehouse]:
 
 
 def start_server(warehouse: Warehouse, **overrides: object) -> WrmServer:
+    given: dict[str, object] = {"stats_log_interval_s": 0, **overrides}
     settings = load_settings(
-        otlp_grpc="127.0.0.1:0",
-        http="127.0.0.1:0",
-        database=warehouse.database,
-        stats_log_interval_s=0,
-        **overrides,
+        otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", database=warehouse.database, **given
     )
     server = WrmServer(settings, warehouse=warehouse)
     server.start()
