@@ -103,21 +103,24 @@ class GroupWriter:
 
     def _take(self) -> tuple[list[_Item], int] | None:
         with self._cond:
-            while not self._queue:
-                if self._closing:
-                    return None
-                self._cond.wait()
-            deadline = time.monotonic() + self._interval
-            # Wait for more only while more can come: not when the flush or the queue is full.
-            while (
-                self._queued_spans < self._flush_max
-                and self._outstanding < self._max_pending
-                and not self._closing
-            ):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while True:
+                while not self._queue:
+                    if self._closing:
+                        return None
+                    self._cond.wait()
+                deadline = time.monotonic() + self._interval
+                # Wait for more only while more can come: not when the flush or the queue is full.
+                while (
+                    self._queued_spans < self._flush_max
+                    and self._outstanding < self._max_pending
+                    and not self._closing
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._queue:  # another writer may have taken everything while this one waited
                     break
-                self._cond.wait(remaining)
             taken: list[_Item] = []
             spans = 0
             while self._queue and (not taken or spans + self._queue[0].spans <= self._flush_max):

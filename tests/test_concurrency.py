@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from analytics.warehouse import Warehouse
 from tests.conftest import start_server
-from tests.otlp import sdk_provider
+from tests.otlp import make_span, request_of, sdk_provider, send_raw
 from wrm.server import WrmServer
 
 
@@ -63,5 +63,22 @@ def test_full_queue_answers_resource_exhausted_and_retries_store_everything(ware
         assert _metric(srv, 'wrm_otlp_requests_total{outcome="backpressure"}') > 0
         assert _counts(warehouse) == (4_000, 4_000)
         assert _metric(srv, "wrm_spans_accepted_total") == 4_000
+    finally:
+        srv.stop()
+
+
+def test_concurrent_requests_share_one_insert(warehouse: Warehouse) -> None:
+    # a long flush wait: five requests arriving together must be stored by one insert
+    srv = start_server(warehouse, flush_interval_ms=500)
+    try:
+        requests = [request_of([make_span(f"g{n}-{i}") for i in range(10)]) for n in range(5)]
+        threads = [threading.Thread(target=send_raw, args=(srv.otlp_address, r)) for r in requests]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _counts(warehouse) == (50, 50)
+        assert _metric(srv, 'wrm_otlp_requests_total{outcome="ok"}') == 5
+        assert _metric(srv, "wrm_flushes_total") == 1
     finally:
         srv.stop()
