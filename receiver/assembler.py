@@ -53,8 +53,6 @@ class RunAssembler:
         self._cycle = threading.Lock()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="wrm-assembler", daemon=True)
-        self.cycles = 0
-        self.failures = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -70,6 +68,7 @@ class RunAssembler:
         self._assemble()
 
     def stop(self) -> None:
+        """Assemble what is committed, stop the thread and release the warehouse handle."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
@@ -79,10 +78,8 @@ class RunAssembler:
             self._assemble()
         except WarehouseError as exc:  # the next start resumes from the stored watermark
             log.error("final run assembly failed; it resumes at the next start: %s", exc)
-
-    def close(self) -> None:
-        """Release the warehouse handle (after stop)."""
-        self._wh.close()
+        finally:
+            self._wh.close()
 
     def _run(self) -> None:
         while True:
@@ -94,7 +91,6 @@ class RunAssembler:
             try:
                 self._assemble()
             except WarehouseError as exc:  # retried next cycle: the watermark did not move
-                self.failures += 1
                 log.warning("run assembly failed, will retry: %s", exc)
             time.sleep(self._config.interval_s)
 
@@ -126,7 +122,6 @@ class RunAssembler:
                         {"since": since, "until": until, "days": days},
                     )
                 self._advance(until)
-                self.cycles += 1
 
     def _advance(self, watermark: int) -> None:
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [watermark]])

@@ -15,6 +15,5 @@ class ReceiverConfig:
     flush_max_spans: int = 50_000
     flush_interval_s: float = 0.005
     workers: int = 32
-    writers: int = 2
     retention_days: int = 30
     default_tenant: str = "default"

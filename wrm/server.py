@@ -54,7 +54,6 @@ class WrmServer:
             flush_max_spans=s.flush_max_spans,
             flush_interval_s=s.flush_interval_ms / 1000,
             workers=s.grpc_workers,
-            writers=s.writer_threads,
             retention_days=s.spans_ttl_days,
         )
         store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
@@ -67,7 +66,7 @@ class WrmServer:
             ),
         )
         self.assembler.start()
-        self._sessions = [wh.session() for _ in range(config.writers)]
+        self._sessions = [wh.session() for _ in range(s.writer_threads)]
         self.receiver = TraceReceiver(
             config,
             [SpanStore(session).insert for session in self._sessions],
@@ -128,8 +127,6 @@ class WrmServer:
             self._http_thread.join(10)
         for session in self._sessions:
             session.close()
-        if self.assembler is not None:
-            self.assembler.close()
         if self.warehouse is not None and self._given_warehouse is None:
             self.warehouse.close()
         if self.receiver is not None:
