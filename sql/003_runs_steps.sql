@@ -119,6 +119,17 @@ ENGINE = ReplacingMergeTree(assembled_at)
 ORDER BY (tenant_id, trace_id)
 TTL toDateTime(start_time) + toIntervalDay(retention_days);
 
+-- Span facts with their cost: the cost attribute, else tokens × the model's newest price, else 0.
+-- Both assembly views read it with a (tenant_id, trace_id) filter, which ClickHouse pushes into
+-- span_facts' primary key (checked with EXPLAIN indexes = 1).
+CREATE VIEW IF NOT EXISTS priced_span_facts AS
+SELECT f.*, coalesce(f.cost_attr, (f.input_tokens * p.input_usd_per_mtok + f.output_tokens * p.output_usd_per_mtok) / 1e6, 0)
+           AS cost
+FROM span_facts AS f FINAL
+LEFT JOIN (SELECT model, argMax(input_usd_per_mtok, updated_at) AS input_usd_per_mtok,
+                  argMax(output_usd_per_mtok, updated_at) AS output_usd_per_mtok
+           FROM model_prices GROUP BY model) AS p ON p.model = f.model;
+
 -- One pass per trace: the trace's spans are gathered into arrays sorted by span id, and the
 -- tree questions are answered with array functions, which keeps the plan small:
 --   * the run span (lowest run_rank, then earliest) and the run id;
@@ -130,17 +141,10 @@ TTL toDateTime(start_time) + toIntervalDay(retention_days);
 CREATE VIEW IF NOT EXISTS assemble_steps AS
 WITH
     facts AS (
-        SELECT f.*, coalesce(f.cost_attr,
-               (f.input_tokens * p.input_usd_per_mtok + f.output_tokens * p.output_usd_per_mtok) / 1e6, 0) AS cost
-        FROM (
-            SELECT * FROM span_facts FINAL
-            WHERE (tenant_id, trace_id) IN (
-                SELECT tenant_id, trace_id FROM dirty_traces
-                WHERE ingested_at > {since:DateTime64(3)} AND ingested_at <= {until:DateTime64(3)})
-        ) AS f
-        LEFT JOIN (SELECT model, argMax(input_usd_per_mtok, updated_at) AS input_usd_per_mtok,
-                          argMax(output_usd_per_mtok, updated_at) AS output_usd_per_mtok
-                   FROM model_prices GROUP BY model) AS p ON p.model = f.model
+        SELECT * FROM priced_span_facts
+        WHERE (tenant_id, trace_id) IN (
+            SELECT tenant_id, trace_id FROM dirty_traces
+            WHERE ingested_at > {since:DateTime64(3)} AND ingested_at <= {until:DateTime64(3)})
     ),
     tree AS (
         SELECT tenant_id, trace_id, run_id, z.1 AS span_id, z.2 AS is_step, z.3 AS parent_step_id, z.4 AS attempt,
@@ -250,13 +254,7 @@ WITH
         WHERE ingested_at > {since:DateTime64(3)} AND ingested_at <= {until:DateTime64(3)}
     ),
     facts AS (
-        SELECT f.*, coalesce(f.cost_attr,
-               (f.input_tokens * p.input_usd_per_mtok + f.output_tokens * p.output_usd_per_mtok) / 1e6) AS cost,
-               (f.run_rank, f.start_time, f.span_id) AS k
-        FROM (SELECT * FROM span_facts FINAL WHERE (tenant_id, trace_id) IN traces) AS f
-        LEFT JOIN (SELECT model, argMax(input_usd_per_mtok, updated_at) AS input_usd_per_mtok,
-                          argMax(output_usd_per_mtok, updated_at) AS output_usd_per_mtok
-                   FROM model_prices GROUP BY model) AS p ON p.model = f.model
+        SELECT *, (run_rank, start_time, span_id) AS k FROM priced_span_facts WHERE (tenant_id, trace_id) IN traces
     ),
     per_trace AS (
         SELECT
