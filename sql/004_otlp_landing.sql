@@ -45,6 +45,9 @@ CREATE OR REPLACE FUNCTION wrm_cut_map AS (m, lim) -> mapApply((k, v) -> (k, wrm
 CREATE OR REPLACE FUNCTION wrm_long_keys AS (m, lim, where_) ->
     arrayMap(k -> concat(where_, ':', k), mapKeys(mapFilter((k, v) -> length(v) > lim, m)));
 
+-- The column types mirror sql/schemas/otlp_envelope.proto, which is their source: the AnyValue
+-- tuple appears five times (resource, scope, span, event and link attributes) because ClickHouse
+-- DDL has no type aliases. The five copies must stay identical.
 CREATE TABLE IF NOT EXISTS otlp_landing
 (
     request Tuple(resource_spans Array(Tuple(
