@@ -29,10 +29,11 @@ class ReceiverStats:
 
     def snapshot(self) -> dict[str, float]:
         """Current totals, for the periodic log line."""
-        return {
-            "accepted": self.spans_accepted._value.get(),
-            "rejected": self.spans_rejected._value.get(),
-            "flushes": self.flushes._value.get(),
-            "flush_failures": self.flush_failures._value.get(),
-            "queue": self.queue_spans._value.get(),
+        names = {
+            "accepted": "wrm_spans_accepted_total",
+            "rejected": "wrm_spans_rejected_total",
+            "flushes": "wrm_flushes_total",
+            "flush_failures": "wrm_flush_failures_total",
+            "queue": "wrm_queue_spans",
         }
+        return {label: self.registry.get_sample_value(name) or 0.0 for label, name in names.items()}
