@@ -5,6 +5,12 @@ only moves a watermark. The writer reports each committed flush's `ingested_at` 
 assembles every trace touched in (watermark, committed] and then advances the watermark, which
 is stored in `assembly_state` so a restart resumes where it stopped. Because each cycle
 recomputes whole traces from all their facts, running a range twice is harmless.
+
+Two rules keep older data stable:
+  * a run whose start is older than its tenant's span retention (less a day) is frozen: its
+    spans may already be partly expired, so a late span must not rebuild it from what is left;
+  * every (tenant, day) a cycle rewrites, before and after, is noted in `summary_dirty` for
+    the summarizer (receiver/summarizer.py) that keeps the daily summary tier.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import time
 from dataclasses import dataclass
 
 from analytics.warehouse import Warehouse, WarehouseError
+from analytics.warehouse.retention import TierDays
+from receiver.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +31,25 @@ CREATE TABLE IF NOT EXISTS assembly_state (
     name String, watermark_ms Int64, updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY name
 """
+_WINDOW = (
+    "SELECT tenant_id, trace_id FROM dirty_traces WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+    "AND ingested_at <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
+)
+_FROZEN = (
+    "SELECT tenant_id, trace_id FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ") "
+    "AND start_time < now64(9) - toIntervalDay(transform(toString(tenant_id), {spans_tenants:Array(String)}, "
+    "{spans_days:Array(UInt16)}, {spans_default:UInt16}) - 1)"
+)
 _ASSEMBLE = (
-    "INSERT INTO {table} SELECT * FROM {view}("
+    "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), {{{tier}_tenants:Array(String)}}, "
+    "{{{tier}_days:Array(UInt16)}}, {{{tier}_default:UInt16}})) AS retention_days) FROM {view}("
     "since = fromUnixTimestamp64Milli({{since:Int64}}, 'UTC'), "
-    "until = fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'), "
-    "retention_days = {{days:UInt16}})"
+    "until = fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'), retention_days = 0) "
+    "WHERE (tenant_id, trace_id) NOT IN (" + _FROZEN.replace("{", "{{").replace("}", "}}") + ")"
+)
+_NOTE_DAYS = (
+    "INSERT INTO summary_dirty SELECT DISTINCT tenant_id, toDate(start_time), {until:Int64} "
+    "FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ")"
 )
 
 
@@ -35,8 +57,11 @@ _ASSEMBLE = (
 class AssemblyConfig:
     interval_s: float = 1.0
     window_ms: int = 5_000  # most ingest time assembled in one INSERT … SELECT
-    steps_retention_days: int = 90
-    runs_retention_days: int = 90
+    spans_days: TierDays = TierDays(30)
+    steps_days: TierDays = TierDays(90)
+    runs_days: TierDays = TierDays(90)
+    summaries_days: TierDays = TierDays(400)
+    summary_interval_s: float = 10.0
 
 
 class RunAssembler:
@@ -49,6 +74,14 @@ class RunAssembler:
         )
         self._watermark = int(rows[0][0]) if rows else 0
         self._committed = self._watermark
+        self._params = {
+            **config.spans_days.params("spans"),
+            **config.steps_days.params("steps"),
+            **config.runs_days.params("runs"),
+        }
+        self._summarizer = Summarizer(
+            warehouse, config.runs_days, config.summaries_days, config.summary_interval_s
+        )
         self._cond = threading.Condition()
         self._cycle = threading.Lock()
         self._stopping = False
@@ -64,8 +97,10 @@ class RunAssembler:
             self._cond.notify()
 
     def catch_up(self) -> None:
-        """Assemble everything committed so far, now, in the caller's thread."""
+        """Assemble everything committed so far and refresh its summaries, now, in the caller's
+        thread."""
         self._assemble()
+        self._summarize(force=True)
 
     def stop(self) -> None:
         """Assemble what is committed, stop the thread and release the warehouse handle."""
@@ -76,6 +111,7 @@ class RunAssembler:
             self._thread.join(60)
         try:
             self._assemble()
+            self._summarize(force=True)
         except WarehouseError as exc:  # the next start resumes from the stored watermark
             log.error("final run assembly failed; it resumes at the next start: %s", exc)
         finally:
@@ -90,6 +126,7 @@ class RunAssembler:
                     return
             try:
                 self._assemble()
+                self._summarize(force=False)
             except WarehouseError as exc:  # retried next cycle: the watermark did not move
                 log.warning("run assembly failed, will retry: %s", exc)
             time.sleep(self._config.interval_s)
@@ -113,15 +150,21 @@ class RunAssembler:
                     self._advance(committed)
                     return
                 until = min(committed, first - 1 + self._config.window_ms)
-                for table, view, days in (
-                    ("steps_store", "assemble_steps", self._config.steps_retention_days),
-                    ("runs_store", "assemble_runs", self._config.runs_retention_days),
+                window = {**self._params, "since": since, "until": until}
+                self._wh.command(_NOTE_DAYS, window)  # the days runs are on before this cycle
+                for table, view, tier in (
+                    ("steps_store", "assemble_steps", "steps"),
+                    ("runs_store", "assemble_runs", "runs"),
                 ):
-                    self._wh.command(
-                        _ASSEMBLE.format(table=table, view=view),
-                        {"since": since, "until": until, "days": days},
-                    )
+                    self._wh.command(_ASSEMBLE.format(table=table, view=view, tier=tier), window)
+                self._wh.command(_NOTE_DAYS, window)  # and after it
                 self._advance(until)
+
+    def _summarize(self, *, force: bool) -> None:
+        with self._cycle:
+            with self._cond:
+                through = self._watermark
+            self._summarizer.refresh(through, force=force)
 
     def _advance(self, watermark: int) -> None:
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [watermark]])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -16,4 +17,5 @@ class ReceiverConfig:
     flush_interval_s: float = 0.005
     workers: int = 32
     retention_days: int = 30
+    tenant_retention_days: Mapping[str, int] = field(default_factory=dict)
     default_tenant: str = "default"

@@ -13,7 +13,7 @@ FORMAT_SCHEMA = f"{SCHEMA}:Envelope"
 
 @dataclass(frozen=True)
 class EnvelopeFields:
-    retention_days: int
+    retention_days: int  # the default; a request may carry its tenant's own
     default_tenant: str
     max_attribute_bytes: int
 
@@ -27,7 +27,7 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
-def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields) -> bytes:
+def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields, retention_days: int) -> bytes:
     """One length-delimited Envelope: request (1), ingested_at_ms (2), retention_days (3),
     default_tenant (4), max_attribute_bytes (5)."""
     tenant = fields.default_tenant.encode()
@@ -35,7 +35,7 @@ def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields) -> bytes:
         (
             b"\x0a", varint(len(request)), request,
             b"\x10", varint(stamp_ms),
-            b"\x18", varint(fields.retention_days),
+            b"\x18", varint(retention_days),
             b"\x22", varint(len(tenant)), tenant,
             b"\x28", varint(fields.max_attribute_bytes),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from concurrent.futures import Future
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
 from receiver.screen import screen_request
 from receiver.stats import ReceiverStats
+from receiver.tenancy import Part, split_by_retention
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,15 @@ class TraceReceiver:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         screened = screen_request(request, data, reencode=escaped)
         if screened.spans:
-            self._store(screened.payload, screened.spans, context)
+            parts = split_by_retention(
+                request,
+                screened.payload,
+                screened.spans,
+                default_tenant=self.config.default_tenant,
+                default_days=self.config.retention_days,
+                days_by_tenant=self.config.tenant_retention_days,
+            )
+            self._store(parts, context)
         rejected = screened.rejected
         if rejected.count:
             self.stats.spans_rejected.inc(rejected.count)
@@ -110,9 +120,14 @@ class TraceReceiver:
             response.partial_success.error_message = "; ".join(notes)
         return response
 
-    def _store(self, payload: bytes, spans: int, context: grpc.ServicerContext) -> None:
+    def _store(self, parts: Sequence[Part], context: grpc.ServicerContext) -> None:
+        """Queue every part (one, unless tenants with different retention share the request),
+        then answer once all are stored. If back-pressure refuses a later part, the earlier ones
+        still land and the exporter's retry sends them again: duplicates that collapse."""
+        futures_: list[Future[None]] = []
         try:
-            future = self._writer.submit(payload, spans)
+            for part in parts:
+                futures_.append(self._writer.submit(part.payload, part.spans, part.retention_days))
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
@@ -120,7 +135,8 @@ class TraceReceiver:
             self.stats.requests.labels("closing").inc()
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         try:
-            future.result()
+            for future in futures_:
+                future.result()
         except Exception as exc:
             self.stats.requests.labels("store_failed").inc()
             context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(exc)}")

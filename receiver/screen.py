@@ -15,7 +15,7 @@ from typing import Any
 _MAX_NS = 2**63 - 1  # DateTime64(9) holds nanoseconds in an Int64: up to 2262-04-11
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 TENANT_ATTRIBUTE = "wrm.tenant.id"
 
 
@@ -81,7 +81,7 @@ def _tenant_problem(resource: Any) -> tuple[str, str] | None:
     for kv in resource.attributes:
         if kv.key == TENANT_ATTRIBUTE:
             tenant = kv.value.string_value
-            if not _TENANT_RE.match(tenant):
+            if not TENANT_RE.match(tenant):
                 return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={tenant[:80]!r} is not a tenant id"
     return None
 

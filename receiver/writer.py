@@ -37,6 +37,7 @@ class WriterClosed(Exception):
 class _Item:
     request: bytes
     spans: int
+    retention_days: int
     future: Future[None] = field(default_factory=Future)
 
 
@@ -73,9 +74,12 @@ class GroupWriter:
         for t in self._threads:
             t.start()
 
-    def submit(self, request: bytes, spans: int) -> Future[None]:
-        """Queue a request's bytes; the Future resolves once its rows are in the warehouse."""
-        item = _Item(request, spans)
+    def submit(self, request: bytes, spans: int, retention_days: int | None = None) -> Future[None]:
+        """Queue a request's bytes; the Future resolves once its rows are in the warehouse.
+
+        `retention_days` overrides the default retention its span rows carry."""
+        days = self._fields.retention_days if retention_days is None else retention_days
+        item = _Item(request, spans, days)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the receiver is shutting down")
@@ -144,7 +148,7 @@ class GroupWriter:
         n = sum(item.spans for item in taken)
         started = time.perf_counter()
         try:
-            sink(b"".join(frame(item.request, stamp, self._fields) for item in taken))
+            sink(b"".join(frame(item.request, stamp, self._fields, item.retention_days) for item in taken))
         except Exception as exc:
             self._stats.flush_failures.inc()
             log.warning("insert of %d spans failed: %s", n, exc)

@@ -12,6 +12,7 @@ import uvicorn
 from analytics.api import create_app
 from analytics.prices import store_prices
 from analytics.warehouse import Warehouse, migrate
+from analytics.warehouse.retention import apply_retention, store_policy
 from receiver.assembler import AssemblyConfig, RunAssembler
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
@@ -44,6 +45,12 @@ class WrmServer:
         wh = self._given_warehouse or Warehouse.open(s.warehouse, s.database)
         self.warehouse = wh
         self.migrations_applied = len(migrate(wh))
+        policy = s.retention()
+        if store_policy(wh, policy):
+            # Existing rows take the new retention in the background; `wrm retention apply`
+            # does the same and waits.
+            changes = apply_retention(wh, policy, wait=False)
+            log.info("retention policy changed: %d table/tenant groups being updated", len(changes))
         otlp_host, otlp_port = split_hostport(s.otlp_grpc)
         config = ReceiverConfig(
             host=otlp_host,
@@ -55,14 +62,18 @@ class WrmServer:
             flush_interval_s=s.flush_interval_ms / 1000,
             workers=s.grpc_workers,
             retention_days=s.spans_ttl_days,
+            tenant_retention_days=dict(policy.spans.by_tenant),
         )
         store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
         self.assembler = RunAssembler(
             wh.session(),
             AssemblyConfig(
                 interval_s=s.assemble_interval_ms / 1000,
-                steps_retention_days=s.steps_ttl_days,
-                runs_retention_days=s.runs_ttl_days,
+                spans_days=policy.spans,
+                steps_days=policy.steps,
+                runs_days=policy.runs,
+                summaries_days=policy.summaries,
+                summary_interval_s=s.summary_interval_ms / 1000,
             ),
         )
         self.assembler.start()

@@ -20,6 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.warehouse.retention import RetentionPolicy, TierDays
+from receiver.screen import TENANT_RE
+
 ENV_PREFIX = "WRM_"
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
 
@@ -43,6 +46,16 @@ class ModelPrice(BaseModel):
     output_usd_per_mtok: float = Field(ge=0)
 
 
+class TenantRetention(BaseModel):
+    """Per-tenant overrides of the retention tiers; a tier left out keeps the global value."""
+
+    model_config = ConfigDict(extra="forbid")
+    spans_ttl_days: int | None = Field(None, ge=1, le=3650)
+    steps_ttl_days: int | None = Field(None, ge=1, le=3650)
+    runs_ttl_days: int | None = Field(None, ge=1, le=3650)
+    summaries_ttl_days: int | None = Field(None, ge=1, le=36500)
+
+
 class Settings(BaseSettings):
     """Every WRM setting. Names map to `WRM_<NAME>` variables and to keys of the TOML file."""
 
@@ -56,6 +69,13 @@ class Settings(BaseSettings):
     spans_ttl_days: int = Field(30, ge=1, le=3650, description="raw span retention")
     steps_ttl_days: int = Field(90, ge=1, le=3650, description="step retention")
     runs_ttl_days: int = Field(90, ge=1, le=3650, description="run retention")
+    summaries_ttl_days: int = Field(400, ge=1, le=36500, description="daily summary retention")
+    tenant_retention: dict[str, TenantRetention] = Field(
+        default_factory=dict, description="per-tenant overrides of the *_ttl_days settings"
+    )
+    summary_interval_ms: float = Field(
+        10_000.0, ge=0, le=3_600_000, description="least time between daily-summary refreshes"
+    )
     assemble_interval_ms: float = Field(1000.0, ge=0, le=60_000, description="pause between run assemblies")
     prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per million tokens by model")
     max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
@@ -73,6 +93,23 @@ class Settings(BaseSettings):
     def _hostport(cls, value: str) -> str:
         split_hostport(value)
         return value
+
+    @field_validator("tenant_retention")
+    @classmethod
+    def _tenant_ids(cls, value: dict[str, TenantRetention]) -> dict[str, TenantRetention]:
+        for tenant in value:
+            if not TENANT_RE.match(tenant):
+                raise ValueError(f"{tenant!r} is not a tenant id (letters, digits, _ . -; at most 64)")
+        return value
+
+    def retention(self) -> RetentionPolicy:
+        """The retention policy these settings describe, per tier and tenant."""
+        tiers = {}
+        for tier in ("spans", "steps", "runs", "summaries"):
+            key = f"{tier}_ttl_days"
+            overrides = {t: getattr(o, key) for t, o in self.tenant_retention.items() if getattr(o, key)}
+            tiers[tier] = TierDays(getattr(self, key), overrides)
+        return RetentionPolicy(**tiers)
 
     @field_validator("warehouse")
     @classmethod
