@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from analytics.warehouse import Warehouse, WarehouseError
 from analytics.warehouse.retention import TierDays
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS assembly_state (
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY name
 """
 _WINDOW = (
-    "SELECT tenant_id, trace_id FROM dirty_traces WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+    "SELECT tenant_id, trace_id FROM dirty_traces "
+    "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
     "AND ingested_at <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
 )
 _FROZEN = (
@@ -41,8 +42,9 @@ _FROZEN = (
     "{spans_days:Array(UInt16)}, {spans_default:UInt16}) - 1)"
 )
 _ASSEMBLE = (
-    "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), {{{tier}_tenants:Array(String)}}, "
-    "{{{tier}_days:Array(UInt16)}}, {{{tier}_default:UInt16}})) AS retention_days) FROM {view}("
+    "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), "
+    "{{{tier}_tenants:Array(String)}}, {{{tier}_days:Array(UInt16)}}, {{{tier}_default:UInt16}})) "
+    "AS retention_days) FROM {view}("
     "since = fromUnixTimestamp64Milli({{since:Int64}}, 'UTC'), "
     "until = fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'), retention_days = 0) "
     "WHERE (tenant_id, trace_id) NOT IN (" + _FROZEN.replace("{", "{{").replace("}", "}}") + ")"
@@ -57,10 +59,10 @@ _NOTE_DAYS = (
 class AssemblyConfig:
     interval_s: float = 1.0
     window_ms: int = 5_000  # most ingest time assembled in one INSERT … SELECT
-    spans_days: TierDays = TierDays(30)
-    steps_days: TierDays = TierDays(90)
-    runs_days: TierDays = TierDays(90)
-    summaries_days: TierDays = TierDays(400)
+    spans_days: TierDays = field(default_factory=lambda: TierDays(30))
+    steps_days: TierDays = field(default_factory=lambda: TierDays(90))
+    runs_days: TierDays = field(default_factory=lambda: TierDays(90))
+    summaries_days: TierDays = field(default_factory=lambda: TierDays(400))
     summary_interval_s: float = 10.0
 
 

@@ -58,11 +58,25 @@ FROM (
 CREATE VIEW IF NOT EXISTS effectiveness AS
 SELECT * FROM effectiveness_window(since = '1970-01-01', until = '2149-06-06', by_day = 1);
 
--- Baseline against candidate, one row per indicator. Two ways to pick the sides:
+-- The summary rows of a comparison's two sides: b (baseline) and c (candidate). Two ways to
+-- pick them:
 --   versions: baseline_version, candidate_version (leave the dates at '1970-01-01'/'2149-06-06');
 --   windows:  days before baseline_until against days from candidate_since (versions '').
--- environment '' takes every environment. The *_n columns are the sample sizes the
--- indicator was computed from; *_sd are sample standard deviations of per-run means.
+-- environment '' takes every environment.
+CREATE VIEW IF NOT EXISTS comparison_sides AS
+SELECT *,
+       ({baseline_version:String} = '' OR workflow_version = {baseline_version:String})
+           AND day < {baseline_until:Date} AS b,
+       ({candidate_version:String} = '' OR workflow_version = {candidate_version:String})
+           AND day >= {candidate_since:Date} AS c
+FROM runs_daily_store FINAL
+WHERE tenant_id = {tenant_id:String} AND workflow_name = {workflow:String}
+  AND ({environment:String} = '' OR environment = {environment:String});
+
+-- Baseline against candidate, sides as in comparison_sides, one row per indicator. The *_n
+-- columns are the sample sizes each indicator was computed from (finished runs, validations,
+-- scored runs, timed runs, or days for runs_per_day); *_sd are sample standard deviations of
+-- the per-run values behind a mean.
 CREATE VIEW IF NOT EXISTS version_comparison AS
 SELECT
     t.1 AS indicator,
@@ -120,16 +134,10 @@ FROM (
              NULL, NULL, 'throughput', 1)
         ]::Array(Tuple(String, Nullable(Float64), Nullable(Float64), UInt64, UInt64, Nullable(Float64),
                        Nullable(Float64), String, UInt8)) AS rows
-    FROM (
-        SELECT *,
-               ({baseline_version:String} = '' OR workflow_version = {baseline_version:String})
-                   AND day < {baseline_until:Date} AS b,
-               ({candidate_version:String} = '' OR workflow_version = {candidate_version:String})
-                   AND day >= {candidate_since:Date} AS c
-        FROM runs_daily_store FINAL
-        WHERE tenant_id = {tenant_id:String} AND workflow_name = {workflow:String}
-          AND ({environment:String} = '' OR environment = {environment:String})
-    )
+    FROM comparison_sides(tenant_id = {tenant_id:String}, workflow = {workflow:String},
+                          environment = {environment:String}, baseline_version = {baseline_version:String},
+                          candidate_version = {candidate_version:String},
+                          baseline_until = {baseline_until:Date}, candidate_since = {candidate_since:Date})
 )
 ARRAY JOIN rows AS t;
 

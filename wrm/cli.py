@@ -1,9 +1,8 @@
-"""The `wrm` command line: serve, migrate, sql."""
+"""The `wrm` command line: serve, migrate, sql, indicators, compare, retention."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -13,9 +12,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
 from analytics.warehouse import Warehouse, WarehouseError, WarehouseLocked, migrate
+from wrm import indicator_commands, retention_command
+from wrm.reading import NoWarehouse, server_answers, server_url
 from wrm.server import WrmServer
-from wrm.settings import Settings, SettingsError, load_settings, split_hostport
+from wrm.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("wrm")
 
@@ -46,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "--format", default=None, help="output format (default PrettyCompact on a terminal, else TSV)"
     )
+    indicator_commands.add_parsers(sub, _common)
+    retention_command.add_parser(sub, _common)
     return parser
 
 
@@ -70,9 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "indicators":
+            return indicator_commands.run_indicators(settings, args)
+        if args.command == "compare":
+            return indicator_commands.run_compare(settings, args)
+        if args.command == "retention":
+            return retention_command.run(settings, args)
         return _sql(settings, args.query, args.format)
-    except WarehouseError as exc:
+    except (WarehouseError, NoWarehouse) as exc:
         print(f"wrm: {exc}", file=sys.stderr)
+        return 1
+    except ClickHouseError as exc:
+        print(f"wrm {args.command}: the warehouse refused the query: {exc}", file=sys.stderr)
         return 1
 
 
@@ -104,22 +118,10 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-def _server_url(settings: Settings) -> str:
-    host, port = split_hostport(settings.http)
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
 def _sql(settings: Settings, query: str, fmt: str | None) -> int:
     fmt = fmt or ("PrettyCompact" if sys.stdout.isatty() else "TabSeparated")
-    url = _server_url(settings)
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
-            served = json.load(resp).get("status") == "ok"
-    except (OSError, ValueError):
-        served = False
-    if served:
+    url = server_url(settings)
+    if server_answers(url):
         print(f"wrm sql: via the running server at {url}", file=sys.stderr)
         params = urllib.parse.urlencode({"default_format": fmt, "database": settings.database})
         req = urllib.request.Request(f"{url}/?{params}", data=query.encode(), method="POST")

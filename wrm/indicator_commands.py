@@ -1,0 +1,186 @@
+"""`wrm indicators` and `wrm compare`: indicator frames printed as terminal tables, CSV or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from analytics import indicators
+from wrm.reading import read_source
+from wrm.settings import Settings
+
+_SINCE_RE = re.compile(r"^(\d{1,5})d$")
+# How the table format shows each column; CSV and JSON keep the raw values.
+_PERCENT = {"first_pass_rate", "success_rate", "validation_pass_rate", "human_share"}
+_SECONDS = {"p50_duration_s", "p95_duration_s", "mean_duration_s", "human_wait_s_per_run"}
+_EFFECTIVENESS_COLUMNS = [
+    "workflow_name", "workflow_version", "environment", "day", "runs", "in_progress", "completed", "failed",
+    "canceled", "first_pass_rate", "success_rate", "validation_pass_rate", "quality_mean", "p50_duration_s",
+    "p95_duration_s", "input_tokens_per_run", "output_tokens_per_run", "cost_per_run_usd",
+    "human_decisions_per_run", "human_wait_s_per_run", "cx_score_mean",
+]  # fmt: skip
+
+
+def day_arg(text: str) -> date:
+    """`30d` (that many days back from today, UTC) or a date `YYYY-MM-DD`."""
+    m = _SINCE_RE.match(text.strip())
+    if m:
+        return datetime.now(UTC).date() - timedelta(days=int(m.group(1)))
+    try:
+        return date.fromisoformat(text.strip()[:10])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither Nd (days back) nor a date YYYY-MM-DD"
+        ) from None
+
+
+def add_parsers(sub: Any, common: Any) -> None:
+    ind = sub.add_parser("indicators", help="effectiveness, throughput or time to benefit of a workflow")
+    common(ind)
+    ind.add_argument("--workflow", default="", help="workflow name (default: every workflow)")
+    ind.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    ind.add_argument(
+        "--view", choices=["effectiveness", "throughput", "time-to-benefit"], default="effectiveness"
+    )
+    ind.add_argument(
+        "--by", choices=["version", "day"], default="version", help="one row per version, or per day"
+    )
+    ind.add_argument(
+        "--since", type=day_arg, default=None, help="Nd or YYYY-MM-DD (default: everything kept)"
+    )
+    ind.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    ind.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
+    cmp_ = sub.add_parser("compare", help="baseline against candidate: deltas and significance per indicator")
+    common(cmp_)
+    cmp_.add_argument("--workflow", required=True, help="workflow name")
+    cmp_.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    cmp_.add_argument("--baseline", metavar="VERSION", help="baseline version")
+    cmp_.add_argument("--candidate", metavar="VERSION", help="candidate version")
+    cmp_.add_argument("--before", type=day_arg, metavar="DATE", help="baseline: days before this one")
+    cmp_.add_argument(
+        "--after", type=day_arg, metavar="DATE", help="candidate: days from this one (default --before)"
+    )
+    cmp_.add_argument("--environment", default="", help="one environment (default: all)")
+    cmp_.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    cmp_.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
+
+
+def run_indicators(settings: Settings, args: argparse.Namespace) -> int:
+    since = args.since or indicators.FIRST_DAY
+    with read_source(settings, "indicators") as src:
+        if args.view == "effectiveness":
+            frame = indicators.effectiveness(src.client, args.tenant, args.workflow, by=args.by, since=since)
+            frame = frame[[c for c in _EFFECTIVENESS_COLUMNS if c in frame.columns]]
+        elif args.view == "throughput":
+            frame = indicators.throughput(src.client, args.tenant, args.workflow, since=since)
+        else:
+            frame = indicators.time_to_benefit(src.client, args.tenant, args.workflow)
+    if frame.empty:
+        what = f"workflow {args.workflow!r}" if args.workflow else "any workflow"
+        print(f"wrm indicators: no runs of {what} for tenant {args.tenant!r} since {since}", file=sys.stderr)
+        return 1
+    _emit(frame, args.format)
+    return 0
+
+
+def run_compare(settings: Settings, args: argparse.Namespace) -> int:
+    by_version = args.baseline is not None or args.candidate is not None
+    if by_version == (args.before is not None):
+        print(
+            "wrm compare: give --baseline and --candidate versions, or --before (and --after)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sides = (
+            indicators.Sides.versions(args.baseline or "", args.candidate or "", args.environment)
+            if by_version
+            else indicators.Sides.windows(args.before, args.after, args.environment)
+        )
+    except ValueError as exc:
+        print(f"wrm compare: {exc}", file=sys.stderr)
+        return 2
+    with read_source(settings, "compare") as src:
+        try:
+            frame = indicators.compare(src.client, args.tenant, args.workflow, sides)
+        except indicators.NoData as exc:
+            print(f"wrm compare: {exc}", file=sys.stderr)
+            return 1
+    if args.format != "table":
+        _emit(frame.drop(columns=["baseline_sd", "candidate_sd"]), args.format)
+        return 0
+    base, cand = sides.describe()
+    print(f"{args.workflow}: {base} (baseline) against {cand} (candidate)")
+    table = pd.DataFrame(
+        {
+            "indicator": frame["indicator"],
+            "baseline": [_cell(i, v) for i, v in zip(frame["indicator"], frame["baseline"], strict=True)],
+            "candidate": [_cell(i, v) for i, v in zip(frame["indicator"], frame["candidate"], strict=True)],
+            "delta": [_delta(i, v) for i, v in zip(frame["indicator"], frame["delta"], strict=True)],
+            "change": [_percent(v, signed=True) for v in frame["relative_delta"]],
+            "n": [f"{b}/{c}" for b, c in zip(frame["baseline_n"], frame["candidate_n"], strict=True)],
+            "p": [_p(v) for v in frame["p_value"]],
+            "verdict": [
+                f"{v} ({d})" if d else (f"{v}: {n}" if n else v)
+                for v, d, n in zip(frame["verdict"], frame["direction"], frame["note"], strict=True)
+            ],
+        }
+    )
+    print(table.to_string(index=False))
+    return 0
+
+
+def _emit(frame: pd.DataFrame, fmt: str) -> None:
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", lines=True))
+    else:
+        shown = frame.copy()
+        for col in shown.columns:
+            shown[col] = [_cell(col, v) for v in shown[col]]
+        print(shown.to_string(index=False))
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or bool(pd.isna(v))
+
+
+def _cell(column: str, v: Any) -> str:
+    if _missing(v):
+        return "-"
+    if column in _PERCENT:
+        return _percent(v)
+    if column in _SECONDS:
+        return f"{float(v):.3g} s"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return str(v)
+
+
+def _delta(column: str, v: Any) -> str:
+    if _missing(v):
+        return "-"
+    if column in _PERCENT:
+        return f"{float(v) * 100:+.1f} pt"
+    return f"{float(v):+.4g}" + (" s" if column in _SECONDS else "")
+
+
+def _percent(v: Any, signed: bool = False) -> str:
+    if _missing(v):
+        return "-"
+    return f"{float(v) * 100:+.1f}%" if signed else f"{float(v) * 100:.1f}%"
+
+
+def _p(v: Any) -> str:
+    if _missing(v):
+        return "-"
+    return f"{float(v):.2g}" if float(v) >= 1e-4 else "<0.0001"
