@@ -1,0 +1,137 @@
+"""Retention tiers: per-tenant retention at ingest and after a policy change, and summaries that
+outlive the raw rows with every indicator unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analytics import indicators
+from analytics.indicators import Sides
+from analytics.warehouse import Warehouse
+from tests.conftest import settle, start_server
+from tests.indicator_data import VersionPlan, plan, send
+from tests.otlp import send_raw
+from tests.workflows import request, span
+from wrm.cli import main
+
+RUNS = plan(
+    [
+        VersionPlan("v1", range(12, 7, -1), 20, 12, 6, 10, (100, 10), 4, 0.6),
+        VersionPlan("v2", range(7, 2, -1), 20, 16, 2, 8, (90, 9), 5, 0.8),
+    ]
+)
+RAW = ("spans", "span_facts", "steps_store", "runs_store")
+
+
+def _counts(wh: Warehouse, tenant: str) -> dict[str, int]:
+    return {
+        t: int(wh.rows(f"SELECT count() FROM {t} FINAL WHERE tenant_id = {{t:String}}", {"t": tenant})[0][0])
+        for t in RAW
+    }
+
+
+def _indicators(wh: Warehouse, tenant: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    r = wh.reader
+    return (
+        indicators.effectiveness(r, tenant, "triage", by="day"),
+        indicators.compare(r, tenant, "triage", Sides.versions("v1", "v2")),
+        indicators.time_to_benefit(r, tenant, "triage"),
+    )
+
+
+def test_summaries_outlive_raw_rows_of_a_tenant_with_shorter_retention(
+    warehouse: Warehouse, engine_dir: Path, tmp_path: Path
+) -> None:
+    server = start_server(warehouse)
+    for tenant in ("short", "long", "mid"):
+        send(server.otlp_address, RUNS, "triage", tenant=tenant)
+    settle(server)
+    server.stop()
+    before = _indicators(warehouse, "short")
+    kept = _counts(warehouse, "long")
+    assert kept["runs_store"] == 200 and kept["spans"] > 600
+
+    config = tmp_path / "wrm.toml"
+    config.write_text(
+        "[tenant_retention.short]\nspans_ttl_days = 1\nsteps_ttl_days = 2\nruns_ttl_days = 2\n"
+        "[tenant_retention.mid]\nspans_ttl_days = 1\n"
+    )
+    common = [
+        "--config",
+        str(config),
+        "--warehouse",
+        f"chdb://{engine_dir}",
+        "--database",
+        warehouse.database,
+    ]
+    assert main(["retention", "apply", "--purge", *common]) == 0
+
+    assert _counts(warehouse, "short") == dict.fromkeys(RAW, 0)  # every run is 3+ days old
+    assert _counts(warehouse, "long") == kept
+    after = _indicators(warehouse, "short")
+    for b, a in zip(before, after, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert after[0]["runs"].sum() == 200
+    # the summary rows carry their own (unchanged) retention
+    assert warehouse.rows("SELECT DISTINCT retention_days FROM runs_daily_store")[0][0] == 400
+
+    # "mid" lost its spans but keeps runs: a late span for one of those runs must not rebuild
+    # it from what is left (it would become a one-span run of today)
+    mid_before = _indicators(warehouse, "mid")
+    assert _counts(warehouse, "mid")["spans"] == 0 and _counts(warehouse, "mid")["runs_store"] == 200
+    [(trace_id, run_span_id)] = warehouse.rows(
+        "SELECT trace_id, run_span_id FROM runs WHERE tenant_id = 'mid' ORDER BY start_time LIMIT 1"
+    )
+    run_then = warehouse.rows(
+        "SELECT * EXCEPT last_span_at FROM runs WHERE trace_id = {t:String}", {"t": trace_id}
+    )
+    server = start_server(warehouse, tenant_retention={"mid": {"spans_ttl_days": 1}})
+    try:
+        late = request([span("x", "notify", start=0, end=1, **{"wrm.workflow.name": "triage"})])
+        late.resource_spans[0].resource.attributes.add(key="wrm.tenant.id").value.string_value = "mid"
+        late_span = late.resource_spans[0].scope_spans[0].spans[0]
+        late_span.trace_id, late_span.parent_span_id = bytes.fromhex(trace_id), bytes.fromhex(run_span_id)
+        send_raw(server.otlp_address, late)
+        settle(server)
+    finally:
+        server.stop()
+    run_now = warehouse.rows(
+        "SELECT * EXCEPT last_span_at FROM runs WHERE trace_id = {t:String}", {"t": trace_id}
+    )
+    assert run_now == run_then
+    for b, a in zip(mid_before, _indicators(warehouse, "mid"), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_span_retention_per_tenant_at_ingest(warehouse: Warehouse) -> None:
+    server = start_server(warehouse, tenant_retention={"brief": {"spans_ttl_days": 3}})
+    try:
+        mixed = request([span("t-default", "a", start=0, end=1)])
+        brief = request([span("t-brief", "b", start=0, end=1)], **{"wrm.tenant.id": "brief"})
+        mixed.resource_spans.extend(brief.resource_spans)  # one request, two tenants
+        assert send_raw(server.otlp_address, mixed).partial_success.rejected_spans == 0
+        settle(server)
+    finally:
+        server.stop()
+    rows = dict(warehouse.rows("SELECT tenant_id, retention_days FROM spans"))
+    assert rows == {"default": 30, "brief": 3}
+    assert dict(warehouse.rows("SELECT tenant_id, retention_days FROM runs_store")) == {
+        "default": 90,
+        "brief": 90,
+    }
+    policy = warehouse.rows("SELECT tenant_id, spans_days FROM retention_policies FINAL ORDER BY tenant_id")
+    assert policy == [("*", 30), ("brief", 3)]
+
+
+def test_retention_show_and_bad_policy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "wrm.toml"
+    config.write_text("[tenant_retention.acme]\nsummaries_ttl_days = 730\n")
+    assert main(["retention", "show", "--config", str(config), "--warehouse", f"chdb://{tmp_path}/wh"]) == 0
+    out = capsys.readouterr().out
+    assert "acme" in out and "730" in out and "different: run `wrm retention apply`" in out
+    config.write_text("[tenant_retention.acme]\nspans_ttl_days = 0\n")
+    assert main(["retention", "show", "--config", str(config)]) == 2
+    assert "spans_ttl_days" in capsys.readouterr().err
