@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30
+	$(BIN)/python -m bench.indicators --runs 1000000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,11 +26,6 @@ from receiver.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
-_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS assembly_state (
-    name String, watermark_ms Int64, updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = ReplacingMergeTree(updated_at) ORDER BY name
-"""
 _WINDOW = (
     "SELECT tenant_id, trace_id FROM dirty_traces "
     "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
@@ -70,7 +65,6 @@ class RunAssembler:
     def __init__(self, warehouse: Warehouse, config: AssemblyConfig) -> None:
         self._wh = warehouse
         self._config = config
-        self._wh.command(_STATE_DDL)
         rows = self._wh.rows(
             "SELECT argMax(watermark_ms, updated_at) FROM assembly_state WHERE name = 'runs'"
         )

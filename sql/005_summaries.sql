@@ -11,6 +11,17 @@
 -- A day is recomputed only while all its runs are still inside the tenant's run retention
 -- (`runs_days`): after that the raw rows start to expire and the stored summary is final.
 
+-- Watermarks of the assembler ('runs') and the summarizer ('summaries'), in ingest ms. Until
+-- this migration the assembler created the table itself; IF NOT EXISTS keeps that one.
+CREATE TABLE IF NOT EXISTS assembly_state
+(
+    name String,
+    watermark_ms Int64,
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY name;
+
 CREATE TABLE IF NOT EXISTS summary_dirty
 (
     tenant_id LowCardinality(String),
