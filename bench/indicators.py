@@ -32,8 +32,8 @@ TARGET_S = 1.0
 CHUNK = 250_000
 
 _GENERATE = """
-INSERT INTO runs_store (tenant_id, trace_id, run_id, run_span_id, workflow_name, workflow_version, environment,
-    status, start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps, first_pass,
+INSERT INTO runs_store (tenant_id, trace_id, run_id, run_span_id, workflow_name, workflow_version,
+    environment, status, start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps, first_pass,
     human_decisions, human_wait_ms, input_tokens, output_tokens, cost_usd, validations_passed,
     validations_failed, quality_mean, last_span_at, retention_days, assembled_at)
 SELECT 'default', lower(hex(sipHash128(number))) AS tid, tid, lower(hex(sipHash64(number))),
@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         "effectiveness, 90 days, by day (one workflow)": lambda: indicators.effectiveness(
             reader, "default", "triage", by="day", since=since
         ),
-        "SELECT * FROM effectiveness (every row)": lambda: reader.query("SELECT * FROM effectiveness").result_rows,
+        "SELECT * FROM effectiveness (every row)": lambda: reader.query(
+            "SELECT * FROM effectiveness"
+        ).result_rows,
         "version_comparison view (SQL)": lambda: reader.query(
             "SELECT * FROM version_comparison(tenant_id = 'default', workflow = 'triage', environment = '', "
             "baseline_version = 'v1', candidate_version = 'v2', baseline_until = '2149-06-06', "
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
     slow = [n for n, t in result["queries"].items() if t["median_s"] >= TARGET_S]
-    print(f"target (< {TARGET_S} s): " + ("met" if not slow else f"missed by {', '.join(slow)}"), file=sys.stderr)
+    verdict = "met" if not slow else f"missed by {', '.join(slow)}"
+    print(f"target (< {TARGET_S} s): {verdict}", file=sys.stderr)
     return 0 if result["runs_in_summary"] == args.runs else 1
 
 
