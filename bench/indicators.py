@@ -33,7 +33,8 @@ CHUNK = 250_000
 
 _GENERATE = """
 INSERT INTO runs_store (tenant_id, trace_id, run_id, run_span_id, workflow_name, workflow_version,
-    environment, status, start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps, first_pass,
+    environment, status, start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps,
+    first_pass,
     human_decisions, human_wait_ms, input_tokens, output_tokens, cost_usd, validations_passed,
     validations_failed, quality_mean, last_span_at, retention_days, assembled_at)
 SELECT 'default', lower(hex(sipHash128(number))) AS tid, tid, lower(hex(sipHash64(number))),
@@ -112,14 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         "effectiveness, 90 days, by day (one workflow)": lambda: indicators.effectiveness(
             reader, "default", "triage", by="day", since=since
         ),
-        "SELECT * FROM effectiveness (every row)": lambda: reader.query(
-            "SELECT * FROM effectiveness"
-        ).result_rows,
-        "version_comparison view (SQL)": lambda: reader.query(
-            "SELECT * FROM version_comparison(tenant_id = 'default', workflow = 'triage', environment = '', "
-            "baseline_version = 'v1', candidate_version = 'v2', baseline_until = '2149-06-06', "
-            "candidate_since = '1970-01-01')"
-        ).result_rows,
+        "SELECT * FROM effectiveness (every row)": lambda: (
+            reader.query("SELECT * FROM effectiveness").result_rows
+        ),
+        "version_comparison view (SQL)": lambda: (
+            reader.query(
+                "SELECT * FROM version_comparison(tenant_id = 'default', workflow = 'triage', environment = '', "
+                "baseline_version = 'v1', candidate_version = 'v2', baseline_until = '2149-06-06', "
+                "candidate_since = '1970-01-01')"
+            ).result_rows
+        ),
         "compare v1 → v2 with significance tests (Python)": lambda: indicators.compare(
             reader, "default", "triage", Sides.versions("v1", "v2")
         ),
