@@ -116,7 +116,7 @@ def effectiveness(
     }
     frame = client.query_df(_EFFECTIVENESS, parameters=params)
     if by == "version":
-        frame = frame.drop(columns=["day"])
+        frame = frame.drop(columns=["day"], errors="ignore")  # an empty result has no columns
     return frame
 
 

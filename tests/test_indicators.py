@@ -5,6 +5,7 @@ late spans change exactly what they should."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -27,6 +28,7 @@ from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import TODAY, VersionPlan, plan, resend, send
 from tests.otlp import sdk_provider
+from wrm.cli import main
 from wrm.server import WrmServer
 
 V1 = VersionPlan("v1", range(21, 11, -1), 50, first_pass=30, retries=15, median_s=20, tokens=(1000, 200),
@@ -173,3 +175,29 @@ def _send_late_failed_step(otlp_address: str, trace_id: int, parent_id: int, sta
     s.end(end_time=start_ns + 2)
     provider.force_flush()
     provider.shutdown()
+
+
+def test_command_line_reads_through_the_running_server(
+    fed: WrmServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--http", fed.http_address, "--database", fed.settings.database]
+    assert main(["indicators", "--workflow", "triage", "--format", "csv", *where]) == 0
+    out, err = capsys.readouterr()
+    assert "via the running server" in err
+    rows = pd.read_csv(io.StringIO(out)).set_index("workflow_version")
+    assert rows.loc["v1", "first_pass_rate"] == 0.6 and rows.loc["v2", "runs"] == 500
+
+    assert main(["compare", "--workflow", "triage", "--baseline", "v1", "--candidate", "v2", *where]) == 0
+    table = capsys.readouterr().out
+    line = next(x for x in table.splitlines() if x.strip().startswith("first_pass_rate"))
+    assert "60.0%" in line and "80.0%" in line and "+20.0 pt" in line and "significant (better)" in line
+
+    assert main(["compare", "--workflow", "small", "--baseline", "v1", "--candidate", "v2", *where]) == 0
+    assert "too few samples" in capsys.readouterr().out
+    assert main(["compare", "--workflow", "nope", "--baseline", "v1", "--candidate", "v2", *where]) == 1
+    assert "no finished runs of 'nope'" in capsys.readouterr().err
+    assert main(["compare", "--workflow", "triage", "--baseline", "v1", *where]) == 2
+    with pytest.raises(SystemExit, match="2"):  # argparse refuses the date
+        main(["compare", "--workflow", "triage", "--before", "2026-13-01", *where])
+    assert "'2026-13-01' is neither" in capsys.readouterr().err
+    assert main(["indicators", "--workflow", "nope", *where]) == 1
