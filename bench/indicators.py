@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "version_comparison view (SQL)": lambda: (
             reader.query(
-                "SELECT * FROM version_comparison(tenant_id = 'default', workflow = 'triage', environment = '', "
-                "baseline_version = 'v1', candidate_version = 'v2', baseline_until = '2149-06-06', "
-                "candidate_since = '1970-01-01')"
+                "SELECT * FROM version_comparison(tenant_id = 'default', workflow = 'triage', "
+                "environment = '', baseline_version = 'v1', candidate_version = 'v2', "
+                "baseline_until = '2149-06-06', candidate_since = '1970-01-01')"
             ).result_rows
         ),
         "compare v1 → v2 with significance tests (Python)": lambda: indicators.compare(

@@ -116,8 +116,10 @@ class RunAssembler:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._committed <= self._watermark and not self._stopping:
-                    self._cond.wait()
+                # Idle, it still wakes once per summary interval, so days noted by the last
+                # cycle are summarized even when no more spans come.
+                if self._committed <= self._watermark and not self._stopping:
+                    self._cond.wait(self._config.summary_interval_s or None)
                 if self._stopping:
                     return
             try:

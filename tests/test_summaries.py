@@ -1,0 +1,36 @@
+"""The summary tier keeps up on its own: an idle server still summarizes the last runs it got."""
+
+from __future__ import annotations
+
+import time
+
+from analytics.warehouse import Warehouse
+from tests.conftest import start_server
+from tests.otlp import send_raw
+from tests.workflows import request, span
+
+
+def _summarized(wh: Warehouse, runs: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if wh.rows("SELECT sum(runs) FROM runs_daily_store FINAL")[0][0] == runs:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_an_idle_server_summarizes_its_last_runs(warehouse: Warehouse) -> None:
+    server = start_server(warehouse, summary_interval_ms=1000, assemble_interval_ms=50)
+    try:
+        send_raw(
+            server.otlp_address, request([span("first", "run", start=0, end=2, **{"wrm.workflow.name": "w"})])
+        )
+        assert _summarized(warehouse, 1, within_s=10)
+        # the next run arrives right after a refresh; no further spans come
+        send_raw(
+            server.otlp_address,
+            request([span("second", "run", start=0, end=2, **{"wrm.workflow.name": "w"})]),
+        )
+        assert _summarized(warehouse, 2, within_s=10)
+    finally:
+        server.stop()
