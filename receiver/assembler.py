@@ -7,8 +7,8 @@ is stored in `assembly_state` so a restart resumes where it stopped. Because eac
 recomputes whole traces from all their facts, running a range twice is harmless.
 
 Two rules keep older data stable:
-  * a run whose start is older than its tenant's span retention (less a day) is frozen: its
-    spans may already be partly expired, so a late span must not rebuild it from what is left;
+  * a run that started more than its tenant's span retention ago, less an hour, is frozen: its
+    first spans may already be expiring, so a late span must not rebuild it from what is left;
   * every (tenant, day) a cycle rewrites, before and after, is noted in `summary_dirty` for
     the summarizer (receiver/summarizer.py) that keeps the daily summary tier.
 """
@@ -34,7 +34,7 @@ _WINDOW = (
 _FROZEN = (
     "SELECT tenant_id, trace_id FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ") "
     "AND start_time < now64(9) - toIntervalDay(transform(toString(tenant_id), {spans_tenants:Array(String)}, "
-    "{spans_days:Array(UInt16)}, {spans_default:UInt16}) - 1)"
+    "{spans_days:Array(UInt16)}, {spans_default:UInt16})) + INTERVAL 1 HOUR"
 )
 _ASSEMBLE = (
     "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), "

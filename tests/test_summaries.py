@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from analytics.warehouse import Warehouse
-from tests.conftest import start_server
+from tests.conftest import settle, start_server
 from tests.otlp import send_raw
 from tests.workflows import request, span
 
@@ -32,5 +32,20 @@ def test_an_idle_server_summarizes_its_last_runs(warehouse: Warehouse) -> None:
             request([span("second", "run", start=0, end=2, **{"wrm.workflow.name": "w"})]),
         )
         assert _summarized(warehouse, 2, within_s=10)
+    finally:
+        server.stop()
+
+
+def test_a_recent_run_keeps_assembling_under_one_day_span_retention(warehouse: Warehouse) -> None:
+    """Only runs whose spans may already be expiring are frozen, not every run older than now."""
+    server = start_server(warehouse, tenant_retention={"brief": {"spans_ttl_days": 1}})
+    tenant = {"wrm.tenant.id": "brief"}
+    try:
+        send_raw(server.otlp_address, request([span("r", "step", parent="run", start=1, end=2)], **tenant))
+        settle(server)
+        assert warehouse.rows("SELECT status FROM runs WHERE tenant_id = 'brief'") == [("running",)]
+        send_raw(server.otlp_address, request([span("r", "run", start=0, end=3)], **tenant))
+        settle(server)
+        assert warehouse.rows("SELECT status FROM runs WHERE tenant_id = 'brief'") == [("completed",)]
     finally:
         server.stop()
