@@ -47,8 +47,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             same = "the same" if stored == policy.rows() else "different: run `wrm retention apply`"
             print(f"policy last applied to {wh.dsn.describe()} database {wh.database}: {same}")
             return 0
-        store_policy(wh, policy)
         changes = apply_retention(wh, policy, wait=True, purge=args.purge)
+        store_policy(wh, policy)
     finally:
         wh.close()
     if not changes:

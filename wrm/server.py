@@ -12,7 +12,7 @@ import uvicorn
 from analytics.api import create_app
 from analytics.prices import store_prices
 from analytics.warehouse import Warehouse, migrate
-from analytics.warehouse.retention import apply_retention, store_policy
+from analytics.warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from receiver.assembler import AssemblyConfig, RunAssembler
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
@@ -46,10 +46,11 @@ class WrmServer:
         self.warehouse = wh
         self.migrations_applied = len(migrate(wh))
         policy = s.retention()
-        if store_policy(wh, policy):
-            # Existing rows take the new retention in the background; `wrm retention apply`
-            # does the same and waits.
+        if stored_policy_rows(wh) != policy.rows():
+            # Existing rows take the new retention in the background (the engine keeps queued
+            # mutations across restarts); `wrm retention apply` does the same and waits.
             changes = apply_retention(wh, policy, wait=False)
+            store_policy(wh, policy)
             log.info("retention policy changed: %d table/tenant groups being updated", len(changes))
         otlp_host, otlp_port = split_hostport(s.otlp_grpc)
         config = ReceiverConfig(

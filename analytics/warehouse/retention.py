@@ -91,20 +91,18 @@ def stored_policy_rows(wh: Warehouse) -> list[tuple[str, int, int, int, int]]:
     return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
-def store_policy(wh: Warehouse, policy: RetentionPolicy) -> bool:
-    """Record the policy; returns whether it differs from the one recorded before."""
-    before = stored_policy_rows(wh)
+def store_policy(wh: Warehouse, policy: RetentionPolicy) -> None:
+    """Record the policy as applied. Call it after `apply_retention`, so a failure in between
+    leaves the old record and the next start-up applies again."""
+    before = {r[0] for r in stored_policy_rows(wh)}
     now = policy.rows()
-    if before == now:
-        return False
-    gone = {r[0] for r in before} - {r[0] for r in now}
+    gone = before - {r[0] for r in now}
     rows = [[*r, 0] for r in now] + [[t, 0, 0, 0, 0, 1] for t in sorted(gone)]
     wh.insert_columns(
         "retention_policies",
         ["tenant_id", "spans_days", "steps_days", "runs_days", "summaries_days", "is_deleted"],
         [list(col) for col in zip(*rows, strict=True)],
     )
-    return True
 
 
 def apply_retention(
