@@ -77,12 +77,18 @@ def _label(span: Any) -> str:
     return f"span {span.name[:80]!r}"
 
 
-def _tenant_problem(resource: Any) -> tuple[str, str] | None:
+def resource_tenant(resource: Any) -> str | None:
+    """The resource's `wrm.tenant.id`, or None when it names none."""
     for kv in resource.attributes:
         if kv.key == TENANT_ATTRIBUTE:
-            tenant = kv.value.string_value
-            if not TENANT_RE.match(tenant):
-                return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={tenant[:80]!r} is not a tenant id"
+            return str(kv.value.string_value)
+    return None
+
+
+def _tenant_problem(resource: Any) -> tuple[str, str] | None:
+    tenant = resource_tenant(resource)
+    if tenant is not None and not TENANT_RE.match(tenant):
+        return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={tenant[:80]!r} is not a tenant id"
     return None
 
 

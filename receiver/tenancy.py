@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from receiver.screen import TENANT_ATTRIBUTE
+from receiver.screen import resource_tenant
 
 
 @dataclass(frozen=True)
@@ -21,13 +21,6 @@ class Part:
     payload: bytes
     spans: int
     retention_days: int
-
-
-def tenant_of(resource: Any, default_tenant: str) -> str:
-    for kv in resource.attributes:
-        if kv.key == TENANT_ATTRIBUTE:
-            return str(kv.value.string_value)
-    return default_tenant
 
 
 def split_by_retention(
@@ -44,7 +37,7 @@ def split_by_retention(
         return [Part(payload, spans, default_days)]
     groups: dict[int, list[Any]] = {}
     for rs in request.resource_spans:
-        days = days_by_tenant.get(tenant_of(rs.resource, default_tenant), default_days)
+        days = days_by_tenant.get(resource_tenant(rs.resource) or default_tenant, default_days)
         groups.setdefault(days, []).append(rs)
     if len(groups) <= 1:
         return [Part(payload, spans, next(iter(groups), default_days))]
