@@ -36,6 +36,7 @@ class PlannedRun:
     output_tokens: int
     quality: float
     human_wait_s: int  # 0: no human step
+    cx: float | None = None  # wrm.cx.score on the run span
 
     @property
     def start_ns(self) -> int:
@@ -58,6 +59,7 @@ class VersionPlan:
     tokens: tuple[int, int]
     human_every: int  # every n-th run of a day has a human review
     quality: float
+    cx: float | None = None
 
 
 def plan(versions: list[VersionPlan], seed: int = 7) -> list[PlannedRun]:
@@ -85,6 +87,7 @@ def plan(versions: list[VersionPlan], seed: int = 7) -> list[PlannedRun]:
                         output_tokens=v.tokens[1],
                         quality=v.quality,
                         human_wait_s=60 if i % v.human_every == 0 else 0,
+                        cx=v.cx,
                     )
                 )
     return runs
@@ -123,6 +126,8 @@ def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
         start_time=t0,
         attributes={"wrm.workflow.name": workflow, "wrm.workflow.version": run.version},
     )
+    if run.cx is not None:
+        root.set_attribute("wrm.cx.score", run.cx)
     ctx = set_span_in_context(root)
     step = dur // 10
     for attempt in range(1, run.attempts + 1):

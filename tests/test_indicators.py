@@ -32,9 +32,9 @@ from wrm.cli import main
 from wrm.server import WrmServer
 
 V1 = VersionPlan("v1", range(21, 11, -1), 50, first_pass=30, retries=15, median_s=20, tokens=(1000, 200),
-                 human_every=5, quality=0.7)  # fmt: skip
+                 human_every=5, quality=0.7, cx=3.5)  # fmt: skip
 V2 = VersionPlan("v2", range(11, 1, -1), 50, first_pass=40, retries=5, median_s=12, tokens=(800, 150),
-                 human_every=10, quality=0.85)  # fmt: skip
+                 human_every=10, quality=0.85, cx=4.25)  # fmt: skip
 RUNS = plan([V1, V2])
 
 
@@ -77,7 +77,7 @@ def test_effectiveness_by_version_is_exact(fed: WrmServer) -> None:
     assert frame["human_decisions_per_run"].tolist() == [0.2, 0.1]
     assert frame["human_wait_s_per_run"].tolist() == [12.0, 6.0]
     assert frame["human_share"].tolist() == [0.2, 0.1]
-    assert frame["cx_score_mean"].isna().all()
+    assert frame["cx_score_mean"].tolist() == [3.5, 4.25]  # every finished run carries one
 
 
 def test_effectiveness_by_day_and_throughput(fed: WrmServer) -> None:
@@ -110,6 +110,8 @@ def test_comparison_is_significant_and_a_small_sample_is_not(fed: WrmServer) -> 
     assert p50.baseline == pytest.approx(np.percentile(_durations("v1"), 50) / 1e9, rel=1e-12)
     assert (p50.test, p50.verdict, p50.direction) == ("mann-whitney u", "significant", "better")
     assert cmp_.loc["tokens_per_run", "direction"] == "better"  # fewer tokens per run
+    cx = cmp_.loc["cx_score_mean"]
+    assert (cx.baseline, cx.candidate, cx.baseline_n, cx.direction) == (3.5, 4.25, 500, "better")
     assert cmp_.loc["runs_per_day", "baseline"] == 50.0 and cmp_.loc["runs_per_day", "candidate"] == 50.0
     # the same difference in rates, on 10 runs a side, is not a conclusion
     small = indicators.compare(reader, "default", "small", Sides.versions("v1", "v2")).set_index("indicator")

@@ -49,3 +49,24 @@ def test_a_recent_run_keeps_assembling_under_one_day_span_retention(warehouse: W
         assert warehouse.rows("SELECT status FROM runs WHERE tenant_id = 'brief'") == [("completed",)]
     finally:
         server.stop()
+
+
+def test_a_run_that_changes_version_leaves_its_old_group(warehouse: Warehouse) -> None:
+    server = start_server(warehouse)
+    try:
+        send_raw(
+            server.otlp_address, request([span("m", "run", start=0, end=3, **{"wrm.workflow.name": "mover"})])
+        )
+        settle(server)
+        groups = "SELECT workflow_version, runs FROM runs_daily_store FINAL WHERE workflow_name = 'mover'"
+        assert warehouse.rows(groups) == [("", 1)]
+        # a late step names the version: the run moves to group v9, and the '' group is gone
+        late = span("m", "step", parent="run", start=1, end=2, **{"wrm.workflow.version": "v9"})
+        send_raw(server.otlp_address, request([late]))
+        settle(server)
+        assert warehouse.rows(groups) == [("v9", 1)]
+        assert warehouse.rows(
+            "SELECT workflow_version, runs FROM effectiveness WHERE workflow_name = 'mover'"
+        ) == [("v9", 1)]
+    finally:
+        server.stop()
