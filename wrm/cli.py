@@ -7,16 +7,13 @@ import logging
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from analytics.warehouse import Warehouse, WarehouseError, WarehouseLocked, migrate
+from analytics.warehouse import Warehouse, WarehouseError, migrate
 from wrm import indicator_commands, retention_command
-from wrm.reading import NoWarehouse, server_answers, server_url
+from wrm.reading import NoWarehouse, read_source
 from wrm.server import WrmServer
 from wrm.settings import Settings, SettingsError, load_settings
 
@@ -120,31 +117,8 @@ def _migrate(settings: Settings) -> int:
 
 def _sql(settings: Settings, query: str, fmt: str | None) -> int:
     fmt = fmt or ("PrettyCompact" if sys.stdout.isatty() else "TabSeparated")
-    url = server_url(settings)
-    if server_answers(url):
-        print(f"wrm sql: via the running server at {url}", file=sys.stderr)
-        params = urllib.parse.urlencode({"default_format": fmt, "database": settings.database})
-        req = urllib.request.Request(f"{url}/?{params}", data=query.encode(), method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=300) as resp:
-                sys.stdout.buffer.write(resp.read())
-        except urllib.error.HTTPError as exc:
-            print(f"wrm sql: {exc.read().decode(errors='replace').strip()}", file=sys.stderr)
-            return 1
-        return 0
-    try:
-        wh = Warehouse.open(settings.warehouse, settings.database)
-    except WarehouseLocked as exc:
-        print(f"wrm sql: no server answers at {url}, and {exc}", file=sys.stderr)
-        return 1
-    print(f"wrm sql: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
-    try:
-        sys.stdout.buffer.write(wh.reader.raw_query(query, fmt=fmt))
-    except Exception as exc:
-        print(f"wrm sql: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        wh.close()
+    with read_source(settings, "sql") as src:
+        sys.stdout.buffer.write(src.client.raw_query(query, fmt=fmt))
     return 0
 
 
