@@ -9,7 +9,7 @@ past their retention go at the next merge, or at once with `purge=True`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -67,9 +67,13 @@ class RetentionPolicy:
 
     def rows(self) -> list[tuple[str, int, int, int, int]]:
         """(tenant, spans, steps, runs, summaries) days: the default first, then each override."""
-        out = [(DEFAULT_TENANT, *(self.tier(n).default for n in TIERS))]
-        out += [(t, *(self.tier(n).days(t) for n in TIERS)) for t in self.tenants()]
-        return out  # type: ignore[return-value]
+
+        def row(tenant: str, days: Callable[[TierDays], int]) -> tuple[str, int, int, int, int]:
+            return (tenant, days(self.spans), days(self.steps), days(self.runs), days(self.summaries))
+
+        return [row(DEFAULT_TENANT, lambda t: t.default)] + [
+            row(tenant, lambda t, tenant=tenant: t.days(tenant)) for tenant in self.tenants()
+        ]
 
 
 @dataclass(frozen=True)
