@@ -36,6 +36,8 @@ _FROZEN = (
     "AND start_time < now64(9) - toIntervalDay(transform(toString(tenant_id), {spans_tenants:Array(String)}, "
     "{spans_days:Array(UInt16)}, {spans_default:UInt16})) + INTERVAL 1 HOUR"
 )
+# The views' own retention_days parameter predates per-tenant retention: it is passed 0 and
+# the column is replaced with the tenant's days (redefining the views would copy sql/003).
 _ASSEMBLE = (
     "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), "
     "{{{tier}_tenants:Array(String)}}, {{{tier}_days:Array(UInt16)}}, {{{tier}_default:UInt16}})) "
