@@ -46,6 +46,13 @@ _ASSEMBLE = (
     "until = fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'), retention_days = 0) "
     "WHERE (tenant_id, trace_id) NOT IN (" + _FROZEN.replace("{", "{{").replace("}", "}}") + ")"
 )
+# Before a rebuild, hide each run's current row in the time-ordered list (sql/007): the rebuilt
+# row may sit at another key when its start time moved, and its newer version wins otherwise.
+_UNLIST = (
+    "INSERT INTO runs_by_time SELECT * REPLACE (now64(6) AS assembled_at, toUInt8(1) AS is_deleted) "
+    "FROM runs_listing WHERE (tenant_id, trace_id) IN (" + _WINDOW + ") "
+    "AND (tenant_id, trace_id) NOT IN (" + _FROZEN + ")"
+)
 _NOTE_DAYS = (
     "INSERT INTO summary_dirty SELECT DISTINCT tenant_id, toDate(start_time), {until:Int64} "
     "FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ")"
@@ -156,6 +163,8 @@ class RunAssembler:
                     ("steps_store", "assemble_steps", "steps"),
                     ("runs_store", "assemble_runs", "runs"),
                 ):
+                    if table == "runs_store":
+                        self._wh.command(_UNLIST, window)
                     self._wh.command(_ASSEMBLE.format(table=table, view=view, tier=tier), window)
                 self._wh.command(_NOTE_DAYS, window)  # and after it
                 self._advance(until)

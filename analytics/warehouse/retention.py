@@ -22,7 +22,7 @@ TIER_TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "spans": ("spans", "span_facts"),
         "steps": ("steps_store",),
-        "runs": ("runs_store",),
+        "runs": ("runs_store", "runs_by_time"),
         "summaries": ("runs_daily_store",),
     }
 )
