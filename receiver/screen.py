@@ -8,14 +8,14 @@ When nothing is refused the exporter's own bytes go to the warehouse untouched.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from analytics.warehouse.tenants import TENANT_RE
 
 _MAX_NS = 2**63 - 1  # DateTime64(9) holds nanoseconds in an Int64: up to 2262-04-11
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 TENANT_ATTRIBUTE = "wrm.tenant.id"
 
 

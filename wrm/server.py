@@ -101,10 +101,13 @@ class WrmServer:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         self.http_address = f"{shown}:{bound}"
+        api = self.warehouse.session()
+        self._sessions.append(api)  # closed with the writers' handles at stop
         app = create_app(
             self.warehouse,
             [self.receiver.stats.registry],
             lambda: {"otlp_grpc": self.otlp_address, "http": self.http_address},
+            api_warehouse=api,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._http = uvicorn.Server(config)

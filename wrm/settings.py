@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 from analytics.warehouse.retention import RetentionPolicy, TierDays
-from receiver.screen import TENANT_RE
+from analytics.warehouse.tenants import TENANT_RE
 
 ENV_PREFIX = "WRM_"
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")

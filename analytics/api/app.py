@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from analytics import sql_endpoint
+from analytics.api import problems, runs_api
 from analytics.warehouse import Warehouse
 
 
@@ -16,9 +17,12 @@ def create_app(
     warehouse: Warehouse,
     registries: Iterable[CollectorRegistry] = (),
     describe: Callable[[], dict[str, object]] = dict,
+    api_warehouse: Warehouse | None = None,
 ) -> FastAPI:
-    """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …)."""
+    """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
+    `api_warehouse`, a handle of the /v1 API's own so its writes do not queue behind others."""
     app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
+    problems.install(app)
     regs = list(registries)
 
     @app.get("/healthz", tags=["ops"])
@@ -42,5 +46,6 @@ def create_app(
         text = b"".join(generate_latest(r) for r in regs)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(runs_api.build_router(api_warehouse or warehouse))
     app.include_router(sql_endpoint.build_router(warehouse))
     return app

@@ -1,0 +1,164 @@
+"""/v1: runs, steps, actions, annotations and tags. Handlers only bind HTTP to analytics.runs;
+errors are raised as analytics.runs.errors and rendered by analytics.api.problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+
+from analytics.api.caller import Caller, caller
+from analytics.runs import actions as acts
+from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
+from analytics.runs.listing import MAX_LIMIT, RunFilter, list_runs, tags_of
+from analytics.runs.schemas import (
+    AckRequest,
+    Action,
+    Annotation,
+    AnnotationRequest,
+    CancelRequest,
+    RerunRequest,
+    RunDetail,
+    RunPage,
+    StepList,
+    Tags,
+    TagsRequest,
+)
+from analytics.warehouse import Warehouse
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def run_filter(
+    workflow: Annotated[str, Query(max_length=200)] = "",
+    version: Annotated[str, Query(max_length=200)] = "",
+    environment: Annotated[str, Query(max_length=200)] = "",
+    status: Annotated[list[str] | None, Query(description="repeat for several")] = None,
+    tag: Annotated[str, Query(max_length=64)] = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
+    has_human_decisions: bool | None = None,
+    failure_text: Annotated[str, Query(max_length=500, description="text in the failure reason")] = "",
+) -> RunFilter:
+    return RunFilter(
+        workflow=workflow,
+        version=version,
+        environment=environment,
+        statuses=tuple(status or ()),
+        tag=tag,
+        since=since,
+        until=until,
+        min_duration_ms=min_duration_ms,
+        has_human_decisions=has_human_decisions,
+        failure_text=failure_text,
+    )
+
+
+Filter = Annotated[RunFilter, Depends(run_filter)]
+
+
+def build_router(wh: Warehouse) -> APIRouter:
+    """`wh`: a handle of the API's own (reads on its reader, writes on its client)."""
+    router = APIRouter(prefix="/v1", tags=["runs"])
+
+    @router.get("/runs", response_model=RunPage)
+    def get_runs(
+        who: Who,
+        flt: Filter,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[str | None, Query(max_length=1000)] = None,
+        sort: Literal["start", "duration"] = "start",
+    ) -> RunPage:
+        """Runs, newest first (or longest first), a page at a time."""
+        page = list_runs(wh.reader, who.tenant, flt, limit=limit, cursor=cursor, sort=sort)
+        return RunPage(runs=page.runs, next_cursor=page.next_cursor)
+
+    @router.get("/runs/{run_id}", response_model=RunDetail)
+    def get_run(who: Who, run_id: str) -> RunDetail:
+        """The run with its timeline, annotations, actions and re-run lineage."""
+        return run_detail(wh, who.tenant, run_id)
+
+    @router.get("/runs/{run_id}/steps", response_model=StepList)
+    def get_steps(who: Who, run_id: str, view: Literal["tree", "flat"] = "tree") -> StepList:
+        """Steps with usage, validation and last error: nested by parent step, or flat in start order."""
+        run = find_run(wh, who.tenant, run_id)
+        steps = steps_of(wh, who.tenant, run["trace_id"])
+        return StepList(run_id=run_id, view=view, steps=as_tree(steps) if view == "tree" else steps)
+
+    def _act(
+        who: Who,
+        run_id: str,
+        kind: str,
+        reason: str,
+        context: dict[str, object],
+        key: str,
+        response: Response,
+    ) -> Action:
+        run = find_run(wh, who.tenant, run_id)
+        action, created = acts.request_action(
+            wh,
+            who.tenant,
+            run_id,
+            run["status"],
+            kind,
+            reason=reason,
+            context=context,
+            requested_by=who.actor,
+            idempotency_key=key,
+        )
+        response.status_code = 201 if created else 200
+        return action
+
+    @router.post("/runs/{run_id}/rerun", response_model=Action, status_code=201, tags=["actions"])
+    def rerun(
+        who: Who,
+        run_id: str,
+        body: RerunRequest,
+        response: Response,
+        idempotency_key: Annotated[str, Header(max_length=200)] = "",
+    ) -> Action:
+        """Ask the engine to run this again with `context`. 201 when recorded, 200 for a repeat
+        of an earlier Idempotency-Key."""
+        return _act(who, run_id, "rerun", body.reason, body.context, idempotency_key, response)
+
+    @router.post("/runs/{run_id}/cancel", response_model=Action, status_code=201, tags=["actions"])
+    def cancel(
+        who: Who,
+        run_id: str,
+        body: CancelRequest,
+        response: Response,
+        idempotency_key: Annotated[str, Header(max_length=200)] = "",
+    ) -> Action:
+        """Ask the engine to cancel the run; it shows `cancel_requested` until the engine
+        acknowledges. 409 when the run already finished."""
+        return _act(who, run_id, "cancel", body.reason, {}, idempotency_key, response)
+
+    @router.get("/actions", response_model=list[Action], tags=["actions"])
+    def get_actions(
+        who: Who,
+        state: Literal["", "pending", "done", "failed", "rejected"] = "",
+        kind: Literal["", "rerun", "cancel"] = "",
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    ) -> list[Action]:
+        """The feed engines poll: `?state=pending` gives what they have still to do, oldest first."""
+        return acts.list_actions(wh, who.tenant, state, kind, limit)
+
+    @router.post("/actions/{action_id}/ack", response_model=Action, tags=["actions"])
+    def ack(who: Who, action_id: str, body: AckRequest) -> Action:
+        """The engine reports the outcome; a re-run may name the run it started."""
+        return acts.acknowledge(wh, who.tenant, action_id, body, who.actor)
+
+    @router.post("/runs/{run_id}/annotations", response_model=Annotation, status_code=201, tags=["actions"])
+    def annotate(who: Who, run_id: str, body: AnnotationRequest) -> Annotation:
+        find_run(wh, who.tenant, run_id)
+        return acts.annotate(wh, who.tenant, run_id, body)
+
+    @router.post("/runs/{run_id}/tags", response_model=Tags, tags=["actions"])
+    def tags(who: Who, run_id: str, body: TagsRequest) -> Tags:
+        find_run(wh, who.tenant, run_id)
+        acts.change_tags(wh, who.tenant, run_id, body, who.actor)
+        return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
+
+    return router

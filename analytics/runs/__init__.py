@@ -1,0 +1,1 @@
+"""Runs and steps for the API: filters, cursors, queries, timelines, and operator actions."""

@@ -1,0 +1,276 @@
+"""Operator records on runs: re-run and cancel requests (audited, idempotent by key, handed to
+the engine through a pending feed it acknowledges), annotations and tags (sql/007).
+
+WRM does not execute workflows; an action is a record of who asked for what, when and why,
+and what the engine then reported. Writes go through one lock: the read-then-write of an
+idempotency key must not race in this process, which is the only writer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics.runs.errors import InvalidInput, StateConflict, UnknownItem
+from analytics.runs.schemas import AckRequest, Action, Annotation, AnnotationRequest, TagsRequest
+from analytics.warehouse import Warehouse
+
+_TAG_RE = re.compile(r"^[\w.:/\-]{1,64}$", re.UNICODE)
+_ACTION_COLUMNS = (
+    "action_id, run_id, kind, state, reason, context, requested_by, requested_at, outcome, new_run_id, "
+    "acked_by, acked_at"
+)
+_lock = threading.Lock()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _action(r: tuple[Any, ...]) -> Action:
+    return Action(
+        action_id=r[0],
+        run_id=r[1],
+        kind=r[2],
+        state=r[3],
+        reason=r[4],
+        context=json.loads(r[5] or "{}"),
+        requested_by=r[6],
+        requested_at=r[7],
+        outcome_message=r[8],
+        new_run_id=r[9],
+        acked_by=r[10],
+        acked_at=r[11],
+    )
+
+
+def _write_action(wh: Warehouse, tenant: str, a: Action, key: str) -> None:
+    wh.insert_columns(
+        "run_actions",
+        [
+            "tenant_id",
+            "action_id",
+            "run_id",
+            "kind",
+            "state",
+            "reason",
+            "context",
+            "requested_by",
+            "requested_at",
+            "idempotency_key",
+            "outcome",
+            "new_run_id",
+            "acked_by",
+            "acked_at",
+            "updated_at",
+        ],
+        [
+            [tenant],
+            [a.action_id],
+            [a.run_id],
+            [a.kind],
+            [a.state],
+            [a.reason],
+            [json.dumps(a.context)],
+            [a.requested_by],
+            [a.requested_at],
+            [key],
+            [a.outcome_message],
+            [a.new_run_id],
+            [a.acked_by],
+            [a.acked_at],
+            [_now()],
+        ],
+    )
+
+
+def get_action(wh: Warehouse, tenant: str, action_id: str) -> Action:
+    rows = wh.rows(
+        f"SELECT {_ACTION_COLUMNS} FROM run_actions FINAL "
+        "WHERE tenant_id = {t:String} AND action_id = {a:String}",
+        {"t": tenant, "a": action_id},
+    )
+    if not rows:
+        raise UnknownItem(f"no action {action_id!r}")
+    return _action(rows[0])
+
+
+def request_action(
+    wh: Warehouse,
+    tenant: str,
+    run_id: str,
+    run_status: str,
+    kind: str,
+    *,
+    reason: str,
+    context: dict[str, Any],
+    requested_by: str,
+    idempotency_key: str = "",
+) -> tuple[Action, bool]:
+    """Record a re-run or cancel request; returns the action and whether it was created now.
+
+    A repeated Idempotency-Key returns the action it created, provided it was for the same run
+    and kind. A second cancel of a run with one pending returns that one.
+    """
+    if len(idempotency_key) > 200:
+        raise InvalidInput("the Idempotency-Key header is longer than 200 characters")
+    with _lock:
+        if idempotency_key:
+            rows = wh.rows(
+                f"SELECT {_ACTION_COLUMNS} FROM run_actions FINAL WHERE tenant_id = {{t:String}} "
+                "AND idempotency_key = {k:String} LIMIT 1",
+                {"t": tenant, "k": idempotency_key},
+            )
+            if rows:
+                found = _action(rows[0])
+                if (found.run_id, found.kind) != (run_id, kind):
+                    raise StateConflict(
+                        f"Idempotency-Key {idempotency_key!r} was used for a {found.kind} "
+                        f"of run {found.run_id}"
+                    )
+                return found, False
+        if kind == "cancel":
+            pending = [
+                a for a in actions_for_run(wh, tenant, run_id) if a.kind == "cancel" and a.state == "pending"
+            ]
+            if pending:
+                return pending[0], False
+            if run_status in ("completed", "failed", "canceled"):
+                raise StateConflict(f"run {run_id} is already {run_status}; there is nothing to cancel")
+        action = Action(
+            action_id=str(uuid.uuid4()),
+            run_id=run_id,
+            kind=kind,
+            state="pending",  # type: ignore[arg-type]
+            reason=reason,
+            context=context,
+            requested_by=requested_by,
+            requested_at=_now(),
+        )
+        _write_action(wh, tenant, action, idempotency_key)
+        return action, True
+
+
+def list_actions(
+    wh: Warehouse, tenant: str, state: str = "", kind: str = "", limit: int = 100
+) -> list[Action]:
+    rows = wh.rows(
+        f"SELECT {_ACTION_COLUMNS} FROM run_actions FINAL WHERE tenant_id = {{t:String}} "
+        "AND ({s:String} = '' OR state = {s:String}) AND ({k:String} = '' OR kind = {k:String}) "
+        "ORDER BY requested_at, action_id LIMIT {n:UInt32}",
+        {"t": tenant, "s": state, "k": kind, "n": limit},
+    )
+    return [_action(r) for r in rows]
+
+
+def acknowledge(wh: Warehouse, tenant: str, action_id: str, ack: AckRequest, acked_by: str) -> Action:
+    """The engine reports what became of an action. Repeating the same acknowledgement is a
+    no-op; a different one for an action already acknowledged is a conflict."""
+    with _lock:
+        action = get_action(wh, tenant, action_id)
+        if action.state != "pending":
+            same = (action.state, action.new_run_id, action.outcome_message) == (
+                ack.outcome,
+                ack.new_run_id,
+                ack.message,
+            )
+            if same:
+                return action
+            raise StateConflict(f"action {action_id} was already acknowledged as {action.state}")
+        if ack.new_run_id and action.kind != "rerun":
+            raise InvalidInput("`new_run_id` only applies to a re-run")
+        done = action.model_copy(
+            update={
+                "state": ack.outcome,
+                "outcome_message": ack.message,
+                "new_run_id": ack.new_run_id,
+                "acked_by": acked_by,
+                "acked_at": _now(),
+            }
+        )
+        key = wh.rows(
+            "SELECT idempotency_key FROM run_actions FINAL "
+            "WHERE tenant_id = {t:String} AND action_id = {a:String}",
+            {"t": tenant, "a": action_id},
+        )[0][0]
+        _write_action(wh, tenant, done, str(key))
+        return done
+
+
+def actions_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Action]:
+    rows = wh.rows(
+        f"SELECT {_ACTION_COLUMNS} FROM run_actions FINAL "
+        "WHERE tenant_id = {t:String} AND run_id = {r:String} ORDER BY requested_at, action_id",
+        {"t": tenant, "r": run_id},
+    )
+    return [_action(r) for r in rows]
+
+
+def annotate(wh: Warehouse, tenant: str, run_id: str, req: AnnotationRequest) -> Annotation:
+    note = Annotation(
+        annotation_id=str(uuid.uuid4()),
+        run_id=run_id,
+        text=req.text,
+        label=req.label,
+        score=req.score,
+        author=req.author,
+        created_at=_now(),
+    )
+    wh.insert_columns(
+        "run_annotations",
+        ["tenant_id", "run_id", "annotation_id", "text", "label", "score", "author", "created_at"],
+        [
+            [tenant],
+            [run_id],
+            [note.annotation_id],
+            [note.text],
+            [note.label],
+            [note.score],
+            [note.author],
+            [note.created_at],
+        ],
+    )
+    return note
+
+
+def annotations_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Annotation]:
+    rows = wh.rows(
+        "SELECT annotation_id, run_id, text, label, score, author, created_at FROM run_annotations FINAL "
+        "WHERE tenant_id = {t:String} AND run_id = {r:String} ORDER BY created_at, annotation_id",
+        {"t": tenant, "r": run_id},
+    )
+    return [
+        Annotation(
+            annotation_id=r[0], run_id=r[1], text=r[2], label=r[3], score=r[4], author=r[5], created_at=r[6]
+        )
+        for r in rows
+    ]
+
+
+def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, changed_by: str) -> None:
+    bad = [t for t in (*req.add, *req.remove) if not _TAG_RE.match(t)]
+    if bad:
+        raise InvalidInput(f"tag {bad[0][:80]!r} is not a tag (1-64 letters, digits, and _ . : / -)")
+    both = set(req.add) & set(req.remove)
+    if both:
+        raise InvalidInput(f"tag {sorted(both)[0]!r} is both added and removed")
+    changes = [(t, 1) for t in dict.fromkeys(req.add)] + [(t, 0) for t in dict.fromkeys(req.remove)]
+    if not changes:
+        return
+    now = _now()
+    wh.insert_columns(
+        "run_tags",
+        ["tenant_id", "run_id", "tag", "present", "changed_by", "changed_at"],
+        [
+            [tenant] * len(changes),
+            [run_id] * len(changes),
+            [t for t, _ in changes],
+            [p for _, p in changes],
+            [changed_by] * len(changes),
+            [now] * len(changes),
+        ],
+    )

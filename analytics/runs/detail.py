@@ -1,0 +1,233 @@
+"""One run: its row, its steps (as a tree or flat), its timeline and its re-run lineage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from analytics.runs import actions as acts
+from analytics.runs.errors import UnknownItem
+from analytics.runs.listing import shown_status, tags_of
+from analytics.runs.schemas import Action, Annotation, Lineage, RunDetail, Step, TimelineEvent
+from analytics.warehouse import Warehouse
+
+_RUN_FIELDS = (
+    "run_id", "trace_id", "workflow_name", "workflow_version", "environment", "status", "start_time",
+    "end_time", "duration_ns", "step_count", "retries", "input_tokens", "output_tokens", "cost_usd",
+    "first_pass", "failure_reason", "failed_step", "human_decisions", "human_wait_ms", "validations_passed",
+    "validations_failed", "quality_mean", "user_id", "session_id", "service_name", "rerun_of",
+)  # fmt: skip
+_STEP_COLUMNS = ", ".join((
+    "step_id", "parent_step_id", "name", "type", "attempt", "status", "start_time", "end_time", "duration_ns",
+    "model", "input_tokens", "output_tokens", "cost_usd", "validation_name", "validation_passed",
+    "quality_score", "human_decision", "human_actor", "human_wait_ms", "error_type", "error_message",
+))  # fmt: skip
+
+
+def find_run(wh: Warehouse, tenant: str, run_id: str) -> dict[str, Any]:
+    """The run's current row as a dict; UnknownItem when the tenant has no such run."""
+    rows = wh.rows(
+        f"SELECT {', '.join(_RUN_FIELDS)} FROM runs_store FINAL "
+        "WHERE tenant_id = {t:String} AND run_id = {r:String} ORDER BY start_time DESC LIMIT 1",
+        {"t": tenant, "r": run_id},
+    )
+    if not rows:
+        raise UnknownItem(f"no run {run_id!r}")
+    return dict(zip(_RUN_FIELDS, rows[0], strict=True))
+
+
+def steps_of(wh: Warehouse, tenant: str, trace_id: str) -> list[Step]:
+    rows = wh.rows(
+        f"SELECT {_STEP_COLUMNS} FROM steps_store FINAL "
+        "WHERE tenant_id = {t:String} AND trace_id = {tr:String} ORDER BY start_time, step_id",
+        {"t": tenant, "tr": trace_id},
+    )
+    return [
+        Step(
+            step_id=r[0],
+            parent_step_id=r[1],
+            name=r[2],
+            type=r[3],
+            attempt=r[4],
+            status=r[5],
+            start_time=r[6],
+            end_time=r[7],
+            duration_ms=r[8] / 1e6,
+            model=r[9],
+            input_tokens=r[10],
+            output_tokens=r[11],
+            cost_usd=r[12],
+            validation_name=r[13],
+            validation_passed=None if r[14] is None else bool(r[14]),
+            quality_score=r[15],
+            human_decision=r[16],
+            human_actor=r[17],
+            human_wait_ms=r[18],
+            last_error=": ".join(p for p in (r[19], r[20]) if p) if r[5] == "failed" else "",
+        )
+        for r in rows
+    ]
+
+
+def as_tree(steps: list[Step]) -> list[Step]:
+    """Nest each step under its parent step; steps whose parent is not a step are roots."""
+    by_id = {s.step_id: s.model_copy(update={"children": []}) for s in steps}
+    roots: list[Step] = []
+    for s in steps:
+        node = by_id[s.step_id]
+        parent = by_id.get(s.parent_step_id)
+        (parent.children if parent is not None else roots).append(node)
+    return roots
+
+
+def _waits(wh: Warehouse, tenant: str, trace_id: str) -> list[datetime]:
+    """When the run started waiting for a person (wrm.hitl.state=requested markers, kept as long
+    as the run's spans are)."""
+    rows = wh.rows(
+        "SELECT start_time FROM span_facts FINAL WHERE tenant_id = {t:String} AND trace_id = {tr:String} "
+        "AND is_marker = 1 ORDER BY start_time",
+        {"t": tenant, "tr": trace_id},
+    )
+    return [r[0] for r in rows]
+
+
+def timeline(
+    run: dict[str, Any],
+    steps: list[Step],
+    waits: list[datetime],
+    actions: list[Action],
+    notes: list[Annotation],
+) -> list[TimelineEvent]:
+    """What happened, in time order (ties keep this order: run, steps, people, actions, notes)."""
+    ev: list[TimelineEvent] = [
+        TimelineEvent(at=run["start_time"], kind="run.started", name=run["workflow_name"])
+    ]
+    for s in steps:
+        if s.attempt > 1:
+            ev.append(
+                TimelineEvent(
+                    at=s.start_time, kind="step.retried", step_id=s.step_id, name=s.name, attempt=s.attempt
+                )
+            )
+        ev.append(
+            TimelineEvent(
+                at=s.start_time, kind="step.started", step_id=s.step_id, name=s.name, attempt=s.attempt
+            )
+        )
+        if s.human_decision:
+            ev.append(
+                TimelineEvent(
+                    at=s.end_time,
+                    kind="human.decided",
+                    step_id=s.step_id,
+                    name=s.name,
+                    detail=s.human_decision,
+                    actor=s.human_actor,
+                    wait_ms=s.human_wait_ms,
+                )
+            )
+        done = "step.failed" if s.status == "failed" else "step.completed"
+        ev.append(
+            TimelineEvent(
+                at=s.end_time,
+                kind=done,
+                step_id=s.step_id,
+                name=s.name,
+                attempt=s.attempt,
+                detail=s.last_error,
+            )
+        )
+    ev += [TimelineEvent(at=w, kind="human.waiting") for w in waits]
+    if run["end_time"] is not None and run["status"] in ("completed", "failed", "canceled"):
+        ev.append(
+            TimelineEvent(at=run["end_time"], kind=f"run.{run['status']}", detail=run["failure_reason"])
+        )
+    for a in actions:
+        ev.append(
+            TimelineEvent(
+                at=a.requested_at,
+                kind="action.requested",
+                detail=f"{a.kind}: {a.reason}".rstrip(": "),
+                actor=a.requested_by,
+                action_id=a.action_id,
+            )
+        )
+        if a.acked_at is not None:
+            text = f"{a.kind} {a.state}" + (f": {a.outcome_message}" if a.outcome_message else "")
+            if a.new_run_id:
+                text += f" (new run {a.new_run_id})"
+            ev.append(
+                TimelineEvent(
+                    at=a.acked_at,
+                    kind="action.acknowledged",
+                    detail=text,
+                    actor=a.acked_by,
+                    action_id=a.action_id,
+                )
+            )
+            if a.kind == "cancel" and a.state == "done" and run["status"] in ("running", "waiting_human"):
+                ev.append(TimelineEvent(at=a.acked_at, kind="run.canceled", detail="canceled by the engine"))
+    ev += [TimelineEvent(at=n.created_at, kind="annotation", detail=n.text, actor=n.author) for n in notes]
+    order = {id(e): i for i, e in enumerate(ev)}
+    return sorted(ev, key=lambda e: (e.at, order[id(e)]))
+
+
+def lineage(wh: Warehouse, tenant: str, run: dict[str, Any], actions: list[Action]) -> Lineage:
+    """Re-run links from both sources: spans carrying wrm.rerun.of, and acknowledged re-runs."""
+    run_id = run["run_id"]
+    rerun_of = run["rerun_of"]
+    if not rerun_of:
+        rows = wh.rows(
+            "SELECT run_id FROM run_actions FINAL WHERE tenant_id = {t:String} AND kind = 'rerun' "
+            "AND new_run_id = {r:String} LIMIT 1",
+            {"t": tenant, "r": run_id},
+        )
+        rerun_of = str(rows[0][0]) if rows else ""
+    by_spans = wh.rows(
+        "SELECT DISTINCT run_id FROM runs_by_time WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
+        {"t": tenant, "r": run_id},
+    )
+    reruns = {str(r[0]) for r in by_spans} | {
+        a.new_run_id for a in actions if a.kind == "rerun" and a.new_run_id
+    }
+    return Lineage(rerun_of=rerun_of, reruns=sorted(reruns))
+
+
+def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
+    run = find_run(wh, tenant, run_id)
+    steps = steps_of(wh, tenant, run["trace_id"])
+    actions = acts.actions_for_run(wh, tenant, run_id)
+    notes = acts.annotations_for_run(wh, tenant, run_id)
+    cancels = {a.state for a in actions if a.kind == "cancel"}
+    return RunDetail(
+        run_id=run_id,
+        trace_id=run["trace_id"],
+        workflow=run["workflow_name"],
+        version=run["workflow_version"],
+        environment=run["environment"],
+        status=shown_status(run["status"], cancels),
+        start_time=run["start_time"],
+        end_time=run["end_time"],
+        duration_ms=None if run["duration_ns"] is None else run["duration_ns"] / 1e6,
+        step_count=run["step_count"],
+        retries=run["retries"],
+        input_tokens=run["input_tokens"],
+        output_tokens=run["output_tokens"],
+        cost_usd=run["cost_usd"],
+        first_pass=bool(run["first_pass"]),
+        tags=tags_of(wh.reader, tenant, [run_id]).get(run_id, []),
+        failure_reason=run["failure_reason"],
+        failed_step=run["failed_step"],
+        human_decisions=run["human_decisions"],
+        human_wait_ms=run["human_wait_ms"],
+        validations_passed=run["validations_passed"],
+        validations_failed=run["validations_failed"],
+        quality_mean=run["quality_mean"],
+        user_id=run["user_id"],
+        session_id=run["session_id"],
+        service_name=run["service_name"],
+        timeline=timeline(run, steps, _waits(wh, tenant, run["trace_id"]), actions, notes),
+        annotations=notes,
+        actions=actions,
+        lineage=lineage(wh, tenant, run, actions),
+    )

@@ -1,0 +1,244 @@
+"""The run list: filters turned into a WHERE clause with bound parameters, keyset cursors, and
+the page query over runs_by_time (sql/007), newest first or longest first.
+
+A cursor is the sort key of the last run on a page (start time or duration, then trace id),
+base64url-encoded JSON tagged with the sort it belongs to; the next page continues strictly
+after it, so runs arriving meanwhile never shift or repeat a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from clickhouse_connect.driver.client import Client
+
+from analytics.runs.errors import InvalidInput
+from analytics.runs.schemas import RunSummary
+
+MAX_LIMIT = 500
+STATUSES = ("running", "waiting_human", "completed", "failed", "canceled", "cancel_requested")
+Sort = Literal["start", "duration"]
+
+_CANCELS = (
+    "(SELECT run_id FROM run_actions FINAL WHERE tenant_id = {tenant:String} AND kind = 'cancel' "
+    "AND state = '%s')"
+)
+_PENDING, _DONE = _CANCELS % "pending", _CANCELS % "done"
+_LIVE = "status IN ('running', 'waiting_human')"
+# How each status the API shows is found: an engine's acknowledged cancel makes a live run
+# canceled, a pending one makes it cancel_requested (see `shown_status`).
+_STATUS_SQL = {
+    "running": f"(status = 'running' AND run_id NOT IN {_PENDING} AND run_id NOT IN {_DONE})",
+    "waiting_human": f"(status = 'waiting_human' AND run_id NOT IN {_PENDING} AND run_id NOT IN {_DONE})",
+    "completed": "status = 'completed'",
+    "failed": "status = 'failed'",
+    "canceled": f"(status = 'canceled' OR ({_LIVE} AND run_id IN {_DONE}))",
+    "cancel_requested": f"({_LIVE} AND run_id IN {_PENDING} AND run_id NOT IN {_DONE})",
+}
+# sort → (ORDER BY expression, its value as the cursor's integer, the cursor read back)
+_SORT_SQL = {
+    "start": (
+        "start_time",
+        "toUnixTimestamp64Nano(start_time)",
+        "fromUnixTimestamp64Nano({c_key:Int64}, 'UTC')",
+    ),
+    "duration": ("ifNull(duration_ns, 0)", "ifNull(duration_ns, 0)", "{c_key:Int64}"),
+}
+COLUMNS = (
+    "run_id, trace_id, workflow_name, workflow_version, environment, status, start_time, end_time, "
+    "duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass"
+)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    workflow: str = ""
+    version: str = ""
+    environment: str = ""
+    statuses: tuple[str, ...] = ()
+    tag: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    min_duration_ms: float | None = None
+    has_human_decisions: bool | None = None
+    failure_text: str = ""
+
+    def where(self, tenant: str) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause (bound parameters only) and its parameters."""
+        parts = ["tenant_id = {tenant:String}"]
+        params: dict[str, Any] = {"tenant": tenant}
+        for name, column in (
+            ("workflow", "workflow_name"),
+            ("version", "workflow_version"),
+            ("environment", "environment"),
+        ):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{column} = {{{name}:String}}")
+                params[name] = value
+        bad = [s for s in self.statuses if s not in STATUSES]
+        if bad:
+            raise InvalidInput(f"unknown status {bad[0]!r}; statuses are {', '.join(STATUSES)}")
+        if self.statuses:
+            parts.append("(" + " OR ".join(_STATUS_SQL[s] for s in dict.fromkeys(self.statuses)) + ")")
+        if self.tag:
+            parts.append(
+                "run_id IN (SELECT run_id FROM run_tags FINAL WHERE tenant_id = {tenant:String} "
+                "AND tag = {tag:String} AND present = 1)"
+            )
+            params["tag"] = self.tag
+        if self.since is not None:
+            parts.append("start_time >= {since:DateTime64(6)}")
+            params["since"] = self.since
+        if self.until is not None:
+            parts.append("start_time < {until:DateTime64(6)}")
+            params["until"] = self.until
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidInput("`until` must be after `since`")
+        if self.min_duration_ms is not None:
+            if self.min_duration_ms < 0:
+                raise InvalidInput("`min_duration_ms` must not be negative")
+            parts.append("duration_ns >= {min_ns:UInt64}")
+            params["min_ns"] = int(self.min_duration_ms * 1_000_000)
+        if self.has_human_decisions is not None:
+            parts.append("human_decisions > 0" if self.has_human_decisions else "human_decisions = 0")
+        if self.failure_text:
+            parts.append("positionCaseInsensitiveUTF8(failure_reason, {failure_text:String}) > 0")
+            params["failure_text"] = self.failure_text
+        return " AND ".join(parts), params
+
+
+@dataclass(frozen=True)
+class Cursor:
+    sort: Sort
+    key: int
+    trace_id: str
+
+    def encode(self) -> str:
+        raw = json.dumps([self.sort, self.key, self.trace_id], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, sort: Sort) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            got_sort, key, trace_id = json.loads(raw)
+            if not isinstance(key, int) or not isinstance(trace_id, str):
+                raise ValueError
+        except (ValueError, TypeError, binascii.Error):
+            raise InvalidInput("`cursor` is not a cursor this API returned") from None
+        if got_sort != sort:
+            raise InvalidInput(f"`cursor` belongs to sort={got_sort!r}, not sort={sort!r}")
+        return cls(sort, key, trace_id)
+
+
+@dataclass
+class Page:
+    runs: list[RunSummary]
+    next_cursor: str | None
+    trace_ids: list[str] = field(default_factory=list)
+
+
+def shown_status(stored: str, cancel_states: set[str]) -> str:
+    """The status the API shows, given the states of the run's cancel actions."""
+    if stored in ("running", "waiting_human"):
+        if "done" in cancel_states:
+            return "canceled"
+        if "pending" in cancel_states:
+            return "cancel_requested"
+    return stored
+
+
+def list_runs(
+    client: Client,
+    tenant: str,
+    flt: RunFilter,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    sort: Sort = "start",
+) -> Page:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"`limit` must be between 1 and {MAX_LIMIT}")
+    if sort not in _SORT_SQL:
+        raise InvalidInput("`sort` must be 'start' or 'duration'")
+    where, params = flt.where(tenant)
+    order, key, cursor_value = _SORT_SQL[sort]
+    if cursor:
+        after = Cursor.decode(cursor, sort)
+        where += f" AND ({order}, trace_id) < ({cursor_value}, {{c_trace:String}})"
+        params.update(c_key=after.key, c_trace=after.trace_id)
+    sql = (
+        f"SELECT {COLUMNS}, {key} AS sort_key FROM runs_by_time FINAL WHERE {where} "
+        f"ORDER BY {order} DESC, trace_id DESC LIMIT {{limit:UInt32}}"
+    )
+    rows = client.query(sql, parameters={**params, "limit": limit + 1}).result_rows
+    more = len(rows) > limit
+    rows = rows[:limit]
+    run_ids = [r[0] for r in rows]
+    tags = tags_of(client, tenant, run_ids)
+    cancels = cancel_states(client, tenant, run_ids)
+    runs = [_summary(r, tags.get(r[0], []), cancels.get(r[0], set())) for r in rows]
+    next_cursor = Cursor(sort, int(rows[-1][-1]), rows[-1][1]).encode() if more and rows else None
+    return Page(runs, next_cursor, [r[1] for r in rows])
+
+
+def iter_runs(client: Client, tenant: str, flt: RunFilter, batch: int = MAX_LIMIT) -> Iterator[Page]:
+    """Every matching run, newest first, a page at a time (constant memory)."""
+    cursor: str | None = None
+    while True:
+        page = list_runs(client, tenant, flt, limit=batch, cursor=cursor)
+        if page.runs:
+            yield page
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def tags_of(client: Client, tenant: str, run_ids: list[str]) -> dict[str, list[str]]:
+    if not run_ids:
+        return {}
+    rows = client.query(
+        "SELECT run_id, arraySort(groupArray(tag)) FROM run_tags FINAL WHERE tenant_id = {tenant:String} "
+        "AND run_id IN {ids:Array(String)} AND present = 1 GROUP BY run_id",
+        parameters={"tenant": tenant, "ids": run_ids},
+    ).result_rows
+    return {str(r[0]): list(r[1]) for r in rows}
+
+
+def cancel_states(client: Client, tenant: str, run_ids: list[str]) -> dict[str, set[str]]:
+    if not run_ids:
+        return {}
+    rows = client.query(
+        "SELECT run_id, groupUniqArray(state) FROM run_actions FINAL WHERE tenant_id = {tenant:String} "
+        "AND kind = 'cancel' AND run_id IN {ids:Array(String)} GROUP BY run_id",
+        parameters={"tenant": tenant, "ids": run_ids},
+    ).result_rows
+    return {str(r[0]): set(r[1]) for r in rows}
+
+
+def _summary(r: tuple[Any, ...], tags: list[str], cancels: set[str]) -> RunSummary:
+    return RunSummary(
+        run_id=r[0],
+        trace_id=r[1],
+        workflow=r[2],
+        version=r[3],
+        environment=r[4],
+        status=shown_status(r[5], cancels),  # type: ignore[arg-type]
+        start_time=r[6],
+        end_time=r[7],
+        duration_ms=None if r[8] is None else r[8] / 1e6,
+        step_count=r[9],
+        retries=r[10],
+        input_tokens=r[11],
+        output_tokens=r[12],
+        cost_usd=r[13],
+        first_pass=bool(r[14]),
+        tags=tags,
+    )

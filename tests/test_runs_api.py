@@ -1,0 +1,267 @@
+"""/v1 runs API against a running server fed by the OpenTelemetry SDK exporter: lists with
+every filter and cursor paging, run detail with its timeline, steps, actions, annotations, tags
+and problem responses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+from analytics.warehouse import Warehouse
+from tests.conftest import settle, start_server
+from tests.indicator_data import VersionPlan, plan, send
+from tests.otlp import sdk_provider
+from wrm.server import WrmServer
+
+RUNS = plan(
+    [
+        VersionPlan("v1", range(4, 2, -1), 12, 6, 4, 10, (100, 10), 4, 0.6),
+        VersionPlan("v2", range(2, 0, -1), 12, 9, 2, 6, (90, 9), 3, 0.8),
+    ]
+)  # 48 runs: per day 12, of which first-pass, retried, failed as planned
+
+
+@pytest.fixture(scope="module")
+def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
+    """One server for the module (feeding it is the slow part); the action test, which changes
+    state, runs after the read-only ones."""
+    warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
+    server = start_server(warehouse)
+    send(server.otlp_address, RUNS, "triage")
+    _start_running_run(server.otlp_address, "live-1")
+    settle(server)
+    with httpx.Client(base_url=f"http://{server.http_address}", timeout=30) as client:
+        yield server, client
+    server.stop()
+    warehouse.command(f"DROP DATABASE IF EXISTS `{warehouse.database}` SYNC")
+    warehouse.close()
+
+
+def _start_running_run(otlp_address: str, name: str) -> None:
+    """A run whose run span has not arrived yet: a step under a remote parent."""
+    parent = NonRecordingSpan(
+        SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
+    )
+    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
+    span = provider.get_tracer("t").start_span(
+        name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
+    )
+    span.end()
+    provider.force_flush()
+    provider.shutdown()
+
+
+def _all(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        resp = client.get("/v1/runs", params={**params, **({"cursor": cursor} if cursor else {})})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        runs += body["runs"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return runs
+
+
+def _expected(pred: Any) -> int:
+    return sum(1 for r in RUNS if pred(r))
+
+
+def test_list_pages_filters_and_sorts(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    first = client.get("/v1/runs", params={"limit": 5}).json()
+    assert len(first["runs"]) == 5 and first["next_cursor"]
+    assert first["runs"][0]["workflow"] == "live"  # the newest run
+    every = _all(client, limit=7, workflow="triage")
+    assert len(every) == 48 and len({r["run_id"] for r in every}) == 48
+    starts = [r["start_time"] for r in every]
+    assert starts == sorted(starts, reverse=True)
+    longest = _all(client, limit=10, workflow="triage", sort="duration")
+    durations = [r["duration_ms"] for r in longest]
+    assert durations == sorted(durations, reverse=True) and len(longest) == 48
+    assert durations[0] == max(r.duration_ns for r in RUNS) / 1e6
+
+    def count(**params: Any) -> int:
+        return len(_all(client, limit=500, workflow="triage", **params))
+
+    assert count(version="v2") == 24
+    assert count(status=["failed"]) == _expected(lambda r: r.outcome == "failed")
+    assert count(status=["failed", "completed"]) == 48
+    assert count(status=["running"]) == 0 and len(_all(client, status=["running"])) == 1
+    assert count(has_human_decisions=True) == _expected(lambda r: r.human_wait_s > 0)
+    assert count(min_duration_ms=10_000) == _expected(lambda r: r.duration_ns >= 10_000 * 10**6)
+    assert count(failure_text="Model TIMED out") == _expected(lambda r: r.outcome == "failed")
+    oldest = every[-1]["start_time"]
+    assert count(since=oldest) == 48 and count(until=oldest) == 0
+    run = every[0]
+    assert run["input_tokens"] > 0 and run["output_tokens"] > 0 and run["cost_usd"] > 0
+    assert set(run) >= {
+        "status",
+        "version",
+        "environment",
+        "start_time",
+        "end_time",
+        "duration_ms",
+        "step_count",
+        "retries",
+        "first_pass",
+        "tags",
+    }
+
+
+def test_detail_timeline_and_steps(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    failed = _all(client, workflow="triage", status=["failed"])[0]
+    detail = client.get(f"/v1/runs/{failed['run_id']}").json()
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds[0] == "run.started" and kinds[-1] == "run.failed" and kinds.count("step.failed") == 1
+    step_failed = next(e for e in detail["timeline"] if e["kind"] == "step.failed")
+    assert step_failed["name"] == "classify" and "model timed out" in step_failed["detail"]
+    assert "model timed out" in detail["failure_reason"]
+    assert detail["lineage"] == {"rerun_of": "", "reruns": []}
+
+    human = _all(client, workflow="triage", has_human_decisions=True)[0]
+    timeline = client.get(f"/v1/runs/{human['run_id']}").json()["timeline"]
+    decided = next(e for e in timeline if e["kind"] == "human.decided")
+    assert (decided["actor"], decided["detail"], decided["wait_ms"]) == ("ana", "approved", 60_000)
+
+    retried = _all(client, workflow="triage", status=["completed"], limit=500)
+    retried = next(r for r in retried if r["retries"] == 1)
+    kinds = [e["kind"] for e in client.get(f"/v1/runs/{retried['run_id']}").json()["timeline"]]
+    assert "step.retried" in kinds and kinds[-1] == "run.completed"
+
+    tree = client.get(f"/v1/runs/{retried['run_id']}/steps").json()
+    names = sorted(s["name"] for s in tree["steps"])
+    assert names[:3] == ["check", "classify", "classify"]
+    classify = [s for s in tree["steps"] if s["name"] == "classify"]
+    assert sorted(s["attempt"] for s in classify) == [1, 2]
+    assert [s["last_error"] for s in sorted(classify, key=lambda s: s["attempt"])] == ["model timed out", ""]
+    tokens, quality = (100, 0.6) if retried["version"] == "v1" else (90, 0.8)
+    assert all(s["input_tokens"] == tokens and s["model"] == "test-model" for s in classify)
+    check = next(s for s in tree["steps"] if s["name"] == "check")
+    assert check["validation_passed"] is True and check["quality_score"] == quality
+    flat = client.get(f"/v1/runs/{retried['run_id']}/steps", params={"view": "flat"}).json()
+    assert flat["view"] == "flat" and len(flat["steps"]) == len(tree["steps"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "body", "status", "words"),
+    [
+        ("get", "/v1/runs/nope", {}, None, 404, "no run 'nope'"),
+        ("get", "/v1/runs/nope/steps", {}, None, 404, "no run 'nope'"),
+        ("get", "/v1/runs", {"cursor": "garbage!"}, None, 400, "not a cursor"),
+        ("get", "/v1/runs", {"status": "exploded"}, None, 400, "unknown status 'exploded'"),
+        ("get", "/v1/runs", {"limit": 501}, None, 422, "limit"),
+        ("get", "/v1/runs", {"since": "yesterday"}, None, 422, "since"),
+        (
+            "get",
+            "/v1/runs",
+            {"since": "2026-02-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+            None,
+            400,
+            "until",
+        ),
+        ("post", "/v1/actions/nope/ack", {}, {"outcome": "done"}, 404, "no action 'nope'"),
+        ("post", "/v1/actions/nope/ack", {}, {"outcome": "maybe"}, 422, "outcome"),
+    ],
+)
+def test_problems(
+    api: tuple[WrmServer, httpx.Client],
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    body: Any,
+    status: int,
+    words: str,
+) -> None:
+    _, client = api
+    resp = client.request(method.upper(), path, params=params, json=body)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    problem = resp.json()
+    assert problem["status"] == status and words in problem["detail"] and problem["instance"] == path
+
+
+def test_tenants_do_not_see_each_other(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    assert client.get("/v1/runs", headers={"X-WRM-Tenant": "other"}).json()["runs"] == []
+    some = _all(client, limit=1)[0]
+    assert client.get(f"/v1/runs/{some['run_id']}", headers={"X-WRM-Tenant": "other"}).status_code == 404
+    assert client.get("/v1/runs", headers={"X-WRM-Tenant": "no such!"}).status_code == 400
+
+
+def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    live = _all(client, workflow="live")[0]
+    done = _all(client, workflow="triage", status=["completed"], limit=1)[0]
+
+    # re-run: idempotent by key
+    key = {"Idempotency-Key": "k-1", "X-WRM-Actor": "ops@example.com"}
+    first = client.post(
+        f"/v1/runs/{done['run_id']}/rerun", json={"context": {"model": "b"}, "reason": "flaky"}, headers=key
+    )
+    again = client.post(
+        f"/v1/runs/{done['run_id']}/rerun", json={"context": {"model": "b"}, "reason": "flaky"}, headers=key
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["action_id"] == again.json()["action_id"]
+    assert first.json()["requested_by"] == "ops@example.com" and first.json()["context"] == {"model": "b"}
+    clash = client.post(f"/v1/runs/{live['run_id']}/rerun", json={}, headers=key)
+    assert clash.status_code == 409 and clash.headers["content-type"] == "application/problem+json"
+
+    # cancel → cancel_requested → ack → canceled; a finished run cannot be canceled
+    cancel = client.post(f"/v1/runs/{live['run_id']}/cancel", json={"reason": "stuck"})
+    assert cancel.status_code == 201
+    assert client.get(f"/v1/runs/{live['run_id']}").json()["status"] == "cancel_requested"
+    assert [r["run_id"] for r in _all(client, status=["cancel_requested"])] == [live["run_id"]]
+    assert client.post(f"/v1/runs/{live['run_id']}/cancel", json={}).status_code == 200  # the pending one
+    assert client.post(f"/v1/runs/{done['run_id']}/cancel", json={}).status_code == 409
+    pending = client.get("/v1/actions", params={"state": "pending"}).json()
+    assert {a["kind"] for a in pending} == {"rerun", "cancel"} and len(pending) == 2
+    acked = client.post(f"/v1/actions/{cancel.json()['action_id']}/ack", json={"outcome": "done"})
+    assert acked.status_code == 200 and acked.json()["state"] == "done"
+    live_detail = client.get(f"/v1/runs/{live['run_id']}").json()
+    assert live_detail["status"] == "canceled"
+    assert [e["kind"] for e in live_detail["timeline"]][-3:] == [
+        "action.requested",
+        "action.acknowledged",
+        "run.canceled",
+    ]
+    assert (
+        client.post(f"/v1/actions/{cancel.json()['action_id']}/ack", json={"outcome": "failed"}).status_code
+        == 409
+    )
+
+    # a re-run linked both ways by the ack
+    other = _all(client, workflow="triage", status=["failed"], limit=1)[0]
+    ack = client.post(
+        f"/v1/actions/{first.json()['action_id']}/ack",
+        json={"outcome": "done", "new_run_id": other["run_id"]},
+    )
+    assert ack.status_code == 200
+    assert client.get(f"/v1/runs/{done['run_id']}").json()["lineage"]["reruns"] == [other["run_id"]]
+    assert client.get(f"/v1/runs/{other['run_id']}").json()["lineage"]["rerun_of"] == done["run_id"]
+
+    # annotations and tags show in detail and filter lists
+    note = client.post(
+        f"/v1/runs/{done['run_id']}/annotations",
+        json={"text": "wrong label", "label": "bad", "score": 0.2, "author": "ana"},
+    )
+    assert note.status_code == 201
+    tags = client.post(f"/v1/runs/{done['run_id']}/tags", json={"add": ["golden", "q3"], "remove": []}).json()
+    assert tags["tags"] == ["golden", "q3"]
+    assert client.post(f"/v1/runs/{done['run_id']}/tags", json={"remove": ["q3"]}).json()["tags"] == [
+        "golden"
+    ]
+    detail = client.get(f"/v1/runs/{done['run_id']}").json()
+    assert detail["tags"] == ["golden"] and detail["annotations"][0]["text"] == "wrong label"
+    assert "annotation" in [e["kind"] for e in detail["timeline"]]
+    assert [r["run_id"] for r in _all(client, tag="golden")] == [done["run_id"]]
+    assert _all(client, tag="q3") == []
