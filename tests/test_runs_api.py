@@ -4,12 +4,15 @@ and problem responses."""
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
@@ -195,6 +198,38 @@ def test_tenants_do_not_see_each_other(api: tuple[WrmServer, httpx.Client]) -> N
     some = _all(client, limit=1)[0]
     assert client.get(f"/v1/runs/{some['run_id']}", headers={"X-WRM-Tenant": "other"}).status_code == 404
     assert client.get("/v1/runs", headers={"X-WRM-Tenant": "no such!"}).status_code == 400
+
+
+def test_export_round_trips(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    listed = pd.DataFrame(_all(client, limit=500, workflow="triage"))
+    resp = client.get("/v1/runs/export", params={"format": "parquet", "workflow": "triage"})
+    assert resp.status_code == 200 and resp.headers["x-wrm-run-count"] == "48"
+    assert resp.headers["content-disposition"] == 'attachment; filename="runs.parquet"'
+    exported = pd.read_parquet(io.BytesIO(resp.content))
+    assert list(exported.columns) == list(listed.columns)
+    for col in ("start_time", "end_time"):
+        listed[col] = pd.to_datetime(listed[col], utc=True)
+        exported[col] = pd.to_datetime(exported[col], utc=True)
+    exported["tags"] = exported["tags"].map(list)
+    pd.testing.assert_frame_equal(exported, listed, check_dtype=False)
+
+    jsonl = client.get("/v1/runs/export", params={"format": "jsonl", "workflow": "triage", "steps": "true"})
+    records = [json.loads(line) for line in jsonl.text.splitlines()]
+    assert [r["run_id"] for r in records] == listed["run_id"].tolist()
+    assert all(len(r["steps"]) >= 2 for r in records)
+    csv_text = client.get("/v1/runs/export", params={"format": "csv", "version": "v1"}).text
+    frame = pd.read_csv(io.StringIO(csv_text))
+    assert len(frame) == 24 and set(frame["version"]) == {"v1"}
+    with_steps = pd.read_parquet(
+        io.BytesIO(client.get("/v1/runs/export", params={"format": "parquet", "steps": "true"}).content)
+    )
+    assert with_steps["steps"].map(len).sum() == sum(r["step_count"] for r in _all(client, limit=500))
+    empty = client.get("/v1/runs/export", params={"format": "csv", "workflow": "nope"})
+    assert empty.text.splitlines() == [",".join(listed.columns)]
+    bad = client.get("/v1/runs/export", params={"format": "xlsx"})
+    assert bad.status_code == 422 and "format" in bad.json()["detail"]
+    assert client.get("/v1/runs/export", params={"status": "odd"}).status_code == 400
 
 
 def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> None:

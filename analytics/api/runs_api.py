@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import StreamingResponse
 
 from analytics.api.caller import Caller, caller
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
-from analytics.runs.listing import MAX_LIMIT, RunFilter, list_runs, tags_of
+from analytics.runs.export import MEDIA_TYPES, export_runs
+from analytics.runs.listing import MAX_LIMIT, RunFilter, count_runs, list_runs, tags_of
 from analytics.runs.schemas import (
     AckRequest,
     Action,
@@ -74,6 +76,27 @@ def build_router(wh: Warehouse) -> APIRouter:
         """Runs, newest first (or longest first), a page at a time."""
         page = list_runs(wh.reader, who.tenant, flt, limit=limit, cursor=cursor, sort=sort)
         return RunPage(runs=page.runs, next_cursor=page.next_cursor)
+
+    @router.get(
+        "/runs/export",
+        response_class=StreamingResponse,
+        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    )
+    def export(
+        who: Who,
+        flt: Filter,
+        format: Literal["csv", "jsonl", "parquet"] = "csv",
+        steps: bool = False,
+    ) -> StreamingResponse:
+        """Every run matching the list's filters, newest first, streamed (memory stays flat);
+        `steps=true` adds each run's steps. `X-WRM-Run-Count` says how many runs follow."""
+        total = count_runs(wh.reader, who.tenant, flt)  # also validates the filter before streaming
+        chunks = export_runs(wh.reader, who.tenant, flt, format, with_steps=steps)
+        headers = {
+            "Content-Disposition": f'attachment; filename="runs.{format}"',
+            "X-WRM-Run-Count": str(total),
+        }
+        return StreamingResponse(chunks, media_type=MEDIA_TYPES[format], headers=headers)
 
     @router.get("/runs/{run_id}", response_model=RunDetail)
     def get_run(who: Who, run_id: str) -> RunDetail:

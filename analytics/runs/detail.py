@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from analytics.runs import actions as acts
 from analytics.runs.errors import UnknownItem
 from analytics.runs.listing import shown_status, tags_of
@@ -37,36 +39,48 @@ def find_run(wh: Warehouse, tenant: str, run_id: str) -> dict[str, Any]:
 
 
 def steps_of(wh: Warehouse, tenant: str, trace_id: str) -> list[Step]:
-    rows = wh.rows(
-        f"SELECT {_STEP_COLUMNS} FROM steps_store FINAL "
-        "WHERE tenant_id = {t:String} AND trace_id = {tr:String} ORDER BY start_time, step_id",
-        {"t": tenant, "tr": trace_id},
+    return steps_by_trace(wh.reader, tenant, [trace_id]).get(trace_id, [])
+
+
+def steps_by_trace(client: Client, tenant: str, trace_ids: list[str]) -> dict[str, list[Step]]:
+    """Steps of several traces at once, each list in start order."""
+    if not trace_ids:
+        return {}
+    rows = client.query(
+        f"SELECT trace_id, {_STEP_COLUMNS} FROM steps_store FINAL "
+        "WHERE tenant_id = {t:String} AND trace_id IN {trs:Array(String)} "
+        "ORDER BY trace_id, start_time, step_id",
+        parameters={"t": tenant, "trs": trace_ids},
+    ).result_rows
+    out: dict[str, list[Step]] = {}
+    for trace, *r in rows:
+        out.setdefault(trace, []).append(_step(r))
+    return out
+
+
+def _step(r: list[Any]) -> Step:
+    return Step(
+        step_id=r[0],
+        parent_step_id=r[1],
+        name=r[2],
+        type=r[3],
+        attempt=r[4],
+        status=r[5],
+        start_time=r[6],
+        end_time=r[7],
+        duration_ms=r[8] / 1e6,
+        model=r[9],
+        input_tokens=r[10],
+        output_tokens=r[11],
+        cost_usd=r[12],
+        validation_name=r[13],
+        validation_passed=None if r[14] is None else bool(r[14]),
+        quality_score=r[15],
+        human_decision=r[16],
+        human_actor=r[17],
+        human_wait_ms=r[18],
+        last_error=": ".join(p for p in (r[19], r[20]) if p) if r[5] == "failed" else "",
     )
-    return [
-        Step(
-            step_id=r[0],
-            parent_step_id=r[1],
-            name=r[2],
-            type=r[3],
-            attempt=r[4],
-            status=r[5],
-            start_time=r[6],
-            end_time=r[7],
-            duration_ms=r[8] / 1e6,
-            model=r[9],
-            input_tokens=r[10],
-            output_tokens=r[11],
-            cost_usd=r[12],
-            validation_name=r[13],
-            validation_passed=None if r[14] is None else bool(r[14]),
-            quality_score=r[15],
-            human_decision=r[16],
-            human_actor=r[17],
-            human_wait_ms=r[18],
-            last_error=": ".join(p for p in (r[19], r[20]) if p) if r[5] == "failed" else "",
-        )
-        for r in rows
-    ]
 
 
 def as_tree(steps: list[Step]) -> list[Step]:

@@ -166,6 +166,10 @@ def list_runs(
 ) -> Page:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"`limit` must be between 1 and {MAX_LIMIT}")
+    return _page(client, tenant, flt, limit, cursor, sort)
+
+
+def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str | None, sort: Sort) -> Page:
     if sort not in _SORT_SQL:
         raise InvalidInput("`sort` must be 'start' or 'duration'")
     where, params = flt.where(tenant)
@@ -189,16 +193,25 @@ def list_runs(
     return Page(runs, next_cursor, [r[1] for r in rows])
 
 
-def iter_runs(client: Client, tenant: str, flt: RunFilter, batch: int = MAX_LIMIT) -> Iterator[Page]:
-    """Every matching run, newest first, a page at a time (constant memory)."""
+def iter_runs(client: Client, tenant: str, flt: RunFilter, batch: int = 5_000) -> Iterator[Page]:
+    """Every matching run, newest first, `batch` at a time (memory bounded by the batch)."""
     cursor: str | None = None
     while True:
-        page = list_runs(client, tenant, flt, limit=batch, cursor=cursor)
+        page = _page(client, tenant, flt, batch, cursor, "start")
         if page.runs:
             yield page
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
+
+
+def count_runs(client: Client, tenant: str, flt: RunFilter) -> int:
+    where, params = flt.where(tenant)
+    return int(
+        client.query(f"SELECT count() FROM runs_by_time FINAL WHERE {where}", parameters=params).result_rows[
+            0
+        ][0]
+    )
 
 
 def tags_of(client: Client, tenant: str, run_ids: list[str]) -> dict[str, list[str]]:
