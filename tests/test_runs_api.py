@@ -20,6 +20,7 @@ from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send
 from tests.otlp import sdk_provider
+from wrm.cli import main
 from wrm.server import WrmServer
 
 RUNS = plan(
@@ -230,6 +231,27 @@ def test_export_round_trips(api: tuple[WrmServer, httpx.Client]) -> None:
     bad = client.get("/v1/runs/export", params={"format": "xlsx"})
     assert bad.status_code == 422 and "format" in bad.json()["detail"]
     assert client.get("/v1/runs/export", params={"status": "odd"}).status_code == 400
+
+
+def test_export_command(api: tuple[WrmServer, httpx.Client], tmp_path: Path, engine_dir: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    server, client = api
+    listed = [r["run_id"] for r in _all(client, limit=500, workflow="triage", status=["failed"])]
+    out = tmp_path / "failed.parquet"
+    db = ["--database", server.settings.database]
+    common = ["export", "--format", "parquet", "--workflow", "triage", "--status", "failed", *db]
+    assert main([*common, "--out", str(out), "--http", server.http_address]) == 0
+    assert "via the running server" in capsys.readouterr().err
+    assert pd.read_parquet(out)["run_id"].tolist() == listed
+    direct = tmp_path / "direct.jsonl"
+    where = ["--http", "127.0.0.1:9", "--warehouse", f"chdb://{engine_dir}"]
+    assert main([*common[:2], "jsonl", *common[3:], "--steps", "--out", str(direct), *where]) == 0
+    err = capsys.readouterr().err
+    assert "opened chdb://" in err and f"{len(listed)} runs" in err
+    assert [json.loads(line)["run_id"] for line in direct.read_text().splitlines()] == listed
+    assert main(["export", "--status", "failed", "--since", "2026-02-02", "--until", "2026-01-01", *db,
+                 "--http", server.http_address, "--out", str(tmp_path / "x.csv")]) == 2  # fmt: skip
+    assert "until" in capsys.readouterr().err
 
 
 def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> None:
