@@ -193,6 +193,15 @@ def test_problems(
     assert problem["status"] == status and words in problem["detail"] and problem["instance"] == path
 
 
+def test_openapi_is_served(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/steps", "/v1/runs/export", "/v1/actions",
+            "/v1/actions/{action_id}/ack", "/v1/runs/{run_id}/rerun", "/v1/runs/{run_id}/cancel",
+            "/v1/runs/{run_id}/annotations", "/v1/runs/{run_id}/tags"} <= set(paths)  # fmt: skip
+
+
 def test_tenants_do_not_see_each_other(api: tuple[WrmServer, httpx.Client]) -> None:
     _, client = api
     assert client.get("/v1/runs", headers={"X-WRM-Tenant": "other"}).json()["runs"] == []
@@ -255,7 +264,7 @@ def test_export_command(api: tuple[WrmServer, httpx.Client], tmp_path: Path, eng
 
 
 def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> None:
-    _, client = api
+    server, client = api
     live = _all(client, workflow="live")[0]
     done = _all(client, workflow="triage", status=["completed"], limit=1)[0]
 
@@ -305,6 +314,20 @@ def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> No
     assert ack.status_code == 200
     assert client.get(f"/v1/runs/{done['run_id']}").json()["lineage"]["reruns"] == [other["run_id"]]
     assert client.get(f"/v1/runs/{other['run_id']}").json()["lineage"]["rerun_of"] == done["run_id"]
+
+    # a run whose spans say it re-runs another is linked both ways too
+    provider = sdk_provider(server.otlp_address, service="triage-svc")
+    attrs = {"wrm.workflow.name": "triage", "wrm.rerun.of": done["run_id"]}
+    root = provider.get_tracer("t").start_span("triage", attributes=attrs)
+    root.end()
+    provider.force_flush()
+    provider.shutdown()
+    settle(server)
+    by_span = format(root.get_span_context().trace_id, "032x")
+    assert client.get(f"/v1/runs/{by_span}").json()["lineage"]["rerun_of"] == done["run_id"]
+    assert client.get(f"/v1/runs/{done['run_id']}").json()["lineage"]["reruns"] == sorted(
+        [other["run_id"], by_span]
+    )
 
     # annotations and tags show in detail and filter lists
     note = client.post(
