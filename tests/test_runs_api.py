@@ -193,6 +193,23 @@ def test_problems(
     assert problem["status"] == status and words in problem["detail"] and problem["instance"] == path
 
 
+def test_times_are_utc_and_unknown_paths_are_problems(api: tuple[WrmServer, httpx.Client]) -> None:
+    _, client = api
+    run = _all(client, limit=1, workflow="triage")[0]
+    assert run["start_time"].endswith("Z")
+    detail = client.get(f"/v1/runs/{run['run_id']}").json()
+    assert all(e["at"].endswith("Z") for e in detail["timeline"])
+    naive = run["start_time"].removesuffix("Z")
+    assert _all(client, workflow="triage", since=naive)[-1]["run_id"] == run["run_id"]
+    assert (
+        _all(client, workflow="triage", since=naive.replace("T", " ") + "+00:00")[-1]["run_id"]
+        == run["run_id"]
+    )
+    for method, path, status in (("GET", "/v1/nothing", 404), ("DELETE", "/v1/runs", 405)):
+        resp = client.request(method, path)
+        assert resp.status_code == status and resp.headers["content-type"] == "application/problem+json"
+
+
 def test_openapi_is_served(api: tuple[WrmServer, httpx.Client]) -> None:
     _, client = api
     assert client.get("/docs").status_code == 200
@@ -300,10 +317,9 @@ def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> No
         "action.acknowledged",
         "run.canceled",
     ]
-    assert (
-        client.post(f"/v1/actions/{cancel.json()['action_id']}/ack", json={"outcome": "failed"}).status_code
-        == 409
-    )
+    relabel = client.post(f"/v1/actions/{cancel.json()['action_id']}/ack", json={"outcome": "failed"})
+    assert relabel.status_code == 409
+    assert client.post(f"/v1/runs/{live['run_id']}/cancel", json={}).status_code == 409  # already canceled
 
     # a re-run linked both ways by the ack
     other = _all(client, workflow="triage", status=["failed"], limit=1)[0]

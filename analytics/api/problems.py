@@ -6,6 +6,7 @@ handlers never build error responses themselves:
     analytics.runs.errors.StateConflict  → 409 conflict (an idempotency key reused for another
                                            request, cancelling a finished run, …)
     request validation                   → 422 invalid-request, with the field errors listed
+    an unknown path or method            → 404 / 405, also as problem details
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics.runs.errors import InvalidInput, RunsError, StateConflict, UnknownItem
 
@@ -40,6 +42,14 @@ def install(app: FastAPI) -> None:
     async def _problem(request: Request, exc: RunsError) -> JSONResponse:
         status, title, slug = next(v for k, v in _MAPPING.items() if isinstance(exc, k))
         return _body(status, title, slug, str(exc), request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        slug = title.lower().replace(" ", "-")
+        response = _body(exc.status_code, title, slug, str(exc.detail), request.url.path)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -134,11 +134,12 @@ def request_action(
                     )
                 return found, False
         if kind == "cancel":
-            pending = [
-                a for a in actions_for_run(wh, tenant, run_id) if a.kind == "cancel" and a.state == "pending"
-            ]
+            cancels = [a for a in actions_for_run(wh, tenant, run_id) if a.kind == "cancel"]
+            pending = [a for a in cancels if a.state == "pending"]
             if pending:
                 return pending[0], False
+            if any(a.state == "done" for a in cancels):
+                run_status = "canceled"  # the engine reported it canceled
             if run_status in ("completed", "failed", "canceled"):
                 raise StateConflict(f"run {run_id} is already {run_status}; there is nothing to cancel")
         action = Action(

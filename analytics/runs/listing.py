@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
@@ -94,11 +94,11 @@ class RunFilter:
             )
             params["tag"] = self.tag
         if self.since is not None:
-            parts.append("start_time >= {since:DateTime64(6)}")
-            params["since"] = self.since
+            parts.append("start_time >= {since:DateTime64(6, 'UTC')}")
+            params["since"] = _naive_utc(self.since)
         if self.until is not None:
-            parts.append("start_time < {until:DateTime64(6)}")
-            params["until"] = self.until
+            parts.append("start_time < {until:DateTime64(6, 'UTC')}")
+            params["until"] = _naive_utc(self.until)
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise InvalidInput("`until` must be after `since`")
         if self.min_duration_ms is not None:
@@ -112,6 +112,11 @@ class RunFilter:
             parts.append("positionCaseInsensitiveUTF8(failure_reason, {failure_text:String}) > 0")
             params["failure_text"] = self.failure_text
         return " AND ".join(parts), params
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """A time without a zone is UTC; one with a zone is converted to UTC."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

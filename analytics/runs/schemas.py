@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _utc(value: datetime) -> datetime:
+    """The warehouse returns UTC times without a zone; say so, so every time reads the same."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Utc = Annotated[datetime, AfterValidator(_utc)]
 
 RunStatus = Literal["running", "waiting_human", "completed", "failed", "canceled", "cancel_requested"]
 ActionKind = Literal["rerun", "cancel"]
@@ -19,8 +27,8 @@ class RunSummary(BaseModel):
     version: str
     environment: str
     status: RunStatus
-    start_time: datetime
-    end_time: datetime | None
+    start_time: Utc
+    end_time: Utc | None
     duration_ms: float | None
     step_count: int
     retries: int
@@ -44,11 +52,11 @@ class Action(BaseModel):
     reason: str
     context: dict[str, Any]
     requested_by: str
-    requested_at: datetime
+    requested_at: Utc
     outcome_message: str = ""
     new_run_id: str = ""
     acked_by: str = ""
-    acked_at: datetime | None = None
+    acked_at: Utc | None = None
 
 
 class Annotation(BaseModel):
@@ -58,11 +66,11 @@ class Annotation(BaseModel):
     label: str
     score: float | None
     author: str
-    created_at: datetime
+    created_at: Utc
 
 
 class TimelineEvent(BaseModel):
-    at: datetime
+    at: Utc
     kind: Literal[
         "run.started",
         "step.started",
@@ -116,8 +124,8 @@ class Step(BaseModel):
     type: str
     attempt: int
     status: str
-    start_time: datetime
-    end_time: datetime
+    start_time: Utc
+    end_time: Utc
     duration_ms: float
     model: str
     input_tokens: int
