@@ -4,7 +4,9 @@
 -- The run list, newest first, must stay fast at a million runs. runs_store is sorted by
 -- (tenant_id, trace_id) because a run's identity must not move between assemblies, so "newest
 -- 50" there means sorting every run. runs_by_time holds the list columns sorted by
--- (tenant_id, start_time, trace_id): a page is a short read in reverse key order.
+-- (tenant_id, start_time, trace_id): a page is a short read in reverse key order. Granules
+-- of 1,024 rows rather than 8,192, because a page reads a few dozen rows: with 8,192 the
+-- granules around them cost ~30 ms at a million runs.
 -- Each runs_store insert reaches it through runs_by_time_mv. A run's start_time can change
 -- between assemblies (earlier spans arrive), which moves its key: the assembler first writes an
 -- is_deleted row at every old key of the traces it is about to rebuild, versioned between the
@@ -39,7 +41,8 @@ CREATE TABLE IF NOT EXISTS runs_by_time
 )
 ENGINE = ReplacingMergeTree(assembled_at, is_deleted)
 ORDER BY (tenant_id, start_time, trace_id)
-TTL toDateTime(start_time) + toIntervalDay(retention_days);
+TTL toDateTime(start_time) + toIntervalDay(retention_days)
+SETTINGS index_granularity = 1024;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS runs_by_time_mv TO runs_by_time AS
 SELECT tenant_id, start_time, trace_id, run_id, workflow_name, workflow_version, environment, status, end_time,

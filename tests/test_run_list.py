@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+
 from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.otlp import send_raw
-from tests.workflows import BASE_NS, request, span
+from tests.workflows import BASE_NS, request, span, tid
 
 
 def test_a_run_whose_start_moves_is_listed_once(warehouse: Warehouse) -> None:
@@ -19,5 +21,37 @@ def test_a_run_whose_start_moves_is_listed_once(warehouse: Warehouse) -> None:
         settle(server)
         assert warehouse.rows(listed) == [("completed", BASE_NS)]
         assert warehouse.rows("SELECT count() FROM runs_by_time") == [(3,)]  # old, its hiding row, new
+    finally:
+        server.stop()
+
+
+def test_the_api_lists_the_current_version_only(warehouse: Warehouse) -> None:
+    """The list reads candidates without FINAL: old versions and hidden rows must not leak."""
+    server = start_server(warehouse)
+    try:
+        send_raw(server.otlp_address, request([span("moved", "step", parent="run", start=5, end=6)]))
+        send_raw(server.otlp_address, request([span("stays", "step", parent="run", start=2, end=3)]))
+        settle(server)
+        send_raw(server.otlp_address, request([span("moved", "run", start=0, end=9)]))
+        send_raw(
+            server.otlp_address, request([span("stays", "run", start=2, end=9)])
+        )  # same start, new status
+        settle(server)
+        with httpx.Client(base_url=f"http://{server.http_address}") as client:
+
+            def listed(**params: object) -> list[tuple[str, str]]:
+                runs = client.get("/v1/runs", params={"limit": 1, **params}).json()
+                out = [(r["trace_id"], r["status"]) for r in runs["runs"]]
+                while runs["next_cursor"]:
+                    runs = client.get(
+                        "/v1/runs", params={"limit": 1, "cursor": runs["next_cursor"], **params}
+                    ).json()
+                    out += [(r["trace_id"], r["status"]) for r in runs["runs"]]
+                return out
+
+            moved, stays = tid("moved").hex(), tid("stays").hex()
+            assert listed() == [(stays, "completed"), (moved, "completed")]
+            assert listed(status="running") == []
+            assert listed(status="completed") == [(stays, "completed"), (moved, "completed")]
     finally:
         server.stop()

@@ -41,15 +41,6 @@ _STATUS_SQL = {
     "canceled": f"(status = 'canceled' OR ({_LIVE} AND run_id IN {_DONE}))",
     "cancel_requested": f"({_LIVE} AND run_id IN {_PENDING} AND run_id NOT IN {_DONE})",
 }
-# sort → (ORDER BY expression, its value as the cursor's integer, the cursor read back)
-_SORT_SQL = {
-    "start": (
-        "start_time",
-        "toUnixTimestamp64Nano(start_time)",
-        "fromUnixTimestamp64Nano({c_key:Int64}, 'UTC')",
-    ),
-    "duration": ("ifNull(duration_ns, 0)", "ifNull(duration_ns, 0)", "{c_key:Int64}"),
-}
 COLUMNS = (
     "run_id, trace_id, workflow_name, workflow_version, environment, status, start_time, end_time, "
     "duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass"
@@ -175,19 +166,11 @@ def list_runs(
 
 
 def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str | None, sort: Sort) -> Page:
-    if sort not in _SORT_SQL:
+    if sort not in ("start", "duration"):
         raise InvalidInput("`sort` must be 'start' or 'duration'")
     where, params = flt.where(tenant)
-    order, key, cursor_value = _SORT_SQL[sort]
-    if cursor:
-        after = Cursor.decode(cursor, sort)
-        where += f" AND ({order}, trace_id) < ({cursor_value}, {{c_trace:String}})"
-        params.update(c_key=after.key, c_trace=after.trace_id)
-    sql = (
-        f"SELECT {COLUMNS}, {key} AS sort_key FROM runs_by_time FINAL WHERE {where} "
-        f"ORDER BY {order} DESC, trace_id DESC LIMIT {{limit:UInt32}}"
-    )
-    rows = client.query(sql, parameters={**params, "limit": limit + 1}).result_rows
+    after = Cursor.decode(cursor, sort) if cursor else None
+    rows = (_newest if sort == "start" else _longest)(client, where, params, limit + 1, after)
     more = len(rows) > limit
     rows = rows[:limit]
     run_ids = [r[0] for r in rows]
@@ -196,6 +179,75 @@ def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str |
     runs = [_summary(r, tags.get(r[0], []), cancels.get(r[0], set())) for r in rows]
     next_cursor = Cursor(sort, int(rows[-1][-1]), rows[-1][1]).encode() if more and rows else None
     return Page(runs, next_cursor, [r[1] for r in rows])
+
+
+_KEY = "toUnixTimestamp64Nano(start_time)"
+
+
+def _newest(client: Client, where: str, params: dict[str, Any], want: int, after: Cursor | None) -> list[Any]:
+    """The first `want` runs by start time, without FINAL over the whole list.
+
+    FINAL on runs_by_time costs 40-110 ms at a million runs whatever the page size. So:
+    candidates are read in key order without FINAL (older versions and hiding rows included,
+    a short read in reverse order), then checked with FINAL on just their start-time range,
+    which applies the filter to each run's current version. A candidate whose current
+    version no longer matches drops out, and the scan goes on until the page is full.
+    """
+    out: list[Any] = []
+    seen: set[str] = set()
+    scan_key, scan_trace = (after.key, after.trace_id) if after else (None, None)
+    batch = max(want * 2, 64)
+    while len(out) < want:
+        cond = f"{where} AND is_deleted = 0"
+        bound = dict(params)
+        if scan_key is not None:
+            cond += (
+                " AND (start_time, trace_id) < "
+                "(fromUnixTimestamp64Nano({s_key:Int64}, 'UTC'), {s_trace:String})"
+            )
+            bound.update(s_key=scan_key, s_trace=scan_trace)
+        candidates = client.query(
+            f"SELECT {_KEY}, trace_id FROM runs_by_time WHERE {cond} "
+            "ORDER BY start_time DESC, trace_id DESC LIMIT {batch:UInt32}",
+            parameters={**bound, "batch": batch},
+        ).result_rows
+        keys = [(int(k), t) for k, t in dict.fromkeys((k, t) for k, t in candidates)]
+        fresh = [t for _, t in keys if t not in seen]
+        if fresh:
+            current = client.query(
+                f"SELECT {COLUMNS}, {_KEY} AS sort_key FROM runs_by_time FINAL WHERE {where} "
+                "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
+                "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+                "AND trace_id IN {traces:Array(String)} "
+                "ORDER BY start_time DESC, trace_id DESC",
+                parameters={**params, "lo": keys[-1][0], "hi": keys[0][0], "traces": fresh},
+            ).result_rows
+            for row in current:
+                if row[1] not in seen and (
+                    after is None or (int(row[-1]), row[1]) < (after.key, after.trace_id)
+                ):
+                    seen.add(row[1])
+                    out.append(row)
+        if len(candidates) < batch:
+            break
+        scan_key, scan_trace = keys[-1]
+        batch = min(batch * 4, 20_000)
+    out.sort(key=lambda r: (int(r[-1]), r[1]), reverse=True)
+    return out[:want]
+
+
+def _longest(
+    client: Client, where: str, params: dict[str, Any], want: int, after: Cursor | None
+) -> list[Any]:
+    """Longest first: a sort the list table is not ordered by, so FINAL and a top-N sort."""
+    if after:
+        where += " AND (ifNull(duration_ns, 0), trace_id) < ({c_key:Int64}, {c_trace:String})"
+        params = {**params, "c_key": after.key, "c_trace": after.trace_id}
+    return client.query(
+        f"SELECT {COLUMNS}, ifNull(duration_ns, 0) AS sort_key FROM runs_by_time FINAL WHERE {where} "
+        "ORDER BY sort_key DESC, trace_id DESC LIMIT {limit:UInt32}",
+        parameters={**params, "limit": want},
+    ).result_rows
 
 
 def iter_runs(client: Client, tenant: str, flt: RunFilter, batch: int = 5_000) -> Iterator[Page]:
