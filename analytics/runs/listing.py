@@ -84,6 +84,10 @@ class RunFilter:
                 "AND tag = {tag:String} AND present = 1)"
             )
             params["tag"] = self.tag
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and not _FIRST <= _naive_utc(value.replace(tzinfo=None)) <= _LAST:
+                raise InvalidInput(f"`{name}` must be between {_FIRST:%Y-%m-%d} and {_LAST:%Y-%m-%d}")
         if self.since is not None:
             parts.append("start_time >= {since:DateTime64(6, 'UTC')}")
             params["since"] = _naive_utc(self.since)
@@ -93,8 +97,8 @@ class RunFilter:
         if self.since is not None and self.until is not None and self.until <= self.since:
             raise InvalidInput("`until` must be after `since`")
         if self.min_duration_ms is not None:
-            if self.min_duration_ms < 0:
-                raise InvalidInput("`min_duration_ms` must not be negative")
+            if not 0 <= self.min_duration_ms <= _MAX_DURATION_MS:
+                raise InvalidInput(f"`min_duration_ms` must be between 0 and {_MAX_DURATION_MS:.0f}")
             parts.append("duration_ns >= {min_ns:UInt64}")
             params["min_ns"] = int(self.min_duration_ms * 1_000_000)
         if self.has_human_decisions is not None:
@@ -103,6 +107,11 @@ class RunFilter:
             parts.append("positionCaseInsensitiveUTF8(failure_reason, {failure_text:String}) > 0")
             params["failure_text"] = self.failure_text
         return " AND ".join(parts), params
+
+
+# What start times can hold (DateTime64(9): nanoseconds in an Int64), and durations (UInt64 ns)
+_FIRST, _LAST = datetime(1900, 1, 1), datetime(2262, 4, 11)
+_MAX_DURATION_MS = (2**63 - 1) / 1e6
 
 
 def _naive_utc(value: datetime) -> datetime:
