@@ -1,0 +1,239 @@
+"""Property-based test of the /v1 API over its own OpenAPI schema (schemathesis): every operation,
+driven with generated path parameters, query parameters, headers (X-WRM-Tenant, X-WRM-Actor,
+Idempotency-Key) and JSON bodies, valid and invalid, against a real `wrm serve` over HTTP, never
+answers 5xx, and answers every 4xx with a problem document (`application/problem+json` with a
+`detail`).
+
+Generation is deterministic (derandomized, no example database), so CI replays the same inputs.
+Hooks mix known run ids, action ids, tenants, idempotency keys, statuses and cursors into what
+is generated, so requests reach past "no such run" into the handlers' real work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import strategies as st
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+from schemathesis.checks import not_a_server_error
+
+from analytics.api import create_app
+from analytics.api.problems import MEDIA_TYPE
+from analytics.runs.listing import STATUSES
+from analytics.warehouse import Warehouse
+from tests.conftest import settle, start_server
+from tests.indicator_data import VersionPlan, plan, send
+from tests.otlp import sdk_provider
+
+MAX_EXAMPLES = 100  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
+RUNS = plan([VersionPlan("v1", range(2, 0, -1), 4, 2, 1, 5, (100, 10), 2, 0.7)])  # 8 runs
+TENANT = "default"
+KEYS = ("key-1", "key-2", "key-3")  # few, so generated requests reuse them (200 replays, 409 clashes)
+TAGS = ("golden", "q3", "a.b:c/d-e")
+SEEN: dict[str, Counter[str]] = {}  # per operation: requests by phase and responses by status
+
+
+@dataclass
+class Known:
+    """Ids that exist on the server, for the hooks to mix into generated inputs."""
+
+    base_url: str = ""
+    run_ids: list[str] = field(default_factory=list)
+    action_ids: list[str] = field(default_factory=list)
+    cursors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def known(engine_dir: Path) -> Iterator[Known]:
+    """One server for the module, fed with finished runs and live ones, with pending actions;
+    fills KNOWN, which the hooks read."""
+    warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
+    server = start_server(warehouse)
+    send(server.otlp_address, RUNS, "props")
+    for name in ("live-p1", "live-p2", "live-p3"):
+        _start_running_run(server.otlp_address, name)
+    settle(server)
+    found = KNOWN
+    found.base_url = f"http://{server.http_address}"
+    with httpx.Client(base_url=found.base_url, timeout=30) as client:
+        served = client.get("/openapi.json").json()
+        assert served["paths"] == OPENAPI["paths"] and served["components"] == OPENAPI["components"]
+        runs = client.get("/v1/runs", params={"limit": 500}).json()["runs"]
+        assert len(runs) == len(RUNS) + 3, runs
+        found.run_ids = [r["run_id"] for r in runs]
+        live = [r["run_id"] for r in runs if r["status"] == "running"]
+        done = [r["run_id"] for r in runs if r["status"] in ("completed", "failed")]
+        for path in (f"/v1/runs/{done[0]}/rerun", f"/v1/runs/{done[1]}/rerun", f"/v1/runs/{live[0]}/cancel"):
+            resp = client.post(path, json={"reason": "seed"})
+            assert resp.status_code == 201, resp.text
+            found.action_ids.append(resp.json()["action_id"])
+        for sort in ("start", "duration"):
+            page = client.get("/v1/runs", params={"limit": 3, "sort": sort}).json()
+            found.cursors.append(page["next_cursor"])
+    yield found
+    server.stop()
+    warehouse.command(f"DROP DATABASE IF EXISTS `{warehouse.database}` SYNC")
+    warehouse.close()
+    total = sum(n for seen in SEEN.values() for k, n in seen.items() if k.isdigit())
+    print(f"\n/v1 property test: {total} requests")
+    for label, seen in sorted(SEEN.items()):
+        print(f"  {label}: {dict(sorted(seen.items()))}")
+
+
+def _start_running_run(otlp_address: str, name: str) -> None:
+    """A run whose run span has not arrived yet: a step under a remote parent (status running)."""
+    parent = NonRecordingSpan(
+        SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
+    )
+    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
+    span = provider.get_tracer("t").start_span(
+        name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
+    )
+    span.end()
+    provider.force_flush()
+    provider.shutdown()
+
+
+def _config() -> schemathesis.Config:
+    """Explicit, so no schemathesis.toml found on the way up changes what runs."""
+    return schemathesis.Config.from_dict(
+        {
+            "generation": {
+                "mode": "all",  # valid and invalid inputs
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "database": "none",
+            },
+            "phases": {
+                "examples": {"enabled": True},
+                # boundary values, and methods a path does not declare (405, also a problem)
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},
+            },
+            "request-timeout": 30,
+            "output": {"sanitization": {"enabled": False}},  # show Idempotency-Key in reproductions
+        }
+    )
+
+
+def _openapi() -> dict[str, Any]:
+    """The schema `wrm serve` serves: the app's own, built around a stand-in warehouse (building
+    the routes only asks it for its timezone); `known` checks it against the running server's.
+    Built at import because the parametrized tests are made at collection (schemathesis'
+    lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
+    return create_app(SimpleNamespace(timezone=lambda: "UTC")).openapi()  # type: ignore[arg-type]
+
+
+OPENAPI = _openapi()
+KNOWN = Known()  # filled by the `known` fixture before any example is generated
+schema = schemathesis.openapi.from_dict(OPENAPI, config=_config()).include(path_regex=r"^/v1/")
+
+
+def _either(generated: Any, *known_values: Any) -> st.SearchStrategy[Any]:
+    """The generated value or one of the known ones."""
+    return st.one_of(st.just(generated), st.sampled_from(known_values))
+
+
+@schema.hook
+def flatmap_path_parameters(
+    ctx: schemathesis.HookContext, params: dict[str, Any] | None
+) -> st.SearchStrategy[Any]:
+    for name, ids in (("run_id", KNOWN.run_ids), ("action_id", KNOWN.action_ids)):
+        if params and name in params:
+            return _either(params[name], *ids).map(lambda v, name=name: {**params, name: v})
+    return st.just(params)
+
+
+@schema.hook
+def flatmap_headers(ctx: schemathesis.HookContext, headers: dict[str, Any] | None) -> st.SearchStrategy[Any]:
+    headers = dict(headers or {})
+    tenant = _either(headers.get("x-wrm-tenant"), TENANT, TENANT, "other")
+    key = _either(headers.get("idempotency-key"), *KEYS)
+    return st.tuples(tenant, key).map(lambda tk: _headers(headers, *tk))
+
+
+@schema.hook
+def flatmap_query(ctx: schemathesis.HookContext, query: dict[str, Any] | None) -> st.SearchStrategy[Any]:
+    if ctx.operation is None or ctx.operation.path not in ("/v1/runs", "/v1/runs/export"):
+        return st.just(query)
+    query = dict(query or {})
+    known = {
+        "status": [[s] for s in STATUSES] + [["failed", "running"]],
+        "tag": list(TAGS),
+    }
+    if ctx.operation.path == "/v1/runs":
+        known["cursor"] = KNOWN.cursors
+    names = sorted(known)
+    values = st.tuples(*(_either(query.get(n), *known[n]) for n in names))
+    return values.map(lambda vs: _without_none({**query, **dict(zip(names, vs, strict=True))}))
+
+
+@schema.hook
+def flatmap_body(ctx: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
+    if not isinstance(body, dict) or ctx.operation is None:
+        return st.just(body)
+    if ctx.operation.path.endswith("/ack"):
+        new = _either(body.get("new_run_id"), *KNOWN.run_ids)
+        return new.map(lambda n: _without_none({**body, "new_run_id": n}))
+    if ctx.operation.path.endswith("/tags"):
+        tags = st.lists(st.sampled_from(TAGS), max_size=3)
+        return st.one_of(st.just(body), st.tuples(tags, tags).map(lambda ar: {"add": ar[0], "remove": ar[1]}))
+    return st.just(body)
+
+
+def _headers(headers: dict[str, Any], tenant: Any, key: Any) -> dict[str, Any]:
+    out = {k: v for k, v in headers.items() if k.lower() not in ("x-wrm-tenant", "idempotency-key")}
+    if tenant is not None:
+        out["X-WRM-Tenant"] = tenant
+    if key is not None:
+        out["Idempotency-Key"] = key
+    return out
+
+
+def _without_none(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any) -> None:
+    """Every 4xx is an RFC 9457 problem document with a `detail`."""
+    if not 400 <= response.status_code < 500:
+        return
+    content_type = (response.headers.get("content-type") or [""])[0].split(";")[0].strip()
+    assert content_type == MEDIA_TYPE, (
+        f"{response.status_code} with content-type {content_type!r}, not {MEDIA_TYPE}: {response.text[:300]}"
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], (
+        f"{response.status_code} problem document without a detail: {response.text[:300]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        yield session
+
+
+@schema.parametrize()
+def test_no_server_errors_and_problems_for_client_errors(
+    case: schemathesis.Case, known: Known, http: requests.Session
+) -> None:
+    response = case.call(base_url=known.base_url, session=http)
+    seen = SEEN.setdefault(case.operation.label, Counter())
+    seen[case.meta.phase.name.value if case.meta else "explicit"] += 1
+    seen[str(response.status_code)] += 1
+    case.validate_response(response, checks=[not_a_server_error, problem_details])
