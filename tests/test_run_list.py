@@ -55,3 +55,29 @@ def test_the_api_lists_the_current_version_only(warehouse: Warehouse) -> None:
             assert listed(status="completed") == [(stays, "completed"), (moved, "completed")]
     finally:
         server.stop()
+
+
+def test_steps_endpoint_drops_a_span_that_stopped_being_a_step(warehouse: Warehouse) -> None:
+    """Steps are read without FINAL: the newest version of a step wins, even when it says the
+    span is no longer a step."""
+    server = start_server(warehouse)
+    try:
+        first = [span("t", "agent", start=1, end=8), span("t", "helper", parent="agent", start=2, end=3)]
+        send_raw(server.otlp_address, request(first))
+        settle(server)
+        with httpx.Client(base_url=f"http://{server.http_address}") as client:
+            run_id = tid("t").hex()
+
+            def names() -> list[str]:
+                flat = client.get(f"/v1/runs/{run_id}/steps", params={"view": "flat"}).json()["steps"]
+                return [s["name"] for s in flat]
+
+            assert names() == ["helper"]  # a direct child of the run span (agent)
+            # a run span arrives above: agent becomes the step, helper is only inside it
+            send_raw(server.otlp_address, request([span("t", "workflow", start=0, end=9, wrm__run=True)]))
+            agent = request([span("t", "agent", parent="workflow", start=1, end=8)])
+            send_raw(server.otlp_address, agent)
+            settle(server)
+            assert names() == ["agent"]
+    finally:
+        server.stop()
