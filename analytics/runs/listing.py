@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -59,6 +59,19 @@ class RunFilter:
     min_duration_ms: float | None = None
     has_human_decisions: bool | None = None
     failure_text: str = ""
+    tagged: tuple[str, ...] | None = None
+
+    def with_tagged(self, client: Client, tenant: str) -> RunFilter:
+        """The tag filter as the list of its run ids: a constant list lets the run_id bloom
+        filter skip granules, which a subquery does not (a rare tag took ~380 ms at 1M runs)."""
+        if not self.tag or self.tagged is not None:
+            return self
+        rows = client.query(
+            "SELECT run_id FROM run_tags FINAL WHERE tenant_id = {tenant:String} AND tag = {tag:String} "
+            "AND present = 1",
+            parameters={"tenant": tenant, "tag": self.tag},
+        ).result_rows
+        return replace(self, tagged=tuple(str(r[0]) for r in rows))
 
     def where(self, tenant: str) -> tuple[str, dict[str, Any]]:
         """The WHERE clause (bound parameters only) and its parameters."""
@@ -78,7 +91,10 @@ class RunFilter:
             raise InvalidInput(f"unknown status {bad[0]!r}; statuses are {', '.join(STATUSES)}")
         if self.statuses:
             parts.append("(" + " OR ".join(_STATUS_SQL[s] for s in dict.fromkeys(self.statuses)) + ")")
-        if self.tag:
+        if self.tagged is not None:  # the tag's runs, looked up already (see `with_tagged`)
+            parts.append("run_id IN {tagged:Array(String)}")
+            params["tagged"] = list(self.tagged)
+        elif self.tag:
             parts.append(
                 "run_id IN (SELECT run_id FROM run_tags FINAL WHERE tenant_id = {tenant:String} "
                 "AND tag = {tag:String} AND present = 1)"
@@ -177,7 +193,7 @@ def list_runs(
 def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str | None, sort: Sort) -> Page:
     if sort not in ("start", "duration"):
         raise InvalidInput("`sort` must be 'start' or 'duration'")
-    where, params = flt.where(tenant)
+    where, params = flt.with_tagged(client, tenant).where(tenant)
     after = Cursor.decode(cursor, sort) if cursor else None
     rows = (_newest if sort == "start" else _longest)(client, where, params, limit + 1, after)
     more = len(rows) > limit
