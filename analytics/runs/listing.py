@@ -214,8 +214,9 @@ def _newest(client: Client, where: str, params: dict[str, Any], want: int, after
 
     FINAL on runs_by_time costs 40-110 ms at a million runs whatever the page size. So:
     candidates are read in key order without FINAL (older versions and hiding rows included,
-    a short read in reverse order), then checked with FINAL on just their start-time range,
-    which applies the filter to each run's current version. A candidate whose current
+    a short read in reverse order), then checked with FINAL on just their keys' start times
+    (a set the primary key finds, however far apart the candidates are), which applies the
+    filter to each run's current version. A candidate whose current
     version no longer matches drops out, and the scan goes on until the page is full.
     """
     out: list[Any] = []
@@ -241,11 +242,10 @@ def _newest(client: Client, where: str, params: dict[str, Any], want: int, after
         if fresh:
             current = client.query(
                 f"SELECT {COLUMNS}, {_KEY} AS sort_key FROM runs_by_time FINAL WHERE {where} "
-                "AND start_time >= fromUnixTimestamp64Nano({lo:Int64}, 'UTC') "
-                "AND start_time <= fromUnixTimestamp64Nano({hi:Int64}, 'UTC') "
+                "AND start_time IN (SELECT fromUnixTimestamp64Nano(arrayJoin({starts:Array(Int64)}), 'UTC')) "
                 "AND trace_id IN {traces:Array(String)} "
                 "ORDER BY start_time DESC, trace_id DESC",
-                parameters={**params, "lo": keys[-1][0], "hi": keys[0][0], "traces": fresh},
+                parameters={**params, "starts": sorted({k for k, _ in keys}), "traces": fresh},
             ).result_rows
             for row in current:
                 if row[1] not in seen and (
