@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30
 	$(BIN)/python -m bench.indicators --runs 1000000
+	$(BIN)/python -m bench.api
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
