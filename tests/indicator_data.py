@@ -17,7 +17,14 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Status, StatusCode, set_span_in_context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
 from tests.otlp import sdk_provider
 
@@ -169,3 +176,18 @@ def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
     if run.outcome == "failed":
         root.set_status(Status(StatusCode.ERROR, "classification failed"))
     root.end(end_time=t0 + dur)
+
+
+def start_running_run(otlp_address: str, name: str) -> None:
+    """A run whose run span has not arrived yet, so its status is running: one step of workflow
+    `live` under a remote parent."""
+    parent = NonRecordingSpan(
+        SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
+    )
+    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
+    span = provider.get_tracer("t").start_span(
+        name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
+    )
+    span.end()
+    provider.force_flush()
+    provider.shutdown()

@@ -24,7 +24,6 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 from schemathesis.checks import not_a_server_error
 
 from analytics.api import create_app
@@ -32,8 +31,7 @@ from analytics.api.problems import MEDIA_TYPE
 from analytics.runs.listing import STATUSES
 from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
-from tests.indicator_data import VersionPlan, plan, send
-from tests.otlp import sdk_provider
+from tests.indicator_data import VersionPlan, plan, send, start_running_run
 
 MAX_EXAMPLES = 100  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 4, 2, 1, 5, (100, 10), 2, 0.7)])  # 8 runs
@@ -61,7 +59,7 @@ def known(engine_dir: Path) -> Iterator[Known]:
     server = start_server(warehouse)
     send(server.otlp_address, RUNS, "props")
     for name in ("live-p1", "live-p2", "live-p3"):
-        _start_running_run(server.otlp_address, name)
+        start_running_run(server.otlp_address, name)
     settle(server)
     found = KNOWN
     found.base_url = f"http://{server.http_address}"
@@ -88,20 +86,6 @@ def known(engine_dir: Path) -> Iterator[Known]:
     print(f"\n/v1 property test: {total} requests")
     for label, seen in sorted(SEEN.items()):
         print(f"  {label}: {dict(sorted(seen.items()))}")
-
-
-def _start_running_run(otlp_address: str, name: str) -> None:
-    """A run whose run span has not arrived yet: a step under a remote parent (status running)."""
-    parent = NonRecordingSpan(
-        SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
-    )
-    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
-    span = provider.get_tracer("t").start_span(
-        name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
-    )
-    span.end()
-    provider.force_flush()
-    provider.shutdown()
 
 
 def _config() -> schemathesis.Config:

@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
-from tests.indicator_data import VersionPlan, plan, send
+from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from tests.otlp import sdk_provider
 from wrm.cli import main
 from wrm.server import WrmServer
@@ -38,27 +37,13 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
     warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
     server = start_server(warehouse)
     send(server.otlp_address, RUNS, "triage")
-    _start_running_run(server.otlp_address, "live-1")
+    start_running_run(server.otlp_address, "live-1")
     settle(server)
     with httpx.Client(base_url=f"http://{server.http_address}", timeout=30) as client:
         yield server, client
     server.stop()
     warehouse.command(f"DROP DATABASE IF EXISTS `{warehouse.database}` SYNC")
     warehouse.close()
-
-
-def _start_running_run(otlp_address: str, name: str) -> None:
-    """A run whose run span has not arrived yet: a step under a remote parent."""
-    parent = NonRecordingSpan(
-        SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
-    )
-    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
-    span = provider.get_tracer("t").start_span(
-        name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
-    )
-    span.end()
-    provider.force_flush()
-    provider.shutdown()
 
 
 def _all(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
