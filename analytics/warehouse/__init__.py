@@ -7,7 +7,10 @@ from analytics.warehouse.errors import (
     MigrationError,
     WarehouseError,
     WarehouseLocked,
+    WarehouseRejected,
     WarehouseUnavailable,
+    classify,
+    is_transient,
 )
 from analytics.warehouse.migrations import migrate
 
@@ -18,7 +21,10 @@ __all__ = [
     "Warehouse",
     "WarehouseError",
     "WarehouseLocked",
+    "WarehouseRejected",
     "WarehouseUnavailable",
+    "classify",
+    "is_transient",
     "migrate",
     "parse_dsn",
 ]

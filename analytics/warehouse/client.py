@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from analytics.warehouse.dsn import Dsn, parse_dsn
-from analytics.warehouse.errors import WarehouseError, WarehouseLocked, WarehouseUnavailable
+from analytics.warehouse.errors import WarehouseError, WarehouseLocked, WarehouseUnavailable, classify
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Warehouse:
         try:
             bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
         except ClickHouseError as exc:
-            raise WarehouseUnavailable(f"cannot create database {database!r}: {exc}") from exc
+            raise classify(exc, f"cannot create database {database!r}") from exc
         finally:
             if not parsed.embedded:
                 bootstrap.close()
@@ -102,8 +102,8 @@ class Warehouse:
                 )
             finally:
                 os.unlink(f.name)
-        except ClickHouseError as exc:
-            raise WarehouseUnavailable(f"insert into {table} failed: {exc}") from exc
+        except (ClickHouseError, OSError) as exc:
+            raise classify(exc, f"insert into {table} failed") from exc
 
     def timezone(self) -> str:
         return str(self.client.command("SELECT timezone()"))
@@ -111,23 +111,23 @@ class Warehouse:
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         try:
             return self.client.command(sql, parameters=dict(parameters) if parameters else None)
-        except ClickHouseError as exc:
-            raise WarehouseUnavailable(str(exc)) from exc
+        except (ClickHouseError, OSError) as exc:
+            raise classify(exc) from exc
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query with bound parameters and return its rows."""
         try:
             result = self.client.query(sql, parameters=dict(parameters) if parameters else None)
-        except ClickHouseError as exc:
-            raise WarehouseUnavailable(str(exc)) from exc
+        except (ClickHouseError, OSError) as exc:
+            raise classify(exc) from exc
         return list(result.result_rows)
 
     def insert_columns(self, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
         """Insert column-oriented data: the fastest path clickhouse-connect offers from Python."""
         try:
             self.client.insert(table, list(columns), column_names=list(names), column_oriented=True)
-        except ClickHouseError as exc:
-            raise WarehouseUnavailable(f"insert into {table} failed: {exc}") from exc
+        except (ClickHouseError, OSError) as exc:
+            raise classify(exc, f"insert into {table} failed") from exc
 
     def close(self) -> None:
         with self._lock:
