@@ -6,6 +6,19 @@ assembles every trace touched in (watermark, committed] and then advances the wa
 is stored in `assembly_state` so a restart resumes where it stopped. Because each cycle
 recomputes whole traces from all their facts, running a range twice is harmless.
 
+The invariant that makes this crash-safe: the watermark moves to a stamp only after every trace
+with a `dirty_traces` row stamped at or below it has been rebuilt, and no row is ever stored
+with a stamp at or below the watermark afterwards. In a running process the writer's commit
+hook guarantees the second half (it reports just below its oldest flush in flight). Across a
+restart the process has no such report, so it takes what is stored as committed: everything in
+`dirty_traces` is stored, and the composition root starts the writer's stamps above it
+(`stored_through_ms`). A kill at any point therefore leaves either work not yet done, which the
+next start finds and does, or work done twice, which changes nothing.
+
+Failures are classified once (analytics.warehouse.errors): a transient one is retried with
+back-off, a permanent one (a broken view, a missing table) stops assembly and says so in the log,
+/metrics and /healthz rather than failing the same way every second.
+
 Two rules keep older data stable:
   * a run that started more than its tenant's span retention ago, less an hour, is frozen: its
     first spans may already be expiring, so a late span must not rebuild it from what is left;
@@ -20,8 +33,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from analytics.warehouse import Warehouse, WarehouseError
+from analytics.warehouse import Warehouse, WarehouseError, is_transient
 from analytics.warehouse.retention import TierDays
+from receiver.assembly_stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
 from receiver.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
@@ -68,17 +82,24 @@ class AssemblyConfig:
     runs_days: TierDays = field(default_factory=lambda: TierDays(90))
     summaries_days: TierDays = field(default_factory=lambda: TierDays(400))
     summary_interval_s: float = 10.0
+    max_backoff_s: float = 30.0  # longest pause between retries of a transient failure
 
 
 class RunAssembler:
     def __init__(self, warehouse: Warehouse, config: AssemblyConfig) -> None:
         self._wh = warehouse
         self._config = config
-        rows = self._wh.rows(
-            "SELECT argMax(watermark_ms, updated_at) FROM assembly_state WHERE name = 'runs'"
+        self.stats = AssemblyStats()
+        self._watermark = _stamp(
+            self._wh.rows("SELECT argMax(watermark_ms, updated_at) FROM assembly_state WHERE name = 'runs'")
         )
-        self._watermark = int(rows[0][0]) if rows else 0
-        self._committed = self._watermark
+        # Everything stored is committed: a restart after a crash finds the flushes the dead
+        # process acknowledged but never assembled.
+        self.stored_through_ms = _stamp(
+            self._wh.rows("SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM dirty_traces")
+        )
+        self._committed = max(self._watermark, self.stored_through_ms)
+        self._pending_from_ms = self._first_after(self._watermark)
         self._params = {
             **config.spans_days.params("spans"),
             **config.steps_days.params("steps"),
@@ -87,10 +108,15 @@ class RunAssembler:
         self._summarizer = Summarizer(
             warehouse, config.runs_days, config.summaries_days, config.summary_interval_s
         )
+        self._state = OK
+        self._failures = 0
+        self._last_error = ""
         self._cond = threading.Condition()
         self._cycle = threading.Lock()
         self._stopping = False
+        self._stopped = threading.Event()  # cuts a pause short only on stop, not on every commit
         self._thread = threading.Thread(target=self._run, name="wrm-assembler", daemon=True)
+        self.stats.behind.set_function(lambda: self.health().behind_s)
 
     def start(self) -> None:
         self._thread.start()
@@ -98,8 +124,17 @@ class RunAssembler:
     def committed(self, stamp_ms: int) -> None:
         """Writer hook: rows stamped up to `stamp_ms` are stored."""
         with self._cond:
+            if self._committed <= self._watermark < stamp_ms:
+                self._pending_from_ms = stamp_ms  # it was caught up: this flush is the oldest pending
             self._committed = max(self._committed, stamp_ms)
             self._cond.notify()
+
+    def health(self) -> AssemblyHealth:
+        with self._cond:
+            behind = 0.0
+            if self._committed > self._watermark and self._pending_from_ms:
+                behind = max(0.0, time.time() - self._pending_from_ms / 1000)
+            return AssemblyHealth(self._state, behind, self._watermark, self._failures, self._last_error)
 
     def catch_up(self) -> None:
         """Assemble everything committed so far and refresh its summaries, now, in the caller's
@@ -112,18 +147,25 @@ class RunAssembler:
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        self._stopped.set()
         if self._thread.is_alive():
             self._thread.join(60)
         try:
-            self._assemble()
-            self._summarize(force=True)
+            if self._state == FAILED:
+                log.error("run assembly had stopped on a permanent error; the next start resumes it")
+            else:
+                self._assemble()
+                self._summarize(force=True)
         except WarehouseError as exc:  # the next start resumes from the stored watermark
             log.error("final run assembly failed; it resumes at the next start: %s", exc)
         finally:
             self._wh.close()
 
     def _run(self) -> None:
+        pause = 0.0
         while True:
+            if pause > 0:
+                self._stopped.wait(pause)
             with self._cond:
                 # Idle, it still wakes once per summary interval, so days noted by the last
                 # cycle are summarized even when no more spans come.
@@ -134,9 +176,34 @@ class RunAssembler:
             try:
                 self._assemble()
                 self._summarize(force=False)
-            except WarehouseError as exc:  # retried next cycle: the watermark did not move
-                log.warning("run assembly failed, will retry: %s", exc)
-            time.sleep(self._config.interval_s)
+            except Exception as exc:  # classified once; a bug counts as permanent
+                if not self._failed(exc):
+                    return  # permanent: stop, and say so, rather than fail the same way forever
+                pause = min(self._config.max_backoff_s, max(self._config.interval_s, 0.1) * 2**self._failures)
+                continue
+            with self._cond:
+                self._state, self._failures, self._last_error = OK, 0, ""
+            pause = self._config.interval_s
+
+    def _failed(self, exc: Exception) -> bool:
+        """Record a failed cycle; True when it is worth retrying."""
+        transient = is_transient(exc)
+        self.stats.failures.labels("transient" if transient else "permanent").inc()
+        with self._cond:
+            self._failures += 1
+            self._last_error = str(exc)[:500]
+            self._state = RETRYING if transient else FAILED
+            failures = self._failures
+        if transient:
+            log.warning("run assembly failed (attempt %d), will retry: %s", failures, exc)
+        else:
+            log.error(
+                "run assembly stopped by a permanent error; runs stop updating until it is fixed and "
+                "wrm serve restarted (ingest goes on, nothing acknowledged is lost): %s",
+                exc,
+                exc_info=not isinstance(exc, WarehouseError),
+            )
+        return transient
 
     def _assemble(self) -> None:
         """Catch up to the committed stamp a bounded window at a time, so memory stays flat,
@@ -147,15 +214,12 @@ class RunAssembler:
                     since, committed = self._watermark, self._committed
                 if committed <= since:
                     return
-                rows = self._wh.rows(
-                    "SELECT toUnixTimestamp64Milli(min(ingested_at)) FROM dirty_traces "
-                    "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC')",
-                    {"since": since},
-                )
-                first = int(rows[0][0]) if rows and rows[0][0] else 0
+                first = self._first_after(since)
                 if first == 0 or first > committed:  # nothing arrived in (since, committed]
                     self._advance(committed)
                     return
+                with self._cond:
+                    self._pending_from_ms = first
                 until = min(committed, first - 1 + self._config.window_ms)
                 window = {**self._params, "since": since, "until": until}
                 self._wh.command(_NOTE_DAYS, window)  # the days runs are on before this cycle
@@ -167,15 +231,34 @@ class RunAssembler:
                         self._wh.command(_UNLIST, window)
                     self._wh.command(_ASSEMBLE.format(table=table, view=view, tier=tier), window)
                 self._wh.command(_NOTE_DAYS, window)  # and after it
+                self.stats.cycles.inc()
+                self.stats.lag.observe(max(0.0, time.time() - first / 1000))
                 self._advance(until)
 
     def _summarize(self, *, force: bool) -> None:
         with self._cycle:
             with self._cond:
                 through = self._watermark
-            self._summarizer.refresh(through, force=force)
+            if self._summarizer.refresh(through, force=force):
+                self.stats.summary_refreshes.inc()
+
+    def _first_after(self, since: int) -> int:
+        """The stamp of the oldest flush stored after `since` (0: none)."""
+        return _stamp(
+            self._wh.rows(
+                "SELECT toUnixTimestamp64Milli(min(ingested_at)) FROM dirty_traces "
+                "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC')",
+                {"since": since},
+            )
+        )
 
     def _advance(self, watermark: int) -> None:
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [watermark]])
         with self._cond:
             self._watermark = watermark
+
+
+def _stamp(rows: list[tuple[object, ...]]) -> int:
+    """A single stamp (ms) from a one-row answer; 0 for none."""
+    value = rows[0][0] if rows else None
+    return int(value) if isinstance(value, (int, float)) else 0

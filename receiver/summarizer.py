@@ -36,15 +36,19 @@ class Summarizer:
         self._watermark = int(rows[0][0]) if rows and rows[0][0] else 0
         self._last = 0.0
 
-    def refresh(self, assembled_through_ms: int, *, force: bool = False) -> None:
-        """Recompute the days noted up to the assembler's watermark, if due."""
+    def refresh(self, assembled_through_ms: int, *, force: bool = False) -> bool:
+        """Recompute the days noted up to the assembler's watermark, if due; True if it did.
+
+        The days are recomputed before the watermark is stored, so a crash in between only
+        recomputes them again."""
         if assembled_through_ms <= self._watermark:
-            return
+            return False
         if not force and time.monotonic() - self._last < self._interval:
-            return
+            return False
         self._wh.command(_REFRESH, {**self._params, "since": self._watermark, "until": assembled_through_ms})
         self._wh.insert_columns(
             "assembly_state", ["name", "watermark_ms"], [["summaries"], [assembled_through_ms]]
         )
         self._watermark = assembled_through_ms
         self._last = time.monotonic()
+        return True
