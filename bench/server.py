@@ -143,6 +143,14 @@ class WrmProcess:
         self._log.close()
         return code
 
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush, assemble or close anything."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._sampling.set()
+        self._log.close()
+
     def stderr_tail(self, lines: int = 20) -> str:
         self._log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()

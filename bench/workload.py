@@ -214,6 +214,7 @@ class RequestTemplate:
 
     chunks: tuple[bytes, ...]
     spans: int
+    trace_tails: tuple[bytes, ...] = ()  # each trace id after its stamp: render(s) sends stamp + tail
 
     @classmethod
     def build(cls, rng: random.Random, spans: int) -> RequestTemplate:
@@ -233,7 +234,7 @@ class RequestTemplate:
         chunks.append(data[prev:])
         if len(offsets) != spans:
             raise AssertionError(f"found {len(offsets)} trace ids for {spans} spans")
-        return cls(tuple(chunks), spans)
+        return cls(tuple(chunks), spans, tuple(tid[STAMP_BYTES:] for tid in trace_ids))
 
     def render(self, stamp: int) -> bytes:
         """The request with the first 8 bytes of every trace id replaced by `stamp` (non-zero)."""
