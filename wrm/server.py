@@ -8,6 +8,7 @@ import threading
 import time
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from analytics.api import create_app
 from analytics.prices import store_prices
@@ -107,8 +108,8 @@ class WrmServer:
         self._sessions.append(api)  # closed with the writers' handles at stop
         app = create_app(
             self.warehouse,
-            [self.receiver.stats.registry],
-            lambda: {"otlp_grpc": self.otlp_address, "http": self.http_address},
+            self._registries(),
+            self._describe,
             api_warehouse=api,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -122,6 +123,25 @@ class WrmServer:
             time.sleep(0.01)
         if not self._http.started:
             raise OSError(f"HTTP server did not start on {self.settings.http}")
+
+    def _registries(self) -> list[CollectorRegistry]:
+        assert self.receiver is not None and self.assembler is not None
+        return [self.receiver.stats.registry, self.assembler.stats.registry]
+
+    def _describe(self) -> dict[str, object]:
+        """Fields /healthz adds: the addresses, and whether runs keep up with ingest."""
+        assert self.assembler is not None
+        health = self.assembler.health()
+        return {
+            "otlp_grpc": self.otlp_address,
+            "http": self.http_address,
+            "assembler": {
+                "state": health.state,
+                "behind_s": round(health.behind_s, 3),
+                "consecutive_failures": health.consecutive_failures,
+                "last_error": health.last_error,
+            },
+        }
 
     def banner(self) -> str:
         assert self.warehouse is not None
