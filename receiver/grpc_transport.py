@@ -4,8 +4,19 @@ The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
   malformed request                → INVALID_ARGUMENT   (permanent: do not retry)
   queue full                       → RESOURCE_EXHAUSTED (retryable; no RetryInfo, so exporters
                                      use their own exponential back-off, which spreads them out)
-  warehouse failed, shutting down  → UNAVAILABLE        (retryable)
-  some spans invalid               → OK with partial_success.rejected_spans and error_message
+  transient warehouse failure,     → UNAVAILABLE        (retryable: the same request may be
+  shutting down                                           stored later)
+  permanent warehouse failure      → INTERNAL           (not retryable)
+  some spans invalid, or refused   → OK with partial_success.rejected_spans and error_message
+  by the engine (receiver.recover)
+
+Why INTERNAL for a permanent failure: the OTLP spec and the SDK exporter retry only CANCELLED,
+DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS, so any
+other code stops the retries that would repeat the failure forever. Among those, INTERNAL says
+the server broke (a missing table, a broken view), not the request: INVALID_ARGUMENT would blame
+the client, FAILED_PRECONDITION suggests the client can fix the state. A request whose own data
+the engine cannot read is not a failure of the server: its spans are stored where they can be
+and the rest reported in partial_success.
 """
 
 from __future__ import annotations
@@ -19,10 +30,12 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from analytics.warehouse.errors import WarehouseRejected, classify
 from receiver.config import ReceiverConfig
 from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
-from receiver.screen import screen_request
+from receiver.recover import recover
+from receiver.screen import Rejection, screen_request
 from receiver.stats import ReceiverStats
 from receiver.tenancy import Part, split_by_retention
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
@@ -97,6 +110,7 @@ class TraceReceiver:
             self.stats.requests.labels("malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         screened = screen_request(request, data, reencode=escaped)
+        refused = Rejection()
         if screened.spans:
             parts = split_by_retention(
                 request,
@@ -106,40 +120,63 @@ class TraceReceiver:
                 default_days=self.config.retention_days,
                 days_by_tenant=self.config.tenant_retention_days,
             )
-            self._store(parts, context)
+            refused = self._store(parts, context)
         rejected = screened.rejected
-        if rejected.count:
-            self.stats.spans_rejected.inc(rejected.count)
-        self.stats.requests.labels("partial" if rejected.count else "ok").inc()
-        notes = [rejected.message()] if rejected.count else []
+        count = rejected.count + refused.count
+        if count:
+            self.stats.spans_rejected.inc(count)
+        self.stats.requests.labels("partial" if count else "ok").inc()
+        notes = [r.message() for r in (rejected, refused) if r.count]
         if escaped:
             notes.append("invalid UTF-8 in string fields was stored escaped as \\xNN")
         response = ExportTraceServiceResponse()
         if notes:
-            response.partial_success.rejected_spans = rejected.count
+            response.partial_success.rejected_spans = count
             response.partial_success.error_message = "; ".join(notes)
         return response
 
-    def _store(self, parts: Sequence[Part], context: grpc.ServicerContext) -> None:
+    def _store(self, parts: Sequence[Part], context: grpc.ServicerContext) -> Rejection:
         """Queue every part (one, unless tenants with different retention share the request),
         then answer once all are stored. If back-pressure refuses a later part, the earlier ones
-        still land and the exporter's retry sends them again: duplicates that collapse."""
+        still land and the exporter's retry sends them again: duplicates that collapse. Returns
+        the spans the engine refused to read (receiver.recover)."""
         futures_: list[Future[None]] = []
         try:
             for part in parts:
                 futures_.append(self._writer.submit(part.payload, part.spans, part.retention_days))
+            refused = Rejection()
+            for part, future in zip(parts, futures_, strict=True):
+                try:
+                    future.result()
+                except WarehouseRejected:
+                    refused = refused.plus(self._recover(part))
+            return refused
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except WriterClosed as exc:
             self.stats.requests.labels("closing").inc()
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        try:
-            for future in futures_:
-                future.result()
         except Exception as exc:
-            self.stats.requests.labels("store_failed").inc()
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(exc)}")
+            error = classify(exc)
+            if isinstance(error, WarehouseRejected):
+                self.stats.requests.labels("store_permanent").inc()
+                log.error("spans refused for good by the warehouse (code %s): %s", error.code, _short(error))
+                context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"spans were not stored and a retry would fail the same way: {_short(error)}",
+                )
+            self.stats.requests.labels("store_transient").inc()
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(error)}")
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    def _recover(self, part: Part) -> Rejection:
+        def store(payload: bytes, spans: int) -> None:
+            self._writer.submit(payload, spans, part.retention_days).result()
+
+        outcome = recover(store, part.message, part.spans)
+        self.stats.recoveries.labels(outcome.how).inc()
+        return outcome.refused
 
 
 def _short(exc: Any) -> str:

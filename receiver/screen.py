@@ -37,6 +37,13 @@ class Rejection:
             text += f"; {others} more rejected for other reasons"
         return text + ")"
 
+    def plus(self, other: Rejection) -> Rejection:
+        """Both rejections as one: the first problem stays first."""
+        if not self.count or not other.count:
+            return self if self.count else other
+        same = self.same_problem + (other.same_problem if other.first_problem == self.first_problem else 0)
+        return Rejection(self.count + other.count, self.first_problem, same)
+
 
 @dataclass(frozen=True)
 class Screened:

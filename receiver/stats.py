@@ -16,6 +16,18 @@ class ReceiverStats:
         self.spans_rejected = Counter("wrm_spans_rejected", "Spans refused by validation", registry=r)
         self.flushes = Counter("wrm_flushes", "Inserts into the spans table", registry=r)
         self.flush_failures = Counter("wrm_flush_failures", "Inserts that failed", registry=r)
+        self.insert_failures = Counter(
+            "wrm_insert_failures",
+            "Failed inserts by class: transient (retried by exporters) or permanent (never retried)",
+            ["class"],
+            registry=r,
+        )
+        self.recoveries = Counter(
+            "wrm_otlp_recoveries",
+            "Requests the engine refused as sent, stored re-encoded or span by span",
+            ["how"],
+            registry=r,
+        )
         self.flush_seconds = Histogram(
             "wrm_flush_seconds",
             "Time to insert one flush",

@@ -21,6 +21,7 @@ class Part:
     payload: bytes
     spans: int
     retention_days: int
+    message: Any  # the ExportTraceServiceRequest `payload` encodes, to re-encode if refused
 
 
 def split_by_retention(
@@ -34,18 +35,18 @@ def split_by_retention(
 ) -> list[Part]:
     """`request` is the screened message that `payload` encodes."""
     if not days_by_tenant:
-        return [Part(payload, spans, default_days)]
+        return [Part(payload, spans, default_days, request)]
     groups: dict[int, list[Any]] = {}
     for rs in request.resource_spans:
         days = days_by_tenant.get(resource_tenant(rs.resource) or default_tenant, default_days)
         groups.setdefault(days, []).append(rs)
     if len(groups) <= 1:
-        return [Part(payload, spans, next(iter(groups), default_days))]
+        return [Part(payload, spans, next(iter(groups), default_days), request)]
     parts = []
     for days, resources in groups.items():
         part = ExportTraceServiceRequest()
         part.resource_spans.extend(resources)
         n = sum(len(ss.spans) for rs in resources for ss in rs.scope_spans)
         if n:
-            parts.append(Part(part.SerializeToString(), n, days))
+            parts.append(Part(part.SerializeToString(), n, days, part))
     return parts

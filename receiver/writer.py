@@ -6,7 +6,10 @@ has queued (up to `flush_max_spans`, waiting at most `flush_interval_s` for more
 with a strictly increasing `ingested_at` stamp (ms), insert it once, and resolve every Future.
 `on_commit(stamp)` then reports that every row stamped up to `stamp` is stored — with several
 writers, that is just below the oldest flush still in flight. Outstanding spans are bounded by
-`max_pending_spans`: past it, `submit` raises Backpressure, a retryable refusal.
+`max_pending_spans`: past it, `submit` raises Backpressure, a retryable refusal. A failed
+insert of several requests is retried one request at a time, so one request's rows never fail
+its neighbours; each Future then carries its own request's error, transient or permanent
+(analytics.warehouse.errors), for the transport to answer.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from analytics.warehouse.errors import is_transient
 from receiver.envelope import EnvelopeFields, frame
 from receiver.stats import ReceiverStats
 
@@ -150,8 +154,10 @@ class GroupWriter:
         try:
             sink(b"".join(frame(item.request, stamp, self._fields, item.retention_days) for item in taken))
         except Exception as exc:
+            kind = "transient" if is_transient(exc) else "permanent"
             self._stats.flush_failures.inc()
-            log.warning("insert of %d spans failed: %s", n, exc)
+            self._stats.insert_failures.labels(kind).inc()
+            log.warning("insert of %d spans failed (%s): %s", n, kind, exc)
             if len(taken) > 1:
                 # One request's rows must not fail its neighbours: store each on its own.
                 for item in taken:

@@ -1,0 +1,145 @@
+"""Store what the engine refused for good: re-encode the request, then isolate refused spans.
+
+The exporter's bytes go to the engine untouched (receiver.screen): re-encoding every request
+would cost ≈ 4.4 µs per span of Python (docs/benchmarks.md) for requests real exporters never
+get wrong. But the engine's Protobuf reader is stricter than the Python parser: a bool sent as
+varint 106 is `true` to protobuf and PROTOBUF_BAD_CAST (436) to the engine; a known field number
+with another wire type is an unknown field kept by protobuf and UNKNOWN_PROTOBUF_FORMAT (444) to
+the engine. So only after a permanent refusal, the parsed message is re-encoded canonically
+(unknown fields dropped) and stored again. Should the engine still refuse it because of what it
+holds (REFUSED_DATA_CODES), the request is bisected by span, so every span it can store is stored
+and the rest are reported one by one. Any other permanent refusal (a missing table, a broken
+view) is the warehouse's, not the request's: it is raised, not bisected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from analytics.warehouse.errors import WarehouseRejected
+from receiver.screen import Rejection
+
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes that mean "this data cannot be read, converted or accepted", so the
+# request (or one span of it), not the warehouse, is at fault.
+REFUSED_DATA_CODES: frozenset[int] = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        407,  # DECIMAL_OVERFLOW
+        436,  # PROTOBUF_BAD_CAST
+        437,  # PROTOBUF_FIELD_NOT_REPEATED
+        438,  # DATA_TYPE_CANNOT_BE_PROMOTED
+        441,  # CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING
+        444,  # UNKNOWN_PROTOBUF_FORMAT
+        469,  # VIOLATED_CONSTRAINT (a CHECK constraint an operator put on a table)
+    }
+)
+MAX_ISOLATION_INSERTS = 32  # bisecting one bad span out of 2**16 takes 32 inserts
+
+# Stores one request's bytes holding `spans` spans, waiting until stored; raises WarehouseError.
+Store = Callable[[bytes, int], None]
+_Where = tuple[int, int, int]  # (resource, scope, span) index in the message
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What became of a refused request: how it was stored and which spans the engine refused."""
+
+    how: str  # "reencoded" or "isolated"
+    refused: Rejection
+
+
+def data_refused(exc: WarehouseRejected) -> bool:
+    return exc.code in REFUSED_DATA_CODES
+
+
+def recover(store: Store, message: Any, spans: int) -> Recovery:
+    """Store `message` (an ExportTraceServiceRequest whose bytes were refused for good).
+
+    Raises WarehouseRejected when the warehouse, not the data, refuses it, and whatever `store`
+    raises for a transient failure."""
+    message.DiscardUnknownFields()
+    try:
+        store(message.SerializeToString(), spans)
+        return Recovery("reencoded", Rejection())
+    except WarehouseRejected as exc:
+        if not data_refused(exc):
+            raise
+        log.warning("engine refused a re-encoded request of %d spans (code %s); isolating", spans, exc.code)
+    return Recovery("isolated", _isolate(store, message))
+
+
+def _isolate(store: Store, message: Any) -> Rejection:
+    where = [
+        (r, s, i)
+        for r, rs in enumerate(message.resource_spans)
+        for s, ss in enumerate(rs.scope_spans)
+        for i in range(len(ss.spans))
+    ]
+    pending = list(_halves(where))
+    refused: list[tuple[_Where, str]] = []
+    inserts = 0
+    while pending:
+        group = pending.pop()
+        if inserts >= MAX_ISOLATION_INSERTS:
+            refused += [(w, "not isolated: too many spans of this request were refused") for w in group]
+            continue
+        inserts += 1
+        try:
+            store(subset(message, group).SerializeToString(), len(group))
+        except WarehouseRejected as exc:
+            if not data_refused(exc):
+                raise
+            if len(group) == 1:
+                refused.append((group[0], f"the warehouse refuses it (ClickHouse code {exc.code})"))
+            else:
+                pending += _halves(group)
+    return _rejection(message, refused)
+
+
+def _halves(group: Sequence[_Where]) -> list[list[_Where]]:
+    mid = (len(group) + 1) // 2
+    return [list(g) for g in (group[:mid], group[mid:]) if g]
+
+
+def subset(message: Any, group: Sequence[_Where]) -> ExportTraceServiceRequest:
+    """A request with only the spans at `group`, under copies of their resources and scopes."""
+    out = ExportTraceServiceRequest()
+    chosen: dict[int, dict[int, list[int]]] = {}
+    for r, s, i in group:
+        chosen.setdefault(r, {}).setdefault(s, []).append(i)
+    for r, scopes in chosen.items():
+        src = message.resource_spans[r]
+        rs = out.resource_spans.add(schema_url=src.schema_url)
+        rs.resource.CopyFrom(src.resource)
+        for s, indices in scopes.items():
+            src_ss = src.scope_spans[s]
+            ss = rs.scope_spans.add(schema_url=src_ss.schema_url)
+            ss.scope.CopyFrom(src_ss.scope)
+            ss.spans.extend(src_ss.spans[i] for i in indices)
+    return out
+
+
+def _rejection(message: Any, refused: list[tuple[_Where, str]]) -> Rejection:
+    if not refused:
+        return Rejection()
+    (r, s, i), why = refused[0]
+    name = message.resource_spans[r].scope_spans[s].spans[i].name
+    same = sum(1 for _, w in refused if w == why)
+    return Rejection(len(refused), f"span {name[:80]!r}: {why}", same)
