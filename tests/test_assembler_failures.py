@@ -73,7 +73,9 @@ def test_transient_failure_is_retried_until_it_clears(fast_server: WrmServer, wa
     assert _failures(fast_server, "permanent") == 0
 
 
-def test_permanent_failure_stops_assembly_and_is_reported(fast_server: WrmServer, warehouse: Warehouse) -> None:
+def test_permanent_failure_stops_assembly_and_is_reported(
+    fast_server: WrmServer, warehouse: Warehouse
+) -> None:
     _send_run(fast_server)
     _wait(lambda: _runs(warehouse) == 1)
     warehouse.command("DROP VIEW assemble_runs")
