@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from analytics.api import create_app
 from analytics.prices import store_prices
+from analytics.sql import SqlCapacity, SqlLimits
 from analytics.warehouse import Warehouse, migrate
 from analytics.warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from receiver.assembler import AssemblyConfig, RunAssembler
@@ -104,19 +105,43 @@ class WrmServer:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         self.http_address = f"{shown}:{bound}"
-        api = self.warehouse.session()
-        self._sessions.append(api)  # closed with the writers' handles at stop
+        # The API, /healthz and the SQL port each read on handles of their own: a chdb handle
+        # serializes its calls, so a shared one would let a heavy user query stall the others.
+        api = self.warehouse.session(own_reader=True)
+        health = self.warehouse.session(own_reader=True)
+        self._sessions += [api, health]  # closed with the writers' handles at stop
+        s = self.settings
+        sql_capacity = SqlCapacity(
+            self.warehouse,
+            SqlLimits(
+                max_execution_s=s.sql_max_execution_s,
+                max_memory_bytes=s.sql_max_memory_bytes,
+                max_result_rows=s.sql_max_result_rows,
+                max_result_bytes=s.sql_max_result_bytes,
+                max_threads=s.sql_max_threads,
+                max_concurrent=s.sql_max_concurrent,
+                max_queued=s.sql_max_queued,
+                queue_timeout_s=s.sql_queue_timeout_s,
+            ),
+        )
         app = create_app(
             self.warehouse,
             self._registries(),
             self._describe,
             api_warehouse=api,
+            sql_capacity=sql_capacity,
+            health_warehouse=health,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        self._http = uvicorn.Server(config)
-        self._http_thread = threading.Thread(
-            target=self._http.run, kwargs={"sockets": [sock]}, name="wrm-http", daemon=True
-        )
+        server = self._http = uvicorn.Server(config)
+
+        def serve() -> None:
+            try:
+                server.run(sockets=[sock])
+            finally:  # the SQL port's handles live exactly as long as the HTTP server
+                sql_capacity.close()
+
+        self._http_thread = threading.Thread(target=serve, name="wrm-http", daemon=True)
         self._http_thread.start()
         deadline = time.monotonic() + 10
         while not self._http.started and self._http_thread.is_alive() and time.monotonic() < deadline:

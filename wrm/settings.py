@@ -86,6 +86,28 @@ class Settings(BaseSettings):
     grpc_workers: int = Field(32, ge=1, le=1024, description="concurrent OTLP requests")
     writer_threads: int = Field(2, ge=1, le=16, description="parallel inserts, each on its own handle")
     stats_log_interval_s: float = Field(60.0, ge=0, description="0 turns the periodic counter line off")
+    sql_max_execution_s: float = Field(
+        30.0, ge=0.1, le=86_400, description="time limit of one query on the SQL port (Code 159 past it)"
+    )
+    sql_max_memory_bytes: int = Field(
+        2 * 1024**3, ge=16 * 1024**2, description="memory limit of one SQL-port query (Code 241 past it)"
+    )
+    sql_max_result_rows: int = Field(
+        10_000_000, ge=1, description="most rows one SQL-port query returns (Code 396 past it)"
+    )
+    sql_max_result_bytes: int = Field(
+        1024**3, ge=1024, description="most uncompressed bytes one SQL-port query returns (Code 396 past it)"
+    )
+    sql_max_threads: int = Field(
+        0, ge=0, le=256, description="engine threads per SQL-port query; 0: half the CPU cores, at least 1"
+    )
+    sql_max_concurrent: int = Field(2, ge=1, le=64, description="SQL-port queries running at once")
+    sql_max_queued: int = Field(
+        8, ge=0, le=10_000, description="SQL-port queries waiting for a free slot; one more gets 429"
+    )
+    sql_queue_timeout_s: float = Field(
+        10.0, ge=0, le=3600, description="longest wait for a free slot before 429 with Retry-After"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("otlp_grpc", "http")

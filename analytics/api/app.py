@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from analytics import sql_endpoint
+from analytics import sql
 from analytics.api import problems, runs_api
 from analytics.warehouse import Warehouse
 
@@ -18,17 +18,22 @@ def create_app(
     registries: Iterable[CollectorRegistry] = (),
     describe: Callable[[], dict[str, object]] = dict,
     api_warehouse: Warehouse | None = None,
+    sql_capacity: sql.SqlCapacity | None = None,
+    health_warehouse: Warehouse | None = None,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
-    `api_warehouse`, a handle of the /v1 API's own so its writes do not queue behind others."""
+    `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
+    `sql_capacity`, the SQL port's own handles and threads (without it there is no SQL port);
+    `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it."""
     app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
     problems.install(app)
     regs = list(registries)
+    health = health_warehouse or warehouse
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
         try:
-            ok = warehouse.reader.command("SELECT 1") == 1
+            ok = health.reader.command("SELECT 1") == 1
             error = ""
         except Exception as exc:  # health must answer, whatever the warehouse says
             ok, error = False, str(exc)[:300]
@@ -47,5 +52,6 @@ def create_app(
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(runs_api.build_router(api_warehouse or warehouse))
-    app.include_router(sql_endpoint.build_router(warehouse))
+    if sql_capacity is not None:
+        app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone()))
     return app

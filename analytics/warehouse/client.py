@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-# Settings for the read-only client. readonly=2 refuses every write and DDL statement but still
-# lets a caller pass per-query settings such as max_threads or output_format_*.
+# Settings for the read-only client of WRM's own queries. readonly=2 refuses every write and DDL
+# statement but still lets a caller pass per-query settings such as max_threads or output_format_*.
 READONLY_SETTINGS: dict[str, Any] = {"readonly": 2}
 MAX_READERS = 16
 
@@ -76,12 +76,25 @@ class Warehouse:
                 found = self._readers[database] = _connect(self.dsn, database, READONLY_SETTINGS)
             return found
 
-    def session(self) -> Warehouse:
+    def session(self, own_reader: bool = False) -> Warehouse:
         """Another handle on the same warehouse, for a thread that must not queue behind others
-        (a chdb client serializes its calls): the writer threads and the run assembler."""
-        handle = Warehouse(self.dsn, self.database, _connect(self.dsn, self.database, {}), self.reader)
-        handle._readers = {}  # the reader stays the parent's: closing this handle leaves it open
+        (a chdb client serializes its calls): the writer threads and the run assembler. With
+        `own_reader` its reads get their own client too (the /v1 API, /healthz, exports), so they
+        never wait behind another caller's query; otherwise it shares this handle's reader."""
+        reader = _connect(self.dsn, self.database, READONLY_SETTINGS) if own_reader else self.reader
+        handle = Warehouse(self.dsn, self.database, _connect(self.dsn, self.database, {}), reader)
+        if not own_reader:
+            handle._readers = {}  # the reader stays the parent's: closing this handle leaves it open
         return handle
+
+    def sandboxed_reader(self, limits: Mapping[str, Any]) -> Client:
+        """A client for SQL written by users. `limits` (max_execution_time, max_memory_usage, …)
+        are set first, then readonly=1, after which the engine refuses any further setting change
+        (SET, a SETTINGS clause, a URL setting), writes, DDL and table functions that reach outside
+        the warehouse (file, url, s3, remote, …); the limits therefore stay for every query."""
+        settings = {k: v for k, v in limits.items() if k != "readonly"}
+        settings["readonly"] = 1  # last: once it is set, nothing after it could be
+        return _connect(self.dsn, self.database, settings)
 
     def insert_file(self, table: str, data: bytes, fmt: str, settings: Mapping[str, str]) -> None:
         """Insert bytes already in ClickHouse format `fmt` (e.g. Protobuf): the engine parses them.
