@@ -3,9 +3,11 @@ errors are raised as analytics.runs.errors and rendered by analytics.api.problem
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
+from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
@@ -30,6 +32,13 @@ from analytics.runs.schemas import (
 from analytics.warehouse import Warehouse
 
 Who = Annotated[Caller, Depends(caller)]
+
+
+def _closing(chunks: Iterator[bytes], client: Client) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    finally:
+        client.close()
 
 
 def run_filter(
@@ -90,8 +99,13 @@ def build_router(wh: Warehouse) -> APIRouter:
     ) -> StreamingResponse:
         """Every run matching the list's filters, newest first, streamed (memory stays flat);
         `steps=true` adds each run's steps. `X-WRM-Run-Count` says how many runs follow."""
-        total = count_runs(wh.reader, who.tenant, flt)  # also validates the filter before streaming
-        chunks = export_runs(wh.reader, who.tenant, flt, format, with_steps=steps)
+        reader = wh.open_reader()  # its own handle: a long export never holds the API's reader
+        try:
+            total = count_runs(reader, who.tenant, flt)  # also validates the filter before streaming
+            chunks = _closing(export_runs(reader, who.tenant, flt, format, with_steps=steps), reader)
+        except BaseException:
+            reader.close()
+            raise
         headers = {
             "Content-Disposition": f'attachment; filename="runs.{format}"',
             "X-WRM-Run-Count": str(total),

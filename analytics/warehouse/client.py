@@ -87,6 +87,11 @@ class Warehouse:
             handle._readers = {}  # the reader stays the parent's: closing this handle leaves it open
         return handle
 
+    def open_reader(self) -> Client:
+        """A new read-only client the caller owns and closes: for a long read (an export) that
+        must not hold a shared reader's handle while it runs."""
+        return _connect(self.dsn, self.database, READONLY_SETTINGS)
+
     def sandboxed_reader(self, limits: Mapping[str, Any]) -> Client:
         """A client for SQL written by users. `limits` (max_execution_time, max_memory_usage, …)
         are set first, then readonly=1, after which the engine refuses any further setting change
