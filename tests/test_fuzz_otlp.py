@@ -1,0 +1,43 @@
+"""Fuzzing ingest over real gRPC (bench.fuzz at a size for `make test`): mutated OTLP requests
+are answered OK, OK with partial_success, or INVALID_ARGUMENT, never a retryable code for a
+request that would fail again; what OK answers accept is stored; the server stays healthy."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from analytics.warehouse import Warehouse
+from bench.fuzz import FUZZ_TTL_DAYS, check, send_all
+from bench.fuzz_payloads import payloads
+from tests.conftest import start_server
+from tests.otlp import make_span, request_of, send_raw
+
+PAYLOADS = 1200  # ~40 s on 2 busy shared cores; `python -m bench.fuzz --payloads 20000` for more
+SEED = 20261202
+
+
+def test_mutated_requests_get_honest_answers_and_accepted_spans_are_stored(warehouse: Warehouse) -> None:
+    server = start_server(warehouse, spans_ttl_days=FUZZ_TTL_DAYS)
+    try:
+        now = time.time_ns()
+        report = check(send_all(server.otlp_address, payloads(SEED, PAYLOADS, now), 16), warehouse, now)
+        summary = report.summary()
+        print(summary)
+        assert report.problems == [], summary
+        codes = report.codes()
+        assert set(codes) <= {"OK", "INVALID_ARGUMENT"} and codes["OK"] > PAYLOADS // 10
+        assert summary["ok_with_partial_success"], "the payloads never hit per-span validation"
+        assert report.stored > 0
+        assert server.receiver is not None
+        recovered = server.receiver.stats.registry.get_sample_value(
+            "wrm_otlp_recoveries_total", {"how": "reencoded"}
+        )
+        assert recovered, "no payload reached the engine's stricter reader: the fuzzing is too weak"
+
+        assert httpx.get(f"http://{server.http_address}/healthz", timeout=10).status_code == 200
+        send_raw(server.otlp_address, request_of([make_span("after-fuzz")]))
+        assert warehouse.rows("SELECT count() FROM spans WHERE name = 'after-fuzz'") == [(1,)]
+    finally:
+        server.stop()
