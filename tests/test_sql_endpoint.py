@@ -10,7 +10,7 @@ import urllib.request
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
 from tests.otlp import make_span, request_of, send_raw
 from wrm.server import WrmServer
@@ -34,6 +34,10 @@ def test_clickhouse_connect_queries_through_the_endpoint(server: WrmServer) -> N
     assert client.query("SELECT {s:String}", parameters={"s": "tab\there 'quoted' \\ back"}).result_rows == [
         ("tab\there 'quoted' \\ back",)
     ]
+    # the client reads readonly=1 from system.settings, so it sends no setting and refuses to
+    assert client.get_client_setting("date_time_input_format") is None
+    with pytest.raises(ProgrammingError, match="readonly"):
+        client.query("SELECT 1", settings={"max_execution_time": 1000})
     frame = client.query_df("SELECT name, duration_ns FROM spans ORDER BY name")
     assert list(frame["name"]) == ["alpha", "beta", "beta"]
     assert list(frame["duration_ns"]) == [1_000_000_000] * 3
