@@ -64,6 +64,7 @@ def test_transient_failure_is_retried_until_it_clears(fast_server: WrmServer, wa
         _wait(lambda: _failures(fast_server, "transient") >= 2)
         health = _health(fast_server)
         assert health["state"] == "retrying"
+        assert httpx.get(f"http://{fast_server.http_address}/healthz", timeout=10).json()["status"] == "ok"
         assert "Too many parts" in str(health["last_error"])
         assert _runs(warehouse) == 1
     finally:
@@ -83,6 +84,10 @@ def test_permanent_failure_stops_assembly_and_is_reported(
     _wait(lambda: _health(fast_server)["state"] == "failed")
     health = _health(fast_server)
     assert "assemble_runs" in str(health["last_error"])
+    answer = httpx.get(f"http://{fast_server.http_address}/healthz", timeout=10)
+    assert answer.status_code == 200  # ingest still works: a load balancer keeps the server
+    assert answer.json()["status"] == "degraded"
+    assert "permanent error" in answer.json()["degraded"]
     assert _failures(fast_server, "permanent") == 1
     time.sleep(1.0)  # ten assembly intervals: a looping assembler would have failed again
     assert _failures(fast_server, "permanent") == 1

@@ -16,6 +16,7 @@ from analytics.sql import SqlCapacity, SqlLimits
 from analytics.warehouse import Warehouse, migrate
 from analytics.warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from receiver.assembler import AssemblyConfig, RunAssembler
+from receiver.assembly_stats import FAILED
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
 from receiver.store import SpanStore
@@ -128,6 +129,7 @@ class WrmServer:
             self.warehouse,
             self._registries(),
             self._describe,
+            degraded=self._degraded,
             api_warehouse=api,
             sql_capacity=sql_capacity,
             health_warehouse=health,
@@ -167,6 +169,13 @@ class WrmServer:
                 "last_error": health.last_error,
             },
         }
+
+    def _degraded(self) -> str:
+        assert self.assembler is not None
+        health = self.assembler.health()
+        if health.state == FAILED:
+            return f"run assembly stopped by a permanent error: {health.last_error}"
+        return ""
 
     def banner(self) -> str:
         assert self.warehouse is not None

@@ -20,11 +20,17 @@ def create_app(
     api_warehouse: Warehouse | None = None,
     sql_capacity: sql.SqlCapacity | None = None,
     health_warehouse: Warehouse | None = None,
+    degraded: Callable[[], str] = str,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
     `sql_capacity`, the SQL port's own handles and threads (without it there is no SQL port);
-    `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it."""
+    `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it;
+    `degraded`, why the server is degraded (a background job stopped), "" when it is not.
+
+    /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
+    but something needs an operator (ingest still works, so a load balancer should keep the
+    server); 200 `ok` otherwise."""
     app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
     problems.install(app)
     regs = list(registries)
@@ -37,12 +43,15 @@ def create_app(
             error = ""
         except Exception as exc:  # health must answer, whatever the warehouse says
             ok, error = False, str(exc)[:300]
+        reason = degraded() if ok else ""
         body: dict[str, object] = {
-            "status": "ok" if ok else "unavailable",
+            "status": "unavailable" if not ok else "degraded" if reason else "ok",
             "warehouse": warehouse.dsn.describe(),
         }
         if error:
             body["error"] = error
+        if reason:
+            body["degraded"] = reason
         body.update(describe())
         return JSONResponse(body, status_code=200 if ok else 503)
 
