@@ -53,8 +53,10 @@ class TraceReceiver:
         config: ReceiverConfig,
         sinks: Sequence[Callable[[bytes], None]],
         on_commit: Callable[[int], None] = lambda stamp: None,
+        stamps_after: int = 0,
     ) -> None:
-        """`sinks`: one per writer thread, each storing framed requests (receiver.store)."""
+        """`sinks`: one per writer thread, each storing framed requests (receiver.store);
+        `stamps_after`: the greatest `ingested_at` stamp already stored (see GroupWriter)."""
         self.config = config
         self.stats = ReceiverStats()
         self._writer = GroupWriter(
@@ -69,6 +71,7 @@ class TraceReceiver:
             flush_max_spans=config.flush_max_spans,
             flush_interval_s=config.flush_interval_s,
             on_commit=on_commit,
+            stamps_after=stamps_after,
         )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="wrm-otlp"),

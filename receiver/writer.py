@@ -56,7 +56,11 @@ class GroupWriter:
         flush_max_spans: int,
         flush_interval_s: float,
         on_commit: Callable[[int], None] = lambda stamp: None,
+        stamps_after: int = 0,
     ) -> None:
+        """`stamps_after`: every stamp this writer issues is greater, even if the clock is behind
+        it — a restarted server passes the greatest stamp already stored, so no new row can land
+        at or below what the run assembler has already derived (spec 4.1)."""
         self._stats = stats
         self._fields = fields
         self._max_pending = max_pending_spans
@@ -66,9 +70,9 @@ class GroupWriter:
         self._queue: deque[_Item] = deque()
         self._queued_spans = 0
         self._outstanding = 0  # queued plus being inserted
-        self._last_stamp = 0
+        self._last_stamp = stamps_after
         self._in_flight: set[int] = set()
-        self._committed = 0
+        self._committed = stamps_after
         self._closing = False
         self._cond = threading.Condition()
         self._threads = [
@@ -158,9 +162,11 @@ class GroupWriter:
             self._stats.flush_failures.inc()
             self._stats.insert_failures.labels(kind).inc()
             log.warning("insert of %d spans failed (%s): %s", n, kind, exc)
-            if len(taken) > 1:
+            if len(taken) > 1 and kind == "permanent":
                 # One request's rows must not fail its neighbours: store each half on its own,
                 # down to single requests. One bad request among n costs ~2·log2(n) inserts.
+                # A transient failure is not split: every request is answered retryable, and
+                # the warehouse is not sent more inserts while it cannot take them.
                 mid = len(taken) // 2
                 self._flush(sink, taken[:mid], stamp)
                 self._flush(sink, taken[mid:], stamp)

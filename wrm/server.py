@@ -86,6 +86,7 @@ class WrmServer:
             config,
             [SpanStore(session).insert for session in self._sessions],
             on_commit=self.assembler.committed,
+            stamps_after=self.assembler.stored_through_ms,
         )
         self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
         self._start_http()
