@@ -14,6 +14,9 @@ from typing import Any
 from analytics.warehouse.tenants import TENANT_RE
 
 _MAX_NS = 2**63 - 1  # DateTime64(9) holds nanoseconds in an Int64: up to 2262-04-11
+# Retention is computed as DateTime (seconds in a UInt32, up to 2106-02-07) plus up to 3,650
+# days; a later start would wrap and the row be dropped by its TTL as soon as it is written.
+_MAX_START_NS = 3_976_214_400 * 1_000_000_000  # 2096-01-01T00:00:00Z
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 TENANT_ATTRIBUTE = "wrm.tenant.id"
@@ -72,6 +75,11 @@ def span_problem(span: Any) -> tuple[str, str] | None:
         return "start zero", f"{_label(span)}: start_time_unix_nano is 0"
     if start > _MAX_NS or end > _MAX_NS:
         return "time range", f"{_label(span)}: a timestamp is past 2262-04-11, the largest storable"
+    if start >= _MAX_START_NS:
+        return (
+            "start too late",
+            f"{_label(span)}: start_time_unix_nano is after 2096-01-01, past which retention cannot be kept",
+        )
     if end < start:
         return (
             "end before start",

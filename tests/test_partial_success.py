@@ -103,3 +103,15 @@ def test_huge_binary_nested_and_invalid_utf8_values_are_kept(server: WrmServer) 
     inner = ArrayValue.FromString(base64.b64decode(outer[0][5:]))
     assert inner.values[0].array_value.values[0].HasField("array_value")
     assert attrs["bad_utf8"] == "ok\\xff\\xfeok!!!!!"
+
+
+def test_span_starting_too_late_for_retention_is_refused_not_silently_dropped(server: WrmServer) -> None:
+    """Retention is computed as a DateTime (ends 2106) plus days: a later start would be
+    acknowledged and then dropped by its TTL as it is written. It is refused instead."""
+    year_2095, year_2100 = 3_944_678_400 * 10**9, 4_102_444_800 * 10**9
+    late = make_span("late", start_time_unix_nano=year_2100, end_time_unix_nano=year_2100 + 1)
+    edge = make_span("edge", start_time_unix_nano=year_2095, end_time_unix_nano=year_2095 + 1)
+    response = send_raw(server.otlp_address, request_of([late, edge]))
+    assert response.partial_success.rejected_spans == 1
+    assert "span 'late': start_time_unix_nano is after 2096-01-01" in response.partial_success.error_message
+    assert _count(server, "name = 'edge'") == 1
