@@ -22,6 +22,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30
 	$(BIN)/python -m bench.indicators --runs 1000000
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.crash --cycles 20
+	$(BIN)/python -m bench.fuzz --payloads 20000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
