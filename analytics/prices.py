@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 
 def store_prices(warehouse: Warehouse, prices: Mapping[str, tuple[float, float]]) -> None:

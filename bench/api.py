@@ -44,8 +44,8 @@ import psutil
 
 from analytics.runs.detail import run_detail
 from analytics.runs.listing import RunFilter, list_runs
-from analytics.warehouse import Warehouse, migrate
 from bench.indicators import _GENERATE, CHUNK
+from warehouse import Warehouse, migrate
 from wrm.server import WrmServer
 from wrm.settings import load_settings
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from analytics.warehouse import Warehouse
 from bench.fuzz_payloads import Payload, payloads
 from receiver.parse import MalformedRequest, parse_request
 from receiver.screen import screen_request
+from warehouse import Warehouse
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 ALLOWED = frozenset({"OK", "INVALID_ARGUMENT"})

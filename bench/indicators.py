@@ -24,9 +24,9 @@ from typing import Any
 
 from analytics import indicators
 from analytics.indicators import Sides
-from analytics.warehouse import Warehouse, migrate
-from analytics.warehouse.retention import TierDays
-from receiver.summarizer import Summarizer
+from derivation.summarizer import Summarizer
+from warehouse import Warehouse, migrate
+from warehouse.retention import TierDays
 
 TARGET_S = 1.0
 CHUNK = 250_000

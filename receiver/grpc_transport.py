@@ -30,7 +30,6 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from analytics.warehouse.errors import WarehouseRejected, classify
 from receiver.config import ReceiverConfig
 from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
@@ -39,6 +38,7 @@ from receiver.screen import Rejection, screen_request
 from receiver.stats import ReceiverStats
 from receiver.tenancy import Part, split_by_retention
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
+from warehouse.errors import WarehouseRejected, classify
 
 log = logging.getLogger(__name__)
 

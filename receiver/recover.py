@@ -21,8 +21,8 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from analytics.warehouse.errors import WarehouseRejected
 from receiver.screen import Rejection
+from warehouse.errors import WarehouseRejected
 
 log = logging.getLogger(__name__)
 

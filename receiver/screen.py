@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from analytics.warehouse.tenants import TENANT_RE
+from warehouse.tenants import TENANT_RE
 
 _MAX_NS = 2**63 - 1  # DateTime64(9) holds nanoseconds in an Int64: up to 2262-04-11
 # Retention is computed as DateTime (seconds in a UInt32, up to 2106-02-07) plus up to 3,650

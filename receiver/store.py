@@ -3,8 +3,8 @@ materialized view writes the span rows (sql/004_otlp_landing.sql)."""
 
 from __future__ import annotations
 
-from analytics.warehouse import Warehouse
 from receiver.envelope import FORMAT_SCHEMA
+from warehouse import Warehouse
 
 # `spans` is partitioned by day. A request whose spans start on more than 100 days (a backfill,
 # clocks far off) would otherwise fail with TOO_MANY_PARTS (252), a code that otherwise means

@@ -9,7 +9,7 @@ writers, that is just below the oldest flush still in flight. Outstanding spans 
 `max_pending_spans`: past it, `submit` raises Backpressure, a retryable refusal. A failed
 insert of several requests is retried in halves, down to one request, so one request's rows
 never fail its neighbours; each Future then carries its own request's error, transient or permanent
-(analytics.warehouse.errors), for the transport to answer.
+(warehouse.errors), for the transport to answer.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from analytics.warehouse.errors import is_transient
 from receiver.envelope import EnvelopeFields, frame
 from receiver.stats import ReceiverStats
+from warehouse.errors import is_transient
 
 log = logging.getLogger(__name__)
 

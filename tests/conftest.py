@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 from wrm.server import WrmServer
 from wrm.settings import load_settings
 

@@ -29,9 +29,9 @@ from schemathesis.checks import not_a_server_error
 from analytics.api import create_app
 from analytics.api.problems import MEDIA_TYPE
 from analytics.runs.listing import STATUSES
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
+from warehouse import Warehouse
 
 MAX_EXAMPLES = 100  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 4, 2, 1, 5, (100, 10), 2, 0.7)])  # 8 runs

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
 from tests.otlp import make_span, request_of, send_raw
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 

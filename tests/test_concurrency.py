@@ -8,9 +8,9 @@ import urllib.request
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
 from tests.otlp import make_span, request_of, sdk_provider, send_raw
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 

@@ -8,8 +8,8 @@ import httpx
 import psutil
 import pytest
 
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
+from warehouse import Warehouse
 
 RUNS = 200_000
 _GENERATE = """

@@ -8,11 +8,11 @@ import time
 
 import httpx
 
-from analytics.warehouse import Warehouse
 from bench.fuzz import FUZZ_TTL_DAYS, check, send_all
 from bench.fuzz_payloads import payloads
 from tests.conftest import start_server
 from tests.otlp import make_span, request_of, send_raw
+from warehouse import Warehouse
 
 PAYLOADS = 1200  # ~40 s on 2 busy shared cores; `python -m bench.fuzz --payloads 20000` for more
 SEED = 20261202

@@ -24,10 +24,10 @@ from opentelemetry.trace import (
 
 from analytics import indicators
 from analytics.indicators import Sides
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import TODAY, VersionPlan, plan, resend, send
 from tests.otlp import sdk_provider
+from warehouse import Warehouse
 from wrm.cli import main
 from wrm.server import WrmServer
 

@@ -11,10 +11,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
 from tests.otlp import make_span, request_of, send_raw
 from tests.sql_http import Answer, post
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 HEAVY = "SELECT count() FROM numbers(4e11) WHERE number % 7 = 3"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.warehouse import MigrationError, Warehouse, migrate
-from analytics.warehouse.migrations import SQL_DIR, discover
+from warehouse import MigrationError, Warehouse, migrate
+from warehouse.migrations import SQL_DIR, discover
 
 
 def test_second_run_applies_nothing(warehouse: Warehouse) -> None:

@@ -10,11 +10,11 @@ import pytest
 
 from analytics import indicators
 from analytics.indicators import Sides
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send
 from tests.otlp import send_raw
 from tests.workflows import request, span
+from warehouse import Warehouse
 from wrm.cli import main
 
 RUNS = plan(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.otlp import send_raw
 from tests.workflows import BASE_NS, request, span, tid
+from warehouse import Warehouse
 
 
 def test_a_run_whose_start_moves_is_listed_once(warehouse: Warehouse) -> None:

@@ -15,10 +15,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from tests.otlp import sdk_provider
+from warehouse import Warehouse
 from wrm.cli import main
 from wrm.server import WrmServer
 

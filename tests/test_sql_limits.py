@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
 from tests.sql_http import post
+from warehouse import Warehouse
 
 HEAVY = "SELECT count() FROM numbers(4e11) WHERE number % 7 = 3"
 

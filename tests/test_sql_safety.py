@@ -10,9 +10,9 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from analytics.sql import SqlLimits
-from analytics.warehouse import Warehouse
 from tests.conftest import start_server
 from tests.sql_http import post, post_form
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 OUTSIDE = {

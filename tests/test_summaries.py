@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from analytics.warehouse import Warehouse
 from tests.conftest import settle, start_server
 from tests.otlp import send_raw
 from tests.workflows import request, span
+from warehouse import Warehouse
 
 
 def _summarized(wh: Warehouse, runs: int, within_s: float) -> bool:

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from analytics.warehouse import WarehouseRejected, WarehouseUnavailable
 from receiver.envelope import EnvelopeFields
 from receiver.stats import ReceiverStats
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
+from warehouse import WarehouseRejected, WarehouseUnavailable
 
 FIELDS = EnvelopeFields(retention_days=30, default_tenant="default", max_attribute_bytes=1024)
 

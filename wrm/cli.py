@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from analytics.warehouse import Warehouse, WarehouseError, migrate
+from warehouse import Warehouse, WarehouseError, migrate
 from wrm import export_command, indicator_commands, retention_command
 from wrm.reading import NoWarehouse, read_source
 from wrm.server import WrmServer

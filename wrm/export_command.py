@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from analytics.runs.errors import InvalidInput
 from analytics.runs.export import export_runs
 from analytics.runs.listing import STATUSES, RunFilter, count_runs
-from analytics.warehouse import Warehouse, WarehouseLocked
+from warehouse import Warehouse, WarehouseLocked
 from wrm.indicator_commands import day_arg
 from wrm.reading import NoWarehouse, server_answers, server_url
 from wrm.settings import Settings

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from analytics.warehouse import Warehouse, WarehouseLocked
+from warehouse import Warehouse, WarehouseLocked
 from wrm.settings import Settings, split_hostport
 
 

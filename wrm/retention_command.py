@@ -9,8 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from analytics.warehouse import Warehouse, WarehouseLocked, migrate
-from analytics.warehouse.retention import TIERS, apply_retention, store_policy, stored_policy_rows
+from warehouse import Warehouse, WarehouseLocked, migrate
+from warehouse.retention import TIERS, apply_retention, store_policy, stored_policy_rows
 from wrm.settings import Settings
 
 

@@ -13,13 +13,13 @@ from prometheus_client import CollectorRegistry
 from analytics.api import create_app
 from analytics.prices import store_prices
 from analytics.sql import SqlCapacity, SqlLimits
-from analytics.warehouse import Warehouse, migrate
-from analytics.warehouse.retention import apply_retention, store_policy, stored_policy_rows
-from receiver.assembler import AssemblyConfig, RunAssembler
-from receiver.assembly_stats import FAILED
+from derivation.assembler import AssemblyConfig, RunAssembler
+from derivation.stats import FAILED
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
 from receiver.store import SpanStore
+from warehouse import Warehouse, migrate
+from warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from wrm.settings import Settings, split_hostport
 
 log = logging.getLogger("wrm")

@@ -20,8 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from analytics.warehouse.retention import RetentionPolicy, TierDays
-from analytics.warehouse.tenants import TENANT_RE
+from warehouse.retention import RetentionPolicy, TierDays
+from warehouse.tenants import TENANT_RE
 
 ENV_PREFIX = "WRM_"
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     @field_validator("warehouse")
     @classmethod
     def _dsn(cls, value: str) -> str:
-        from analytics.warehouse import BadDsn, parse_dsn
+        from warehouse import BadDsn, parse_dsn
 
         try:
             parse_dsn(value)

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from analytics import sql
 from analytics.api import problems, runs_api
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 
 def create_app(

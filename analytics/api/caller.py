@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Header
 
 from analytics.runs.errors import InvalidInput
-from analytics.warehouse.tenants import TENANT_RE
+from warehouse.tenants import TENANT_RE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ handlers never build error responses themselves:
     any other exception                  → 500 internal-error
 
 Routes reach the warehouse through clickhouse-connect directly (analytics.runs), so a raw
-driver error is classified here, once, by analytics.warehouse.errors.classify. Every response
+driver error is classified here, once, by warehouse.errors.classify. Every response
 carries `X-Request-Id` (the caller's, when it is a sane token, else a new one); server errors
 also carry it in the body and in the log line, so a report can be matched to the log. Their
 detail names the error class and ClickHouse code, never the engine's message (it may quote SQL).
@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.runs.errors import InvalidInput, RunsError, StateConflict, UnknownItem
-from analytics.warehouse.errors import WarehouseError, WarehouseUnavailable, classify
+from warehouse.errors import WarehouseError, WarehouseUnavailable, classify
 
 MEDIA_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -29,7 +29,7 @@ from analytics.runs.schemas import (
     Tags,
     TagsRequest,
 )
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 Who = Annotated[Caller, Depends(caller)]
 

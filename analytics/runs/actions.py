@@ -17,7 +17,7 @@ from typing import Any
 
 from analytics.runs.errors import InvalidInput, StateConflict, UnknownItem
 from analytics.runs.schemas import AckRequest, Action, Annotation, AnnotationRequest, TagsRequest
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 _TAG_RE = re.compile(r"^[\w.:/\-]{1,64}$", re.UNICODE)
 _ACTION_COLUMNS = (

@@ -11,7 +11,7 @@ from analytics.runs import actions as acts
 from analytics.runs.errors import UnknownItem
 from analytics.runs.listing import shown_status, tags_of
 from analytics.runs.schemas import Action, Annotation, Lineage, RunDetail, Step, TimelineEvent
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 _RUN_FIELDS = (
     "run_id", "trace_id", "workflow_name", "workflow_version", "environment", "status", "start_time",

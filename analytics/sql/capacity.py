@@ -23,7 +23,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from analytics.sql.gate import Policy
-from analytics.warehouse import Warehouse
+from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from analytics.warehouse.dsn import Dsn, parse_dsn
-from analytics.warehouse.errors import WarehouseError, WarehouseLocked, WarehouseUnavailable, classify
+from warehouse.dsn import Dsn, parse_dsn
+from warehouse.errors import WarehouseError, WarehouseLocked, WarehouseUnavailable, classify
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from analytics.warehouse.client import Warehouse
-from analytics.warehouse.errors import MigrationError, WarehouseError
+from warehouse.client import Warehouse
+from warehouse.errors import MigrationError, WarehouseError
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 _FILE_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 _LEDGER = """

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from analytics.warehouse import Warehouse
-from analytics.warehouse.retention import TierDays
+from warehouse import Warehouse
+from warehouse.retention import TierDays
 
 _REFRESH = (
     "INSERT INTO runs_daily_store SELECT * FROM summarize_runs("

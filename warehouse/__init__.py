@@ -1,8 +1,10 @@
-"""Warehouse access: the client factory, DSN parsing, migrations and the error hierarchy."""
+"""Shared warehouse infrastructure: the client factory, DSN parsing, the error classes, migrations,
+retention tiers and the tenant-id rule. Imported by receiver/, derivation/ and analytics/; imports none
+of them."""
 
-from analytics.warehouse.client import Warehouse
-from analytics.warehouse.dsn import Dsn, parse_dsn
-from analytics.warehouse.errors import (
+from warehouse.client import Warehouse
+from warehouse.dsn import Dsn, parse_dsn
+from warehouse.errors import (
     BadDsn,
     MigrationError,
     WarehouseError,
@@ -12,7 +14,7 @@ from analytics.warehouse.errors import (
     classify,
     is_transient,
 )
-from analytics.warehouse.migrations import migrate
+from warehouse.migrations import migrate
 
 __all__ = [
     "BadDsn",

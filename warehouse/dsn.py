@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from analytics.warehouse.errors import BadDsn
+from warehouse.errors import BadDsn
 
 
 @dataclass(frozen=True)

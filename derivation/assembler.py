@@ -15,7 +15,7 @@ restart the process has no such report, so it takes what is stored as committed:
 (`stored_through_ms`). A kill at any point therefore leaves either work not yet done, which the
 next start finds and does, or work done twice, which changes nothing.
 
-Failures are classified once (analytics.warehouse.errors): a transient one is retried with
+Failures are classified once (warehouse.errors): a transient one is retried with
 back-off, a permanent one (a broken view, a missing table) stops assembly and says so in the log,
 /metrics and /healthz rather than failing the same way every second.
 
@@ -23,7 +23,7 @@ Two rules keep older data stable:
   * a run that started more than its tenant's span retention ago, less an hour, is frozen: its
     first spans may already be expiring, so a late span must not rebuild it from what is left;
   * every (tenant, day) a cycle rewrites, before and after, is noted in `summary_dirty` for
-    the summarizer (receiver/summarizer.py) that keeps the daily summary tier.
+    the summarizer (derivation/summarizer.py) that keeps the daily summary tier.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from analytics.warehouse import Warehouse, WarehouseError, is_transient
-from analytics.warehouse.retention import TierDays
-from receiver.assembly_stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
-from receiver.summarizer import Summarizer
+from derivation.stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
+from derivation.summarizer import Summarizer
+from warehouse import Warehouse, WarehouseError, is_transient
+from warehouse.retention import TierDays
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from analytics.warehouse.client import Warehouse
+from warehouse.client import Warehouse
 
 TIERS = ("spans", "steps", "runs", "summaries")
 # The tables of each tier. span_facts is derived from spans and expires with them.
