@@ -104,3 +104,71 @@ def test_close_stores_what_was_taken_and_refuses_the_rest() -> None:
     assert b"".join(stored).count(b"r") >= 3
     with pytest.raises(WriterClosed):
         writer.submit(b"late", 1)
+
+
+def _requests_in(frames: bytes) -> list[bytes]:
+    """The request bytes of each Envelope in an insert (field 1 of each length-delimited frame)."""
+    from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+
+    out, pos = [], 0
+    while pos < len(frames):
+        length, pos = _DecodeVarint(frames, pos)
+        body = frames[pos : pos + length]
+        assert body[0] == 0x0A  # field 1, length-delimited: the request comes first
+        size, start = _DecodeVarint(body, 1)
+        out.append(body[start : start + size])
+        pos += length
+    return out
+
+
+def test_each_request_is_retried_alone_and_answered_with_its_own_error() -> None:
+    """A shared insert refused for good is retried in halves down to single requests; then the
+    good requests are stored once each, a request the engine refuses gets the permanent error and
+    one that meets a transient failure on its own gets the retryable one."""
+    inserts: list[list[bytes]] = []
+    stored: list[bytes] = []
+
+    def sink(frames: bytes) -> None:
+        requests = _requests_in(frames)
+        inserts.append(requests)
+        if b"BAD" in requests:
+            raise WarehouseRejected("Code: 469. constraint violated", 469)
+        if b"FLAKY" in requests and len(requests) == 1:
+            raise WarehouseUnavailable("Code: 252. Too many parts", 252)
+        stored.extend(requests)
+
+    writer = _writer(sink, flush_interval_s=0.3)
+    sent = [b"good-%d" % i for i in range(8)]
+    sent[2], sent[3] = b"BAD", b"FLAKY"  # in the same half: both end up alone
+    futures = [writer.submit(r, 1) for r in sent]
+    errors = [f.exception(5) for f in futures]
+    writer.close()
+    assert inserts[0] == sent  # one shared insert first
+    assert [type(e) for e in errors] == [
+        type(None),
+        type(None),
+        WarehouseRejected,
+        WarehouseUnavailable,
+        type(None),
+        type(None),
+        type(None),
+        type(None),
+    ]
+    assert [b"BAD"] in inserts and [b"FLAKY"] in inserts  # each tried alone before its answer
+    assert sorted(stored) == sorted(r for r in sent if r.startswith(b"good"))  # each stored once
+
+
+def test_every_request_refused_for_good_gets_the_permanent_error() -> None:
+    inserts: list[list[bytes]] = []
+
+    def sink(frames: bytes) -> None:
+        inserts.append(_requests_in(frames))
+        raise WarehouseRejected("Code: 60. Unknown table", 60)
+
+    writer = _writer(sink, flush_interval_s=0.3)
+    futures = [writer.submit(b"r%d" % i, 1) for i in range(4)]
+    errors = [f.exception(5) for f in futures]
+    writer.close()
+    assert all(isinstance(e, WarehouseRejected) for e in errors)
+    assert sorted(r[0] for r in inserts if len(r) == 1) == [b"r0", b"r1", b"r2", b"r3"]
+    assert len(inserts) == 7  # 4 shared, 2 halves, 4 alone: 1 + 2 + 4
