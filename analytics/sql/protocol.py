@@ -28,6 +28,7 @@ TRANSPORT = frozenset(
     }
 )  # fmt: skip
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_QUERY_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 _INSERT_RE = re.compile(r"^\s*INSERT\b", re.IGNORECASE)
 STATUS_BY_CODE = {
     62: 400, 60: 404, 81: 404, 164: 403, 497: 403, 46: 400, 47: 400, 53: 400, 36: 400, 115: 400,
@@ -116,8 +117,14 @@ async def read_request(request: Request, default_database: str) -> SqlRequest | 
         default_format=fmt,
         binds={k[6:]: Verbatim(v) for k, v in params.items() if k.startswith("param_")},
         settings={k: v for k, v in params.items() if k not in TRANSPORT and not k.startswith("param_")},
-        query_id=params.get("query_id") or str(uuid.uuid4()),
+        query_id=_query_id(params.get("query_id", "")),
     )
+
+
+def _query_id(given: str) -> str:
+    """The caller's query id when it is plain text (it is echoed in a response header, so a CR or
+    LF would break the response), else a fresh one."""
+    return given if _QUERY_ID_RE.match(given) else str(uuid.uuid4())
 
 
 def _body_query(body: bytes, encoding: str, url_query: str) -> str:

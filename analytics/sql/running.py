@@ -15,9 +15,10 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from clickhouse_connect.driver.binding import bind_query
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -29,6 +30,24 @@ CHUNK = 1 << 20
 GRACE_S = 5.0  # beyond the engine's own time limit, for a client that reads too slowly
 _CODE_RE = re.compile(r"Code: (\d+)")
 _FORMAT_SQL = "SELECT formatQuery({q:String}) AS q FORMAT JSONEachRow"
+
+
+def server_side_binds(text: str, binds: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `param_*` values to hand the driver, or None.
+
+    clickhouse-connect binds values server-side (as ClickHouse's `param_*`) only when the text has
+    `{name:Type}` placeholders; otherwise it formats them into the text itself with Python's `%`
+    operator — after the gate has checked that text, so a value like `' || file('/etc/passwd')
+    || '` would be spliced into SQL. So binds go only to text the driver binds server-side; other
+    text runs without them (ClickHouse ignores unused parameters too). The driver's own
+    `bind_query` makes the decision, so it cannot differ from what the driver then does."""
+    if not binds:
+        return None
+    try:
+        _, server_side = bind_query(text, dict(binds))
+    except Exception:  # the driver could not even format it: never hand it the values
+        return None
+    return binds if server_side else None
 
 
 class _Abandoned(Exception):
@@ -54,7 +73,7 @@ class _Query:
         canonical = json.loads(client.raw_query(_FORMAT_SQL, parameters={"q": self.sql.query}))["q"]
         kind = policy.check_statement(canonical)
         text, self.fmt = formatted(canonical, self.sql.default_format)
-        binds = self.sql.binds or None
+        binds = server_side_binds(text, self.sql.binds)
         if kind in STREAMED:
             self.stream = client.raw_stream(self.tag + text, parameters=binds)
         else:  # chdb streams only SELECT; SHOW, DESCRIBE, … answer a few rows
@@ -113,7 +132,9 @@ class QueryResponse(Response):
             except Exception as exc:
                 await _failure(exc)(scope, _no_receive, send)
                 return
-            await send({"type": "http.response.start", "status": 200, "headers": self._headers(query.fmt)})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": self._start_headers(query.fmt)}
+            )
             while chunk:
                 sent = asyncio.ensure_future(
                     send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -145,7 +166,7 @@ class QueryResponse(Response):
         self.capacity.kill(query.tag)
         raise _Abandoned
 
-    def _headers(self, fmt: str) -> list[tuple[bytes, bytes]]:
+    def _start_headers(self, fmt: str) -> list[tuple[bytes, bytes]]:
         headers = {
             "content-type": CONTENT_TYPES.get(fmt, "application/octet-stream"),
             "x-clickhouse-format": fmt,
