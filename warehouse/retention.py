@@ -9,10 +9,10 @@ past their retention go at the next merge, or at once with `purge=True`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from warehouse.client import Warehouse
 
@@ -49,6 +49,17 @@ class TierDays:
         }
 
 
+class PolicyRow(NamedTuple):
+    """One tenant's days per tier, as `retention_policies` stores it (DEFAULT_TENANT for the
+    default). A tuple, so a stored policy and the settings' compare with `==`."""
+
+    tenant: str
+    spans_days: int
+    steps_days: int
+    runs_days: int
+    summaries_days: int
+
+
 @dataclass(frozen=True)
 class RetentionPolicy:
     spans: TierDays
@@ -65,14 +76,20 @@ class RetentionPolicy:
     def tenants(self) -> list[str]:
         return sorted({t for name in TIERS for t in self.tier(name).by_tenant})
 
-    def rows(self) -> list[tuple[str, int, int, int, int]]:
-        """(tenant, spans, steps, runs, summaries) days: the default first, then each override."""
-
-        def row(tenant: str, days: Callable[[TierDays], int]) -> tuple[str, int, int, int, int]:
-            return (tenant, days(self.spans), days(self.steps), days(self.runs), days(self.summaries))
-
-        return [row(DEFAULT_TENANT, lambda t: t.default)] + [
-            row(tenant, lambda t, tenant=tenant: t.days(tenant)) for tenant in self.tenants()
+    def rows(self) -> list[PolicyRow]:
+        """Days per tier by tenant: the default first, then each tenant with an override."""
+        default = PolicyRow(
+            DEFAULT_TENANT, self.spans.default, self.steps.default, self.runs.default, self.summaries.default
+        )
+        return [default] + [
+            PolicyRow(
+                tenant,
+                self.spans.days(tenant),
+                self.steps.days(tenant),
+                self.runs.days(tenant),
+                self.summaries.days(tenant),
+            )
+            for tenant in self.tenants()
         ]
 
 
@@ -86,21 +103,21 @@ class RetentionChange:
     rows: int
 
 
-def stored_policy_rows(wh: Warehouse) -> list[tuple[str, int, int, int, int]]:
+def stored_policy_rows(wh: Warehouse) -> list[PolicyRow]:
     """The policy recorded by the last `store_policy`, in `RetentionPolicy.rows()` form."""
     rows = wh.rows(
         "SELECT tenant_id, spans_days, steps_days, runs_days, summaries_days "
         "FROM retention_policies FINAL ORDER BY tenant_id = '*' DESC, tenant_id"
     )
-    return [(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+    return [PolicyRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
 
 def store_policy(wh: Warehouse, policy: RetentionPolicy) -> None:
     """Record the policy as applied. Call it after `apply_retention`, so a failure in between
     leaves the old record and the next start-up applies again."""
-    before = {r[0] for r in stored_policy_rows(wh)}
+    before = {r.tenant for r in stored_policy_rows(wh)}
     now = policy.rows()
-    gone = before - {r[0] for r in now}
+    gone = before - {r.tenant for r in now}
     rows = [[*r, 0] for r in now] + [[t, 0, 0, 0, 0, 1] for t in sorted(gone)]
     wh.insert_columns(
         "retention_policies",

@@ -27,8 +27,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "show":
         print("retention policy from the settings:")
         print(header)
-        for tenant, *days in policy.rows():
-            print(f"{tenant:<24} " + " ".join(f"{d:>14}" for d in days))
+        for row in policy.rows():
+            days = (row.spans_days, row.steps_days, row.runs_days, row.summaries_days)
+            print(f"{row.tenant:<24} " + " ".join(f"{d:>14}" for d in days))
     try:
         wh = Warehouse.open(settings.warehouse, settings.database)
     except WarehouseLocked as exc:

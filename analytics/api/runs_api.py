@@ -19,6 +19,7 @@ from analytics.runs.listing import MAX_LIMIT, RunFilter, count_runs, list_runs, 
 from analytics.runs.schemas import (
     AckRequest,
     Action,
+    ActionKind,
     Annotation,
     AnnotationRequest,
     CancelRequest,
@@ -121,13 +122,13 @@ def build_router(wh: Warehouse) -> APIRouter:
     def get_steps(who: Who, run_id: str, view: Literal["tree", "flat"] = "tree") -> StepList:
         """Steps with usage, validation and last error: nested by parent step, or flat in start order."""
         run = find_run(wh, who.tenant, run_id)
-        steps = steps_of(wh, who.tenant, run["trace_id"])
+        steps = steps_of(wh, who.tenant, run.trace_id)
         return StepList(run_id=run_id, view=view, steps=as_tree(steps) if view == "tree" else steps)
 
     def _act(
         who: Who,
         run_id: str,
-        kind: str,
+        kind: ActionKind,
         reason: str,
         context: dict[str, object],
         key: str,
@@ -138,7 +139,7 @@ def build_router(wh: Warehouse) -> APIRouter:
             wh,
             who.tenant,
             run_id,
-            run["status"],
+            run.status,
             kind,
             reason=reason,
             context=context,

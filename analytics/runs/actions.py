@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.runs.errors import InvalidInput, StateConflict, UnknownItem
-from analytics.runs.schemas import AckRequest, Action, Annotation, AnnotationRequest, TagsRequest
+from analytics.runs.schemas import AckRequest, Action, ActionKind, Annotation, AnnotationRequest, TagsRequest
 from warehouse import Warehouse
+from warehouse.statuses import FINISHED_RUN_STATUSES
 
 _TAG_RE = re.compile(r"^[\w.:/\-]{1,64}$", re.UNICODE)
 _ACTION_COLUMNS = (
@@ -104,7 +105,7 @@ def request_action(
     tenant: str,
     run_id: str,
     run_status: str,
-    kind: str,
+    kind: ActionKind,
     *,
     reason: str,
     context: dict[str, Any],
@@ -140,13 +141,13 @@ def request_action(
                 return pending[0], False
             if any(a.state == "done" for a in cancels):
                 run_status = "canceled"  # the engine reported it canceled
-            if run_status in ("completed", "failed", "canceled"):
+            if run_status in FINISHED_RUN_STATUSES:
                 raise StateConflict(f"run {run_id} is already {run_status}; there is nothing to cancel")
         action = Action(
             action_id=str(uuid.uuid4()),
             run_id=run_id,
             kind=kind,
-            state="pending",  # type: ignore[arg-type]
+            state="pending",
             reason=reason,
             context=context,
             requested_by=requested_by,

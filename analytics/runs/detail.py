@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -10,15 +11,45 @@ from clickhouse_connect.driver.client import Client
 from analytics.runs import actions as acts
 from analytics.runs.errors import UnknownItem
 from analytics.runs.listing import shown_status, tags_of
-from analytics.runs.schemas import Action, Annotation, Lineage, RunDetail, Step, TimelineEvent
+from analytics.runs.schemas import Action, Annotation, Lineage, RunDetail, Step, TimelineEvent, TimelineKind
 from warehouse import Warehouse
+from warehouse.statuses import FINISHED_RUN_STATUSES, LIVE_RUN_STATUSES
 
-_RUN_FIELDS = (
-    "run_id", "trace_id", "workflow_name", "workflow_version", "environment", "status", "start_time",
-    "end_time", "duration_ns", "step_count", "retries", "input_tokens", "output_tokens", "cost_usd",
-    "first_pass", "failure_reason", "failed_step", "human_decisions", "human_wait_ms", "validations_passed",
-    "validations_failed", "quality_mean", "user_id", "session_id", "service_name", "rerun_of",
-)  # fmt: skip
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run's current row in runs_store, as `find_run` reads it: the stored status, before
+    cancel actions are taken into account (see `shown_status`)."""
+
+    run_id: str
+    trace_id: str
+    workflow_name: str
+    workflow_version: str
+    environment: str
+    status: str
+    start_time: datetime
+    end_time: datetime | None
+    duration_ns: int | None
+    step_count: int
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    first_pass: int
+    failure_reason: str
+    failed_step: str
+    human_decisions: int
+    human_wait_ms: int
+    validations_passed: int
+    validations_failed: int
+    quality_mean: float | None
+    user_id: str
+    session_id: str
+    service_name: str
+    rerun_of: str
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunRow))
 _STEP_COLUMNS = ", ".join((
     "step_id", "parent_step_id", "name", "type", "attempt", "status", "start_time", "end_time", "duration_ns",
     "model", "input_tokens", "output_tokens", "cost_usd", "validation_name", "validation_passed",
@@ -26,8 +57,8 @@ _STEP_COLUMNS = ", ".join((
 ))  # fmt: skip
 
 
-def find_run(wh: Warehouse, tenant: str, run_id: str) -> dict[str, Any]:
-    """The run's current row as a dict; UnknownItem when the tenant has no such run.
+def find_run(wh: Warehouse, tenant: str, run_id: str) -> RunRow:
+    """The run's current row; UnknownItem when the tenant has no such run.
 
     Read without FINAL, which at a million runs costs tens of ms for one row: the trace comes
     from the run list (bloom filter on run_id, small granules), then the run's versions by
@@ -44,7 +75,7 @@ def find_run(wh: Warehouse, tenant: str, run_id: str) -> dict[str, Any]:
     )
     if not rows:
         raise UnknownItem(f"no run {run_id!r}")
-    return dict(zip(_RUN_FIELDS, rows[0], strict=True))
+    return RunRow(*rows[0])
 
 
 def steps_of(wh: Warehouse, tenant: str, trace_id: str) -> list[Step]:
@@ -124,17 +155,22 @@ def _waits(wh: Warehouse, tenant: str, trace_id: str) -> list[datetime]:
     return [r[0] for r in rows]
 
 
+_RUN_ENDED: dict[str, TimelineKind] = {
+    "completed": "run.completed",
+    "failed": "run.failed",
+    "canceled": "run.canceled",
+}
+
+
 def timeline(
-    run: dict[str, Any],
+    run: RunRow,
     steps: list[Step],
     waits: list[datetime],
     actions: list[Action],
     notes: list[Annotation],
 ) -> list[TimelineEvent]:
     """What happened, in time order (ties keep this order: run, steps, people, actions, notes)."""
-    ev: list[TimelineEvent] = [
-        TimelineEvent(at=run["start_time"], kind="run.started", name=run["workflow_name"])
-    ]
+    ev: list[TimelineEvent] = [TimelineEvent(at=run.start_time, kind="run.started", name=run.workflow_name)]
     for s in steps:
         if s.attempt > 1:
             ev.append(
@@ -159,7 +195,7 @@ def timeline(
                     wait_ms=s.human_wait_ms,
                 )
             )
-        done = "step.failed" if s.status == "failed" else "step.completed"
+        done: TimelineKind = "step.failed" if s.status == "failed" else "step.completed"
         ev.append(
             TimelineEvent(
                 at=s.end_time,
@@ -171,10 +207,8 @@ def timeline(
             )
         )
     ev += [TimelineEvent(at=w, kind="human.waiting") for w in waits]
-    if run["end_time"] is not None and run["status"] in ("completed", "failed", "canceled"):
-        ev.append(
-            TimelineEvent(at=run["end_time"], kind=f"run.{run['status']}", detail=run["failure_reason"])
-        )
+    if run.end_time is not None and run.status in FINISHED_RUN_STATUSES:
+        ev.append(TimelineEvent(at=run.end_time, kind=_RUN_ENDED[run.status], detail=run.failure_reason))
     for a in actions:
         ev.append(
             TimelineEvent(
@@ -198,17 +232,17 @@ def timeline(
                     action_id=a.action_id,
                 )
             )
-            if a.kind == "cancel" and a.state == "done" and run["status"] in ("running", "waiting_human"):
+            if a.kind == "cancel" and a.state == "done" and run.status in LIVE_RUN_STATUSES:
                 ev.append(TimelineEvent(at=a.acked_at, kind="run.canceled", detail="canceled by the engine"))
     ev += [TimelineEvent(at=n.created_at, kind="annotation", detail=n.text, actor=n.author) for n in notes]
     order = {id(e): i for i, e in enumerate(ev)}
     return sorted(ev, key=lambda e: (e.at, order[id(e)]))
 
 
-def lineage(wh: Warehouse, tenant: str, run: dict[str, Any], actions: list[Action]) -> Lineage:
+def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> Lineage:
     """Re-run links from both sources: spans carrying wrm.rerun.of, and acknowledged re-runs."""
-    run_id = run["run_id"]
-    rerun_of = run["rerun_of"]
+    run_id = run.run_id
+    rerun_of = run.rerun_of
     if not rerun_of:
         rows = wh.rows(
             "SELECT run_id FROM run_actions FINAL WHERE tenant_id = {t:String} AND kind = 'rerun' "
@@ -228,38 +262,38 @@ def lineage(wh: Warehouse, tenant: str, run: dict[str, Any], actions: list[Actio
 
 def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
     run = find_run(wh, tenant, run_id)
-    steps = steps_of(wh, tenant, run["trace_id"])
+    steps = steps_of(wh, tenant, run.trace_id)
     actions = acts.actions_for_run(wh, tenant, run_id)
     notes = acts.annotations_for_run(wh, tenant, run_id)
     cancels = {a.state for a in actions if a.kind == "cancel"}
     return RunDetail(
         run_id=run_id,
-        trace_id=run["trace_id"],
-        workflow=run["workflow_name"],
-        version=run["workflow_version"],
-        environment=run["environment"],
-        status=shown_status(run["status"], cancels),
-        start_time=run["start_time"],
-        end_time=run["end_time"],
-        duration_ms=None if run["duration_ns"] is None else run["duration_ns"] / 1e6,
-        step_count=run["step_count"],
-        retries=run["retries"],
-        input_tokens=run["input_tokens"],
-        output_tokens=run["output_tokens"],
-        cost_usd=run["cost_usd"],
-        first_pass=bool(run["first_pass"]),
+        trace_id=run.trace_id,
+        workflow=run.workflow_name,
+        version=run.workflow_version,
+        environment=run.environment,
+        status=shown_status(run.status, cancels),
+        start_time=run.start_time,
+        end_time=run.end_time,
+        duration_ms=None if run.duration_ns is None else run.duration_ns / 1e6,
+        step_count=run.step_count,
+        retries=run.retries,
+        input_tokens=run.input_tokens,
+        output_tokens=run.output_tokens,
+        cost_usd=run.cost_usd,
+        first_pass=bool(run.first_pass),
         tags=tags_of(wh.reader, tenant, [run_id]).get(run_id, []),
-        failure_reason=run["failure_reason"],
-        failed_step=run["failed_step"],
-        human_decisions=run["human_decisions"],
-        human_wait_ms=run["human_wait_ms"],
-        validations_passed=run["validations_passed"],
-        validations_failed=run["validations_failed"],
-        quality_mean=run["quality_mean"],
-        user_id=run["user_id"],
-        session_id=run["session_id"],
-        service_name=run["service_name"],
-        timeline=timeline(run, steps, _waits(wh, tenant, run["trace_id"]), actions, notes),
+        failure_reason=run.failure_reason,
+        failed_step=run.failed_step,
+        human_decisions=run.human_decisions,
+        human_wait_ms=run.human_wait_ms,
+        validations_passed=run.validations_passed,
+        validations_failed=run.validations_failed,
+        quality_mean=run.quality_mean,
+        user_id=run.user_id,
+        session_id=run.session_id,
+        service_name=run.service_name,
+        timeline=timeline(run, steps, _waits(wh, tenant, run.trace_id), actions, notes),
         annotations=notes,
         actions=actions,
         lineage=lineage(wh, tenant, run, actions),

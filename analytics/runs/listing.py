@@ -11,18 +11,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from clickhouse_connect.driver.client import Client
 
 from analytics.runs.errors import InvalidInput
 from analytics.runs.schemas import RunSummary
+from warehouse.statuses import LIVE_RUN_STATUSES, RUN_STATUSES, RunStatus
 
 MAX_LIMIT = 500
-STATUSES = ("running", "waiting_human", "completed", "failed", "canceled", "cancel_requested")
+STATUSES = RUN_STATUSES  # the statuses a filter may ask for: every status the API shows
 Sort = Literal["start", "duration"]
 
 _CANCELS = (
@@ -30,10 +31,10 @@ _CANCELS = (
     "AND state = '%s')"
 )
 _PENDING, _DONE = _CANCELS % "pending", _CANCELS % "done"
-_LIVE = "status IN ('running', 'waiting_human')"
+_LIVE = f"status IN ({', '.join(repr(s) for s in LIVE_RUN_STATUSES)})"
 # How each status the API shows is found: an engine's acknowledged cancel makes a live run
 # canceled, a pending one makes it cancel_requested (see `shown_status`).
-_STATUS_SQL = {
+_STATUS_SQL: Mapping[str, str] = {
     "running": f"(status = 'running' AND run_id NOT IN {_PENDING} AND run_id NOT IN {_DONE})",
     "waiting_human": f"(status = 'waiting_human' AND run_id NOT IN {_PENDING} AND run_id NOT IN {_DONE})",
     "completed": "status = 'completed'",
@@ -166,14 +167,15 @@ class Page:
     trace_ids: list[str] = field(default_factory=list)
 
 
-def shown_status(stored: str, cancel_states: set[str]) -> str:
-    """The status the API shows, given the states of the run's cancel actions."""
-    if stored in ("running", "waiting_human"):
+def shown_status(stored: str, cancel_states: Collection[str]) -> RunStatus:
+    """The status the API shows, given the stored one and the states of the run's cancel actions."""
+    if stored in LIVE_RUN_STATUSES:
         if "done" in cancel_states:
             return "canceled"
         if "pending" in cancel_states:
             return "cancel_requested"
-    return stored
+    # A stored status (runs.status); the API models check it against RunStatus when built.
+    return cast("RunStatus", stored)
 
 
 def list_runs(
@@ -268,11 +270,13 @@ def _longest(
     if after:
         where += " AND (ifNull(duration_ns, 0), trace_id) < ({c_key:Int64}, {c_trace:String})"
         params = {**params, "c_key": after.key, "c_trace": after.trace_id}
-    return client.query(
-        f"SELECT {COLUMNS}, ifNull(duration_ns, 0) AS sort_key FROM runs_by_time FINAL WHERE {where} "
-        "ORDER BY sort_key DESC, trace_id DESC LIMIT {limit:UInt32}",
-        parameters={**params, "limit": want},
-    ).result_rows
+    return list(
+        client.query(
+            f"SELECT {COLUMNS}, ifNull(duration_ns, 0) AS sort_key FROM runs_by_time FINAL WHERE {where} "
+            "ORDER BY sort_key DESC, trace_id DESC LIMIT {limit:UInt32}",
+            parameters={**params, "limit": want},
+        ).result_rows
+    )
 
 
 def iter_runs(client: Client, tenant: str, flt: RunFilter, batch: int = 5_000) -> Iterator[Page]:
@@ -325,7 +329,7 @@ def _summary(r: tuple[Any, ...], tags: list[str], cancels: set[str]) -> RunSumma
         workflow=r[2],
         version=r[3],
         environment=r[4],
-        status=shown_status(r[5], cancels),  # type: ignore[arg-type]
+        status=shown_status(r[5], cancels),
         start_time=r[6],
         end_time=r[7],
         duration_ms=None if r[8] is None else r[8] / 1e6,

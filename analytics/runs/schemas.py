@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from warehouse.statuses import RunStatus
+
 
 def _utc(value: datetime) -> datetime:
     """The warehouse returns UTC times without a zone; say so, so every time reads the same."""
@@ -15,7 +17,6 @@ def _utc(value: datetime) -> datetime:
 
 Utc = Annotated[datetime, AfterValidator(_utc)]
 
-RunStatus = Literal["running", "waiting_human", "completed", "failed", "canceled", "cancel_requested"]
 ActionKind = Literal["rerun", "cancel"]
 ActionState = Literal["pending", "done", "failed", "rejected"]
 
@@ -69,23 +70,26 @@ class Annotation(BaseModel):
     created_at: Utc
 
 
+TimelineKind = Literal[
+    "run.started",
+    "step.started",
+    "step.completed",
+    "step.failed",
+    "step.retried",
+    "human.waiting",
+    "human.decided",
+    "run.completed",
+    "run.failed",
+    "run.canceled",
+    "action.requested",
+    "action.acknowledged",
+    "annotation",
+]
+
+
 class TimelineEvent(BaseModel):
     at: Utc
-    kind: Literal[
-        "run.started",
-        "step.started",
-        "step.completed",
-        "step.failed",
-        "step.retried",
-        "human.waiting",
-        "human.decided",
-        "run.completed",
-        "run.failed",
-        "run.canceled",
-        "action.requested",
-        "action.acknowledged",
-        "annotation",
-    ]
+    kind: TimelineKind
     step_id: str = ""
     name: str = ""
     attempt: int = 0
