@@ -8,6 +8,7 @@ connected to a running `wrm serve` through its SQL endpoint.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -145,7 +146,7 @@ def compare(
     return frame
 
 
-def _test(row: Any, durations: tuple[list[int], list[int]], alpha: float) -> significance.TestResult:
+def _test(row: Any, durations: Sequence[Sequence[int]], alpha: float) -> significance.TestResult:
     base, cand = _value(row.baseline), _value(row.candidate)
     if row.kind == "rate":
         return significance.proportions(base, int(row.baseline_n), cand, int(row.candidate_n), alpha=alpha)

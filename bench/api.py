@@ -25,6 +25,7 @@ request fails.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import random
@@ -271,18 +272,22 @@ def table_facts(wh: Warehouse) -> dict[str, Any]:
     return {str(t): {"parts": int(p), "rows": int(r), "mib_on_disk": _mib(b)} for t, p, r, b in rows}
 
 
+def _get_page(api: Api, params: Mapping[str, str], _i: int) -> Any:
+    return api.get("/v1/runs", params)
+
+
 def measure_http(api: Api, repeat: int, detail_ids: list[str], steps_ids: list[str]) -> dict[str, Any]:
     """Every timed HTTP case once; returns the figures and the cursor of page 99."""
     out: dict[str, Any] = {"floor /openapi.json": _measure(lambda _i: api.get("/openapi.json"), repeat)}
     first: dict[str, Any] = {}
     for name, params in FIRST_PAGES.items():
         q = {"limit": str(PAGE), **params}
-        stats = _measure(lambda _i, q=q: api.get("/v1/runs", q), repeat)
+        stats = _measure(functools.partial(_get_page, api, q), repeat)
         stats["runs_on_page"] = len(api.get("/v1/runs", q)["runs"])
         first[name] = stats
     out["first_page"] = first
 
-    cursor = None
+    cursor: str | None = None
     t0 = time.perf_counter()
     for _ in range(99):
         page = api.get("/v1/runs", {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})})
@@ -290,6 +295,7 @@ def measure_http(api: Api, repeat: int, detail_ids: list[str], steps_ids: list[s
         if cursor is None:
             raise RequestFailed("the run list ended before page 100")
     walk_s = time.perf_counter() - t0
+    assert cursor is not None  # the walk above raised otherwise
     page100 = {"limit": str(PAGE), "cursor": cursor}
     stats = _measure(lambda _i: api.get("/v1/runs", page100), repeat)
     stats["runs_on_page"] = len(api.get("/v1/runs", page100)["runs"])

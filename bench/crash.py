@@ -118,7 +118,7 @@ def _sender(load: Load, templates: list[tuple[RequestTemplate, list[bytes]]], se
                     if channel is not None:
                         channel.close()
                     channel, target = grpc.insecure_channel(current), current
-                export = channel.unary_unary(
+                export: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
                     EXPORT, response_deserializer=ExportTraceServiceResponse.FromString
                 )
                 try:

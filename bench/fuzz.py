@@ -94,7 +94,9 @@ def _expect(data: bytes) -> tuple[int | None, tuple[tuple[bytes, bytes, int], ..
 def send_all(otlp_address: str, items: Iterable[Payload], in_flight: int = 16) -> Report:
     """Send every payload with real gRPC, `in_flight` at a time, and record each answer."""
     with grpc.insecure_channel(otlp_address) as channel:
-        call = channel.unary_unary(EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString)
+        call: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
+            EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString
+        )
 
         def one(p: Payload) -> Answer:
             parsed, starts = _expect(p.data)

@@ -141,11 +141,13 @@ def valid_request(rng: random.Random, now_ns: int) -> ExportTraceServiceRequest:
                     trace_id=trace,
                     span_id=rng.randbytes(7) + b"\x01",
                     name=rng.choice(["step", "llm", "tool", ""]),
-                    kind=rng.randrange(6),
+                    kind=Span.SpanKind.ValueType(rng.randrange(6)),
                     start_time_unix_nano=start,
                     end_time_unix_nano=start + rng.randrange(10**9),
                     flags=rng.choice([0, 1, 257]),
-                    status=Status(code=rng.randrange(3), message=rng.choice(["", "boom"])),
+                    status=Status(
+                        code=Status.StatusCode.ValueType(rng.randrange(3)), message=rng.choice(["", "boom"])
+                    ),
                 )
                 span.attributes.extend(_attributes(rng, rng.randrange(5)))
                 for _ in range(rng.randrange(2)):

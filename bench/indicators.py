@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     result["queries"] = {name: _timed(fn, args.repeat) for name, fn in queries.items()}
     cmp_ = indicators.compare(reader, "default", "triage", Sides.versions("v1", "v2")).set_index("indicator")
     result["check_first_pass"] = {
-        "v1": round(float(cmp_.loc["first_pass_rate", "baseline"]), 4),
-        "v2": round(float(cmp_.loc["first_pass_rate", "candidate"]), 4),
+        "v1": round(float(cmp_["baseline"].loc["first_pass_rate"]), 4),
+        "v2": round(float(cmp_["candidate"].loc["first_pass_rate"]), 4),
         "verdict": cmp_.loc["first_pass_rate", "verdict"],
     }
     wh.close()

@@ -75,7 +75,7 @@ def _send_loop(
             ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per thread, not one shared
         ],
     )
-    export = channel.unary_unary(
+    export: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
         EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
     )
     rng = random.Random(cfg.seed * 1000 + thread)

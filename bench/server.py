@@ -99,7 +99,8 @@ class WrmProcess:
         """Run read-only SQL through the server's ClickHouse-compatible HTTP endpoint."""
         req = urllib.request.Request(f"http://{self.http}/", data=query.encode(), method="POST")
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+        return body.decode()
 
     def metrics(self) -> dict[str, float]:
         """Unlabelled samples from /metrics, e.g. `wrm_spans_accepted_total`."""

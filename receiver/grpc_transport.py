@@ -82,10 +82,12 @@ class TraceReceiver:
             ],
             maximum_concurrent_rpcs=config.workers * 4,
         )
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._export,
-            request_deserializer=None,  # raw bytes: parse errors are ours to report
-            response_serializer=ExportTraceServiceResponse.SerializeToString,
+        handler: grpc.RpcMethodHandler[bytes, ExportTraceServiceResponse] = (
+            grpc.unary_unary_rpc_method_handler(
+                self._export,
+                request_deserializer=None,  # raw bytes: parse errors are ours to report
+                response_serializer=ExportTraceServiceResponse.SerializeToString,
+            )
         )
         self._server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)

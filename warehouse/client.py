@@ -8,7 +8,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -138,7 +138,9 @@ class Warehouse:
             result = self.client.query(sql, parameters=dict(parameters) if parameters else None)
         except (ClickHouseError, OSError) as exc:
             raise classify(exc) from exc
-        return list(result.result_rows)
+        # clickhouse-connect declares rows as Sequence[Sequence[Any]], and builds each as a tuple
+        # (a zip of the block's columns), with the chdb and the HTTP client alike.
+        return cast("list[tuple[Any, ...]]", list(result.result_rows))
 
     def insert_columns(self, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
         """Insert column-oriented data: the fastest path clickhouse-connect offers from Python."""

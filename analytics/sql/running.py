@@ -32,7 +32,7 @@ _CODE_RE = re.compile(r"Code: (\d+)")
 _FORMAT_SQL = "SELECT formatQuery({q:String}) AS q FORMAT JSONEachRow"
 
 
-def server_side_binds(text: str, binds: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def server_side_binds(text: str, binds: Mapping[str, Any]) -> dict[str, Any] | None:
     """The `param_*` values to hand the driver, or None.
 
     clickhouse-connect binds values server-side (as ClickHouse's `param_*`) only when the text has
@@ -47,7 +47,7 @@ def server_side_binds(text: str, binds: Mapping[str, Any]) -> Mapping[str, Any] 
         _, server_side = bind_query(text, dict(binds))
     except Exception:  # the driver could not even format it: never hand it the values
         return None
-    return binds if server_side else None
+    return dict(binds) if server_side else None
 
 
 class _Abandoned(Exception):
