@@ -61,9 +61,20 @@ TRANSIENT_CODES: frozenset[int] = frozenset(
 class WarehouseError(Exception):
     """Base of every warehouse-layer error. `code` is the ClickHouse error code, when known."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, name: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.name = name  # the symbolic ClickHouse name, e.g. UNKNOWN_TABLE, when known
+
+    def summary(self) -> str:
+        """Class, code and name without the engine's message, which can quote SQL and data: for
+        places that show errors to anyone who can reach them (/healthz)."""
+        label = type(self).__name__
+        if self.code is not None:
+            label += f": ClickHouse code {self.code}"
+            if self.name:
+                label += f" ({self.name})"
+        return label
 
 
 class WarehouseUnavailable(WarehouseError):
@@ -111,4 +122,5 @@ def classify(exc: BaseException, context: str = "") -> WarehouseError:
     code = getattr(exc, "code", None)
     text = f"{context}: {exc}" if context else str(exc)
     cls = WarehouseUnavailable if is_transient(exc) else WarehouseRejected
-    return cls(text, code if isinstance(code, int) else None)
+    name = getattr(exc, "name", None)
+    return cls(text, code if isinstance(code, int) else None, name if isinstance(name, str) else None)
