@@ -22,6 +22,7 @@ and the rest reported in partial_success.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import Future
@@ -43,6 +44,7 @@ from warehouse.errors import WarehouseRejected, classify
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+ANSWER_MARGIN_S = 1.0  # isolating refused spans stops this long before the client's deadline
 
 
 class TraceReceiver:
@@ -154,7 +156,7 @@ class TraceReceiver:
                 try:
                     future.result()
                 except WarehouseRejected:
-                    refused = refused.plus(self._recover(part))
+                    refused = refused.plus(self._recover(part, context))
             return refused
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
@@ -175,11 +177,13 @@ class TraceReceiver:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(error)}")
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
-    def _recover(self, part: Part) -> Rejection:
+    def _recover(self, part: Part, context: grpc.ServicerContext) -> Rejection:
         def store(payload: bytes, spans: int) -> None:
             self._writer.submit(payload, spans, part.retention_days).result()
 
-        outcome = recover(store, part.message, part.spans)
+        remaining = context.time_remaining()  # None: the client set no deadline
+        deadline = None if remaining is None else time.monotonic() + remaining - ANSWER_MARGIN_S
+        outcome = recover(store, part.message, part.spans, deadline)
         self.stats.recoveries.labels(outcome.how).inc()
         return outcome.refused
 

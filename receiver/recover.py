@@ -15,6 +15,7 @@ view) is the warehouse's, not the request's: it is raised, not bisected.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,12 @@ def data_refused(exc: WarehouseRejected) -> bool:
     return exc.code in REFUSED_DATA_CODES
 
 
-def recover(store: Store, message: Any, spans: int) -> Recovery:
+def recover(store: Store, message: Any, spans: int, deadline: float | None = None) -> Recovery:
     """Store `message` (an ExportTraceServiceRequest whose bytes were refused for good).
 
+    `deadline` (time.monotonic()) is when the answer must go out: the exporter gives up on a
+    request at its own timeout and retries it, which would repeat all this work. Isolation stops
+    there, and the spans not yet isolated are reported refused rather than the answer being late.
     Raises WarehouseRejected when the warehouse, not the data, refuses it, and whatever `store`
     raises for a transient failure."""
     message.DiscardUnknownFields()
@@ -82,10 +86,10 @@ def recover(store: Store, message: Any, spans: int) -> Recovery:
         if not data_refused(exc):
             raise
         log.warning("engine refused a re-encoded request of %d spans (code %s); isolating", spans, exc.code)
-    return Recovery("isolated", _isolate(store, message))
+    return Recovery("isolated", _isolate(store, message, deadline))
 
 
-def _isolate(store: Store, message: Any) -> Rejection:
+def _isolate(store: Store, message: Any, deadline: float | None) -> Rejection:
     where = [
         (r, s, i)
         for r, rs in enumerate(message.resource_spans)
@@ -99,6 +103,9 @@ def _isolate(store: Store, message: Any) -> Rejection:
         group = pending.pop()
         if inserts >= MAX_ISOLATION_INSERTS:
             refused += [(w, "not isolated: too many spans of this request were refused") for w in group]
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            refused += [(w, "not isolated before the exporter's deadline") for w in group]
             continue
         inserts += 1
         try:
@@ -137,9 +144,12 @@ def subset(message: Any, group: Sequence[_Where]) -> ExportTraceServiceRequest:
 
 
 def _rejection(message: Any, refused: list[tuple[_Where, str]]) -> Rejection:
+    """The most common reason leads the message, so it says what happened to most spans."""
     if not refused:
         return Rejection()
-    (r, s, i), why = refused[0]
+    reasons = [why for _, why in refused]
+    commonest = max(dict.fromkeys(reasons), key=reasons.count)
+    (r, s, i), why = next(item for item in refused if item[1] == commonest)
     name = message.resource_spans[r].scope_spans[s].spans[i].name
     same = sum(1 for _, w in refused if w == why)
     return Rejection(len(refused), f"span {name[:80]!r}: {why}", same)
