@@ -1,10 +1,11 @@
 """Run assembly: rebuild runs and steps, in the warehouse, for traces that received spans.
 
-The SQL lives in sql/003_runs_steps.sql (views `assemble_steps`, `assemble_runs`); this loop
-only moves a watermark. The writer reports each committed flush's `ingested_at` stamp; a cycle
-assembles every trace touched in (watermark, committed] and then advances the watermark, which
-is stored in `assembly_state` so a restart resumes where it stopped. Because each cycle
-recomputes whole traces from all their facts, running a range twice is harmless.
+The SQL lives in sql/ (views/assemble_steps.sql, views/assemble_runs.sql and the statements in
+statements/ that insert from them; sql/README.md); this loop only moves a watermark. The writer
+reports each committed flush's `ingested_at` stamp; a cycle assembles every trace touched in
+(watermark, committed] and then advances the watermark, which is stored in `assembly_state` so a
+restart resumes where it stopped. Because each cycle recomputes whole traces from all their
+facts, running a range twice is harmless.
 
 The invariant that makes this crash-safe: the watermark moves to a stamp only after every trace
 with a `dirty_traces` row stamped at or below it has been rebuilt, and no row is ever stored
@@ -20,8 +21,9 @@ back-off, a permanent one (a broken view, a missing table) stops assembly and sa
 /metrics and /healthz rather than failing the same way every second.
 
 Two rules keep older data stable:
-  * a run that started more than its tenant's span retention ago, less an hour, is frozen: its
-    first spans may already be expiring, so a late span must not rebuild it from what is left;
+  * a run that started more than its tenant's span retention ago, less an hour, is frozen
+    (sql/views/frozen_runs.sql): its first spans may already be expiring, so a late span must
+    not rebuild it from what is left;
   * every (tenant, day) a cycle rewrites, before and after, is noted in `summary_dirty` for
     the summarizer (derivation/summarizer.py) that keeps the daily summary tier.
 """
@@ -37,40 +39,9 @@ from derivation.stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
 from derivation.summarizer import Summarizer
 from warehouse import Warehouse, WarehouseError, is_transient
 from warehouse.retention import TierDays
+from warehouse.sql_files import statement
 
 log = logging.getLogger(__name__)
-
-_WINDOW = (
-    "SELECT tenant_id, trace_id FROM dirty_traces "
-    "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
-    "AND ingested_at <= fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
-)
-_FROZEN = (
-    "SELECT tenant_id, trace_id FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ") "
-    "AND start_time < now64(9) - toIntervalDay(transform(toString(tenant_id), {spans_tenants:Array(String)}, "
-    "{spans_days:Array(UInt16)}, {spans_default:UInt16})) + INTERVAL 1 HOUR"
-)
-# The views' own retention_days parameter predates per-tenant retention: it is passed 0 and
-# the column is replaced with the tenant's days (redefining the views would copy sql/003).
-_ASSEMBLE = (
-    "INSERT INTO {table} SELECT * REPLACE (toUInt16(transform(toString(tenant_id), "
-    "{{{tier}_tenants:Array(String)}}, {{{tier}_days:Array(UInt16)}}, {{{tier}_default:UInt16}})) "
-    "AS retention_days) FROM {view}("
-    "since = fromUnixTimestamp64Milli({{since:Int64}}, 'UTC'), "
-    "until = fromUnixTimestamp64Milli({{until:Int64}}, 'UTC'), retention_days = 0) "
-    "WHERE (tenant_id, trace_id) NOT IN (" + _FROZEN.replace("{", "{{").replace("}", "}}") + ")"
-)
-# Before a rebuild, hide each run's current row in the time-ordered list (sql/007): the rebuilt
-# row may sit at another key when its start time moved, and its newer version wins otherwise.
-_UNLIST = (
-    "INSERT INTO runs_by_time SELECT * REPLACE (now64(6) AS assembled_at, toUInt8(1) AS is_deleted) "
-    "FROM runs_listing WHERE (tenant_id, trace_id) IN (" + _WINDOW + ") "
-    "AND (tenant_id, trace_id) NOT IN (" + _FROZEN + ")"
-)
-_NOTE_DAYS = (
-    "INSERT INTO summary_dirty SELECT DISTINCT tenant_id, toDate(start_time), {until:Int64} "
-    "FROM runs_store FINAL WHERE (tenant_id, trace_id) IN (" + _WINDOW + ")"
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +69,9 @@ class RunAssembler:
         self.stored_through_ms = _stamp(
             self._wh.rows("SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM dirty_traces")
         )
-        self._committed = max(self._watermark, self.stored_through_ms)
+        # New stamps must land above the watermark too, which can be above every stored stamp
+        # (a flush that failed after taking its stamp; dirty rows gone by their TTL).
+        self.stored_through_ms = self._committed = max(self._watermark, self.stored_through_ms)
         self._pending_from_ms = self._first_after(self._watermark)
         self._params = {
             **config.spans_days.params("spans"),
@@ -191,7 +164,8 @@ class RunAssembler:
         self.stats.failures.labels("transient" if transient else "permanent").inc()
         with self._cond:
             self._failures += 1
-            self._last_error = str(exc)[:500]
+            # /healthz shows this: the class and code only; the log has the engine's message
+            self._last_error = exc.summary() if isinstance(exc, WarehouseError) else type(exc).__name__
             self._state = RETRYING if transient else FAILED
             failures = self._failures
         if transient:
@@ -222,15 +196,11 @@ class RunAssembler:
                     self._pending_from_ms = first
                 until = min(committed, first - 1 + self._config.window_ms)
                 window = {**self._params, "since": since, "until": until}
-                self._wh.command(_NOTE_DAYS, window)  # the days runs are on before this cycle
-                for table, view, tier in (
-                    ("steps_store", "assemble_steps", "steps"),
-                    ("runs_store", "assemble_runs", "runs"),
-                ):
-                    if table == "runs_store":
-                        self._wh.command(_UNLIST, window)
-                    self._wh.command(_ASSEMBLE.format(table=table, view=view, tier=tier), window)
-                self._wh.command(_NOTE_DAYS, window)  # and after it
+                self._wh.command(statement("note_summary_days"), window)  # the days runs are on before
+                self._wh.command(statement("assemble_steps"), window)
+                self._wh.command(statement("unlist_runs"), window)
+                self._wh.command(statement("assemble_runs"), window)
+                self._wh.command(statement("note_summary_days"), window)  # and after this cycle
                 self.stats.cycles.inc()
                 self.stats.lag.observe(max(0.0, time.time() - first / 1000))
                 self._advance(until)

@@ -1,4 +1,5 @@
-"""Keep the daily summary tier (sql/005_summaries.sql) in step with runs.
+"""Keep the daily summary tier (sql/005_summaries.sql) in step with runs, with
+sql/statements/refresh_summaries.sql.
 
 The assembler notes which (tenant, day) pairs each assembly window rewrote in `summary_dirty`,
 stamped with the window's end. This recomputes those days from runs_store, at most once per
@@ -13,14 +14,7 @@ import time
 
 from warehouse import Warehouse
 from warehouse.retention import TierDays
-
-_REFRESH = (
-    "INSERT INTO runs_daily_store SELECT * FROM summarize_runs("
-    "since = {since:Int64}, until = {until:Int64}, "
-    "runs_tenants = {runs_tenants:Array(String)}, runs_days = {runs_days:Array(UInt16)}, "
-    "runs_default = {runs_default:UInt16}, keep_tenants = {keep_tenants:Array(String)}, "
-    "keep_days = {keep_days:Array(UInt16)}, keep_default = {keep_default:UInt16})"
-)
+from warehouse.sql_files import statement
 
 
 class Summarizer:
@@ -45,7 +39,10 @@ class Summarizer:
             return False
         if not force and time.monotonic() - self._last < self._interval:
             return False
-        self._wh.command(_REFRESH, {**self._params, "since": self._watermark, "until": assembled_through_ms})
+        self._wh.command(
+            statement("refresh_summaries"),
+            {**self._params, "since": self._watermark, "until": assembled_through_ms},
+        )
         self._wh.insert_columns(
             "assembly_state", ["name", "watermark_ms"], [["summaries"], [assembled_through_ms]]
         )

@@ -1,13 +1,15 @@
 """Frame accepted requests for the warehouse: each one wrapped in an `Envelope` message
-(sql/schemas/otlp_envelope.proto) with what the receiver adds, length-delimited as ClickHouse's
-`Protobuf` format reads them. Built by concatenating bytes: the request is never re-encoded."""
+(sql/schemas/otlp_envelope.proto, installed with the package data) with what the receiver adds,
+length-delimited as ClickHouse's `Protobuf` format reads them. Built by concatenating bytes: the
+request is never re-encoded."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schemas" / "otlp_envelope.proto"
+from warehouse.sql_files import schema_path
+
+SCHEMA = schema_path("otlp_envelope.proto")
 FORMAT_SCHEMA = f"{SCHEMA}:Envelope"
 
 

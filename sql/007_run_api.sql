@@ -50,15 +50,13 @@ SELECT tenant_id, start_time, trace_id, run_id, workflow_name, workflow_version,
        failure_reason, rerun_of, retention_days, assembled_at, toUInt8(0) AS is_deleted
 FROM runs_store;
 
--- The current version of every run, as runs_by_time rows: the assembler reads it to write the
--- is_deleted rows, and it fills runs_by_time with the runs assembled before this migration.
-CREATE VIEW IF NOT EXISTS runs_listing AS
+-- Fill runs_by_time with the runs assembled before this migration (the query of the view
+-- runs_listing, written out: migrations run before views are applied).
+INSERT INTO runs_by_time
 SELECT tenant_id, start_time, trace_id, run_id, workflow_name, workflow_version, environment, status, end_time,
        duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass, human_decisions,
        failure_reason, rerun_of, retention_days, assembled_at, toUInt8(0) AS is_deleted
 FROM runs_store FINAL;
-
-INSERT INTO runs_by_time SELECT * FROM runs_listing;
 
 -- Re-run and cancel requests, handed to the engine that runs the workflow. One row per state
 -- change (newest updated_at wins): pending, then done / failed / rejected when the engine
