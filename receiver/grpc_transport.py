@@ -181,7 +181,8 @@ class TraceReceiver:
         def store(payload: bytes, spans: int) -> None:
             self._writer.submit(payload, spans, part.retention_days).result()
 
-        remaining = context.time_remaining()  # None: the client set no deadline
+        # None when the client set no deadline (grpc's documented answer; types-grpcio says float)
+        remaining: float | None = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining - ANSWER_MARGIN_S
         outcome = recover(store, part.message, part.spans, deadline)
         self.stats.recoveries.labels(outcome.how).inc()
