@@ -3,6 +3,8 @@
 1. Every `sql/functions/NAME.sql` is applied (`CREATE OR REPLACE FUNCTION`). Functions come
    first because materialized views created by migrations call them. SQL functions are global
    to the engine, not to one database: every database on one engine shares the newest text.
+   The engine expands a function into a view when the view is created, so views follow a
+   changed function at the next migrate(); a materialized view needs a migration to follow it.
 2. Each `sql/NNN_name.sql` not yet in `schema_migrations` is applied, in version order, and
    recorded with its checksum. Migrations hold tables and materialized views only, and never
    read a view (views do not exist yet on a new warehouse).
