@@ -23,10 +23,12 @@ def _config() -> tuple[list[str], dict[str, str]]:
 
 
 def _package_dirs() -> dict[str, Path]:
-    """Every package of the checkout, by import name, and its directory."""
+    """Every package of the checkout, by import name, and its directory (the folders of sql/ are
+    data packages: wrm_sql.views, …)."""
     _, mapping = _config()
     found: dict[str, Path] = {}
-    for init in ROOT.rglob("__init__.py"):
+    data_dirs = [d for folder in mapping.values() for d in (ROOT / folder).iterdir() if d.is_dir()]
+    for init in [*ROOT.rglob("__init__.py"), *(d / "__init__.py" for d in data_dirs)]:
         rel = init.parent.relative_to(ROOT)
         if not rel.parts or rel.parts[0] in NOT_SHIPPED or rel.parts[0].startswith("."):
             continue
