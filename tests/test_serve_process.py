@@ -1,16 +1,22 @@
-"""`wrm serve` as a real process: start-up line, SIGTERM drains and exits 0, restart keeps data,
-migrations are no-ops the second time, and `wrm sql`/`wrm migrate` say where they ran."""
+"""`wrm serve` as a real process: start-up line, SIGTERM while requests are in flight (each is
+acknowledged and stored, or refused UNAVAILABLE and not stored; new ones are refused while the
+in-flight ones finish) and exit 0, restart keeps data, migrations are no-ops the second time,
+and `wrm sql`/`wrm migrate` say where they ran."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.otlp import make_span, request_of, send_raw
@@ -25,8 +31,11 @@ def _wrm(*args: str) -> list[str]:
     return [sys.executable, "-m", "wrm.cli", *args]
 
 
+RETRYABLE = {"UNAVAILABLE", "CANCELLED", "RESOURCE_EXHAUSTED"}
+
+
 class Served:
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, **env: str) -> None:
         self.proc = subprocess.Popen(
             _wrm(
                 "serve",
@@ -40,6 +49,7 @@ class Served:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **env},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -48,16 +58,51 @@ class Served:
             f"no start-up line: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
         )
         self.otlp, self.http, self.applied = m["otlp"], m["http"], int(m["applied"])
+        self.signalled = False
 
     def sql(self, query: str) -> str:
         req = urllib.request.Request(f"http://{self.http}/?database=wrm", data=query.encode())
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.read().decode().strip()
 
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30) as resp:
+            m = re.search(rf"^{re.escape(name)} (\S+)$", resp.read().decode(), re.MULTILINE)
+        return float(m.group(1)) if m else 0.0
+
     def terminate(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
+        """SIGTERM (once: a second one is not what is tested) and wait for the exit."""
+        if not self.signalled:
+            self.signalled = True
+            self.proc.send_signal(signal.SIGTERM)
         _, err = self.proc.communicate(timeout=60)
         return self.proc.returncode, err
+
+
+class Exports:
+    """Requests sent from threads, each answer recorded with the time it came back."""
+
+    def __init__(self, otlp: str) -> None:
+        self.otlp = otlp
+        self.answers: dict[str, tuple[str, float]] = {}  # name prefix -> (gRPC code name, when)
+        self.threads: list[threading.Thread] = []
+
+    def send(self, prefix: str, spans: int) -> threading.Thread:
+        def run() -> None:
+            try:
+                send_raw(self.otlp, request_of([make_span(f"{prefix}-{i}") for i in range(spans)]))
+                code = "OK"
+            except grpc.RpcError as exc:
+                code = exc.code().name
+            self.answers[prefix] = (code, time.monotonic())
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    def acknowledged(self) -> set[str]:
+        return {p for p, (code, _) in self.answers.items() if code == "OK"}
 
 
 @pytest.fixture
@@ -65,8 +110,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "data"
 
 
-def test_restart_keeps_data_and_migrations_are_noops(data_dir: Path) -> None:
-    first = Served(data_dir)
+def test_sigterm_in_flight_restart_keeps_data_and_migrations_are_noops(data_dir: Path) -> None:
+    first = Served(data_dir, WRM_FLUSH_INTERVAL_MS="1500")
     try:
         assert first.applied >= 1
         send_raw(first.otlp, request_of([make_span(f"s{i}") for i in range(100)]))
@@ -83,17 +128,56 @@ def test_restart_keeps_data_and_migrations_are_noops(data_dir: Path) -> None:
         assert via.returncode == 0 and via.stdout.strip() == "100"
         assert f"via the running server at http://{first.http}" in via.stderr
 
-        # acknowledged right before SIGTERM: must be stored by the time the process exits
-        send_raw(first.otlp, request_of([make_span(f"late{i}") for i in range(50)]))
+        # SIGTERM while requests are in flight: the flush waits 1.5 s, so they sit in the queue
+        in_flight = Exports(first.otlp)
+        for n in range(8):
+            in_flight.send(f"inflight{n}", 25)
+        deadline = time.monotonic() + 20
+        while first.metric("wrm_queue_spans") == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert first.metric("wrm_queue_spans") > 0 and not in_flight.answers, in_flight.answers
+        first.signalled = True
+        first.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        # new requests while the in-flight ones finish: refused UNAVAILABLE, or (before the
+        # signal is handled) taken, and then acknowledged and stored like the others
+        late = Exports(first.otlp)
+        for k in range(250):
+            late.send(f"late{k}", 1)
+            time.sleep(0.02)
+            if any(code == "UNAVAILABLE" for code, _ in list(late.answers.values())):
+                break
+        for t in in_flight.threads + late.threads:
+            t.join(60)
     finally:
         code, err = first.terminate()
     assert code == 0, err
     assert "shutting down" in err
-
+    answers = {**in_flight.answers, **late.answers}
+    # A request that reaches gRPC just as it starts to stop can be answered CANCELLED (or, rarely,
+    # RESOURCE_EXHAUSTED) by grpcio itself: retryable for OTLP exporters, and never stored.
+    assert {c for c, _ in answers.values()} <= {"OK", *RETRYABLE}, answers
+    assert len(in_flight.answers) == 8
+    acked_after_signal = [t for c, t in in_flight.answers.values() if c == "OK" and t > signalled]
+    assert acked_after_signal, f"nothing in flight was acknowledged after SIGTERM: {in_flight.answers}"
+    refusals = [t for c, t in late.answers.values() if c == "UNAVAILABLE"]  # the documented answer
+    assert refusals and min(refusals) < max(acked_after_signal), (
+        f"no new request was refused while in-flight ones finished: {answers}"
+    )
+    acknowledged = in_flight.acknowledged() | late.acknowledged()
+    expected = 100 + sum(25 if p.startswith("inflight") else 1 for p in acknowledged)
     second = Served(data_dir)
     try:
         assert second.applied == 0
-        assert second.sql("SELECT count() FROM spans") == "150"
+        assert second.sql("SELECT count() FROM spans") == str(expected)
+        # exactly the acknowledged requests, whole: none lost, none of the refused ones stored
+        stored = second.sql(
+            "SELECT splitByChar('-', name)[1] AS p, count() FROM spans "
+            "WHERE name NOT LIKE 's%' GROUP BY p ORDER BY p"
+        )
+        assert dict(line.split("\t") for line in stored.splitlines()) == {
+            p: "25" if p.startswith("inflight") else "1" for p in acknowledged
+        }
         ledger = second.sql("SELECT count(), uniqExact(version) FROM schema_migrations")
         assert ledger.split("\t")[0] == ledger.split("\t")[1]
     finally:
@@ -107,7 +191,7 @@ def test_restart_keeps_data_and_migrations_are_noops(data_dir: Path) -> None:
         capture_output=True,
         text=True,
     )
-    assert direct.returncode == 0 and direct.stdout.strip() == "150"
+    assert direct.returncode == 0 and direct.stdout.strip() == str(expected)
     assert "no server at http://127.0.0.1:9; opened chdb://" in direct.stderr
 
     again = subprocess.run(
