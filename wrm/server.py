@@ -134,6 +134,7 @@ class WrmServer:
             api_warehouse=api,
             sql_capacity=sql_capacity,
             health_warehouse=health,
+            max_exports=s.export_max_concurrent,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = self._http = uvicorn.Server(config)

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     sql_queue_timeout_s: float = Field(
         10.0, ge=0, le=3600, description="longest wait for a free slot before 429 with Retry-After"
     )
+    export_max_concurrent: int = Field(
+        2, ge=1, le=64, description="run exports streaming at once; one more gets 429 with Retry-After"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("otlp_grpc", "http")

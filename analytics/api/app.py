@@ -21,6 +21,7 @@ def create_app(
     sql_capacity: sql.SqlCapacity | None = None,
     health_warehouse: Warehouse | None = None,
     degraded: Callable[[], str] = str,
+    max_exports: int = 2,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
@@ -60,7 +61,7 @@ def create_app(
         text = b"".join(generate_latest(r) for r in regs)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(runs_api.build_router(api_warehouse or warehouse))
+    app.include_router(runs_api.build_router(api_warehouse or warehouse, max_exports))
     if sql_capacity is not None:
         app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone()))
     return app

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from analytics.runs.errors import InvalidInput, RunsError, StateConflict, UnknownItem
+from analytics.runs.errors import Busy, InvalidInput, RunsError, StateConflict, UnknownItem
 from warehouse.errors import WarehouseError, WarehouseUnavailable, classify
 
 MEDIA_TYPE = "application/problem+json"
@@ -46,6 +46,7 @@ _MAPPING: dict[type[RunsError], tuple[int, str, str]] = {
     InvalidInput: (400, "Bad request", "bad-request"),
     UnknownItem: (404, "Not found", "not-found"),
     StateConflict: (409, "Conflict", "conflict"),
+    Busy: (429, "Too many requests", "too-many-requests"),
 }
 
 
@@ -120,7 +121,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RunsError)
     async def _problem(request: Request, exc: RunsError) -> JSONResponse:
         status, title, slug = next(v for k, v in _MAPPING.items() if isinstance(exc, k))
-        return _body(status, title, slug, str(exc), request.url.path)
+        response = _body(status, title, slug, str(exc), request.url.path)
+        if status == 429:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

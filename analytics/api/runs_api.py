@@ -3,17 +3,18 @@ errors are raised as analytics.runs.errors and rendered by analytics.api.problem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
 from datetime import datetime
 from typing import Annotated, Literal
 
-from clickhouse_connect.driver.client import Client
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from analytics.api.caller import Caller, caller
+from analytics.api.export_stream import ExportResponse, ExportStream
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
+from analytics.runs.errors import Busy
 from analytics.runs.export import MEDIA_TYPES, export_runs
 from analytics.runs.listing import MAX_LIMIT, RunFilter, count_runs, list_runs, tags_of
 from analytics.runs.schemas import (
@@ -33,13 +34,6 @@ from analytics.runs.schemas import (
 from warehouse import Warehouse
 
 Who = Annotated[Caller, Depends(caller)]
-
-
-def _closing(chunks: Iterator[bytes], client: Client) -> Iterator[bytes]:
-    try:
-        yield from chunks
-    finally:
-        client.close()
 
 
 def run_filter(
@@ -71,9 +65,12 @@ def run_filter(
 Filter = Annotated[RunFilter, Depends(run_filter)]
 
 
-def build_router(wh: Warehouse) -> APIRouter:
-    """`wh`: a handle of the API's own (reads on its reader, writes on its client)."""
+def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
+    """`wh`: a handle of the API's own (reads on its reader, writes on its client);
+    `max_exports`: exports streaming at once, each on an engine handle of its own; one more is
+    answered 429 with Retry-After rather than adding load without bound."""
     router = APIRouter(prefix="/v1", tags=["runs"])
+    export_slots = threading.BoundedSemaphore(max_exports)
 
     @router.get("/runs", response_model=RunPage)
     def get_runs(
@@ -100,18 +97,26 @@ def build_router(wh: Warehouse) -> APIRouter:
     ) -> StreamingResponse:
         """Every run matching the list's filters, newest first, streamed (memory stays flat);
         `steps=true` adds each run's steps. `X-WRM-Run-Count` says how many runs follow."""
-        reader = wh.open_reader()  # its own handle: a long export never holds the API's reader
+        if not export_slots.acquire(blocking=False):
+            raise Busy(f"{max_exports} exports are already streaming; retry when one has finished")
+        try:
+            reader = wh.open_reader()  # its own handle: a long export never holds the API's reader
+        except BaseException:
+            export_slots.release()
+            raise
         try:
             total = count_runs(reader, who.tenant, flt)  # also validates the filter before streaming
-            chunks = _closing(export_runs(reader, who.tenant, flt, format, with_steps=steps), reader)
+            rows = export_runs(reader, who.tenant, flt, format, with_steps=steps)
+            stream = ExportStream(rows, reader, export_slots.release)
         except BaseException:
             reader.close()
+            export_slots.release()
             raise
         headers = {
             "Content-Disposition": f'attachment; filename="runs.{format}"',
             "X-WRM-Run-Count": str(total),
         }
-        return StreamingResponse(chunks, media_type=MEDIA_TYPES[format], headers=headers)
+        return ExportResponse(stream, media_type=MEDIA_TYPES[format], headers=headers)
 
     @router.get("/runs/{run_id}", response_model=RunDetail)
     def get_run(who: Who, run_id: str) -> RunDetail:

@@ -3,7 +3,8 @@
 RunsError
  ├── InvalidInput    a bad filter, cursor, format or tag
  ├── UnknownItem     no such run or action for this tenant
- └── StateConflict   the request contradicts the current state
+ ├── StateConflict   the request contradicts the current state
+ └── Busy            every slot for this kind of work is taken; retry shortly
 """
 
 from __future__ import annotations
@@ -22,4 +23,8 @@ class UnknownItem(RunsError, LookupError):
 
 
 class StateConflict(RunsError):
+    pass
+
+
+class Busy(RunsError):
     pass
