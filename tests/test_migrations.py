@@ -20,6 +20,7 @@ MIGRATIONS = [
     (5, "summaries"),
     (6, "indicators"),
     (7, "run_api"),
+    (8, "derivation_backlog_ttl"),
 ]
 
 

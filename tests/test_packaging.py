@@ -99,7 +99,7 @@ def test_non_editable_install_migrates_a_new_warehouse(tmp_path: Path) -> None:
         [*wrm, "migrate", "--warehouse", dsn], cwd=away, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "wrm migrate: 7 applied" in done.stdout
+    assert "wrm migrate: 8 applied" in done.stdout
     assert "007_run_api" in done.stdout
 
     query = (
@@ -119,4 +119,4 @@ def test_non_editable_install_migrates_a_new_warehouse(tmp_path: Path) -> None:
         timeout=120,
     )
     assert asked.returncode == 0, asked.stderr
-    assert asked.stdout.split() == ["7", str(views), "1", "0", "0"]
+    assert asked.stdout.split() == ["8", str(views), "1", "0", "0"]
