@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -104,7 +105,10 @@ def test_health_and_metrics(server: WrmServer) -> None:
         text = resp.read().decode()
     assert "wrm_spans_accepted_total 1.0" in text
     assert "wrm_spans_rejected_total 1.0" in text
-    assert "wrm_flushes_total" in text and "wrm_queue_spans 0.0" in text
+    # one request, one insert; the names alone would be there at 0
+    assert re.search(r"^wrm_flushes_total 1\.0$", text, re.MULTILINE), text
+    assert re.search(r"^wrm_queue_spans 0\.0$", text, re.MULTILINE), text
+    assert re.search(r'^wrm_otlp_requests_total\{outcome="partial"\} 1\.0$', text, re.MULTILINE), text
 
 
 def test_counters_are_logged_periodically(warehouse, caplog) -> None:  # type: ignore[no-untyped-def]
