@@ -26,7 +26,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from tests.otlp import sdk_provider
+from tests.otlp import flush, sdk_provider
 
 SEC = 1_000_000_000
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -113,9 +113,11 @@ def send(
     tracer = provider.get_tracer("tests.indicators")
     for run in runs:
         _send_run(tracer, run, workflow)
-    provider.force_flush()
+    delivered = flush(provider)
     provider.shutdown()
-    return list(sent.get_finished_spans())
+    finished = list(sent.get_finished_spans())
+    assert delivered == len(finished), (delivered, len(finished))
+    return finished
 
 
 def resend(otlp_address: str, spans: list[ReadableSpan]) -> None:
@@ -189,5 +191,5 @@ def start_running_run(otlp_address: str, name: str) -> None:
         name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
     )
     span.end()
-    provider.force_flush()
+    assert flush(provider) == 1
     provider.shutdown()

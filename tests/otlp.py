@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Sequence
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -14,10 +15,31 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+class CheckedExporter(OTLPSpanExporter):
+    """The SDK's OTLP/gRPC exporter, counting the spans of exports that failed: the SDK's
+    `force_flush()` says only that the queue was handed over, not that WRM took it."""
+
+    def __init__(self, otlp_address: str, timeout: float = 30) -> None:
+        super().__init__(endpoint=f"http://{otlp_address}", insecure=True, timeout=timeout)
+        self.exported = 0
+        self.failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = super().export(spans)
+        if result is SpanExportResult.SUCCESS:
+            self.exported += len(spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+
+_EXPORTERS: weakref.WeakKeyDictionary[TracerProvider, CheckedExporter] = weakref.WeakKeyDictionary()
 
 
 def sdk_provider(otlp_address: str, service: str = "checkout-agent", **resource: str) -> TracerProvider:
@@ -26,13 +48,22 @@ def sdk_provider(otlp_address: str, service: str = "checkout-agent", **resource:
     The processor queue is large so that the client never drops spans on its side.
     """
     provider = TracerProvider(resource=Resource.create({"service.name": service, **resource}))
-    exporter = OTLPSpanExporter(endpoint=f"http://{otlp_address}", insecure=True, timeout=30)
+    exporter = _EXPORTERS[provider] = CheckedExporter(otlp_address)
     provider.add_span_processor(
         BatchSpanProcessor(
             exporter, max_queue_size=100_000, max_export_batch_size=512, schedule_delay_millis=50
         )
     )
     return provider
+
+
+def flush(provider: TracerProvider, timeout_ms: int = 60_000) -> int:
+    """Export everything ended so far and check WRM acknowledged every span; returns how many
+    spans the provider's exporter has delivered in all."""
+    assert provider.force_flush(timeout_ms), f"spans still queued after {timeout_ms} ms"
+    exporter = _EXPORTERS[provider]
+    assert exporter.failed == 0, f"{exporter.failed} spans were not acknowledged by WRM"
+    return exporter.exported
 
 
 def send_raw(otlp_address: str, request: ExportTraceServiceRequest | bytes) -> ExportTraceServiceResponse:

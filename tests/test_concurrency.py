@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import urllib.request
 
+import grpc
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.trace import TracerProvider
 
 from tests.conftest import start_server
-from tests.otlp import make_span, request_of, sdk_provider, send_raw
+from tests.otlp import flush, make_span, request_of, sdk_provider, send_raw
 from warehouse import Warehouse
 from wrm.server import WrmServer
 
@@ -21,7 +26,7 @@ def _emit(provider: TracerProvider, spans: int, tag: str) -> None:
             for j in range(9):
                 with tracer.start_as_current_span(f"{tag}-step-{j}") as s:
                     s.set_attribute("i", i)
-    provider.force_flush(60_000)
+    assert flush(provider) == spans
     provider.shutdown()
 
 
@@ -55,16 +60,68 @@ def _metric(server: WrmServer, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def _send_until_stored(otlp_address: str, request: ExportTraceServiceRequest, deadline: float) -> int:
+    """Send as an exporter would, but retry RESOURCE_EXHAUSTED for as long as it takes (the
+    SDK gives up after six retries or its timeout, which would make this test depend on luck);
+    returns how many times the request was turned away."""
+    refused = 0
+    while True:
+        try:
+            send_raw(otlp_address, request)
+            return refused
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:
+                raise
+            refused += 1
+            time.sleep(0.02 * min(refused, 10))
+
+
 def test_full_queue_answers_resource_exhausted_and_retries_store_everything(warehouse: Warehouse) -> None:
-    # a queue of one span and a slow flush: concurrent exports must be turned away for a while
-    srv = start_server(warehouse, queue_max_spans=1, flush_interval_ms=300)
+    # Room for 100 spans, and a flush that waits 2 s for more while the queue is not full.
+    srv = start_server(warehouse, queue_max_spans=100, flush_interval_ms=2_000)
     try:
-        _parallel(srv, exporters=4, spans_each=1_000)
-        assert _metric(srv, 'wrm_otlp_requests_total{outcome="backpressure"}') > 0
-        assert _counts(warehouse) == (4_000, 4_000)
-        assert _metric(srv, "wrm_spans_accepted_total") == 4_000
+        # Deterministic: 60 spans wait for the flush; 60 more do not fit, so they are refused.
+        first = threading.Thread(target=send_raw, args=(srv.otlp_address, request_of(_spans("first", 60))))
+        first.start()
+        deadline = time.monotonic() + 30
+        while _metric(srv, "wrm_queue_spans") != 60 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _metric(srv, "wrm_queue_spans") == 60
+        with pytest.raises(grpc.RpcError) as err:
+            send_raw(srv.otlp_address, request_of(_spans("second", 60)))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "60 spans are waiting to be stored; retry later" in (err.value.details() or "")
+        assert _metric(srv, 'wrm_otlp_requests_total{outcome="backpressure"}') == 1
+        first.join(30)
+        assert _counts(warehouse) == (60, 60)  # nothing of the refused request was stored
+
+        # Four clients, five 100-span requests each, all at once: many are turned away for a
+        # while, and every span is stored exactly once once the retries get through.
+        deadline = time.monotonic() + 120
+        refusals: list[int] = []
+
+        def client(n: int) -> None:
+            for k in range(5):
+                request = request_of(_spans(f"c{n}-{k}", 100))
+                refusals.append(_send_until_stored(srv.otlp_address, request, deadline))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(refusals) == 20
+        assert sum(refusals) > 0
+        assert _metric(srv, 'wrm_otlp_requests_total{outcome="backpressure"}') == 1 + sum(refusals)
+        assert _counts(warehouse) == (2_060, 2_060)
+        assert _metric(srv, "wrm_spans_accepted_total") == 2_060
+        assert _metric(srv, 'wrm_otlp_requests_total{outcome="ok"}') == 21
     finally:
         srv.stop()
+
+
+def _spans(prefix: str, n: int) -> list[Span]:
+    return [make_span(f"{prefix}-{i}") for i in range(n)]
 
 
 def test_concurrent_requests_share_one_insert(warehouse: Warehouse) -> None:

@@ -26,7 +26,7 @@ from analytics import indicators
 from analytics.indicators import Sides
 from tests.conftest import settle, start_server
 from tests.indicator_data import TODAY, VersionPlan, plan, resend, send
-from tests.otlp import sdk_provider
+from tests.otlp import flush, sdk_provider
 from warehouse import Warehouse
 from wrm.cli import main
 from wrm.server import WrmServer
@@ -175,7 +175,7 @@ def _send_late_failed_step(otlp_address: str, trace_id: int, parent_id: int, sta
     )
     s.set_status(Status(StatusCode.ERROR, "mail bounced"))
     s.end(end_time=start_ns + 2)
-    provider.force_flush()
+    flush(provider)
     provider.shutdown()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tests.otlp import sdk_provider
+from tests.otlp import flush, sdk_provider
 from wrm.server import WrmServer
 
 
@@ -33,7 +33,7 @@ def _workflow(server: WrmServer) -> dict[str, object]:
                 tool.set_attribute("gen_ai.tool.name", f"lookup-{i}")
         with tracer.start_as_current_span("notify", links=[Link(ids["failed"], {"why": "follows up"})]) as n:  # type: ignore[arg-type]
             ids["linked"] = n.get_span_context()
-    provider.force_flush()
+    flush(provider)
     provider.shutdown()
     return ids
 
