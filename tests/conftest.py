@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,20 @@ def server(warehouse: Warehouse) -> Iterator[WrmServer]:
     srv = start_server(warehouse)
     yield srv
     srv.stop()
+
+
+@contextmanager
+def module_server(engine_dir: Path, **overrides: object) -> Iterator[WrmServer]:
+    """A server on a database of its own, for a module-scoped fixture: only for tests that keep
+    apart by trace, run or tenant and change no table or setting, since they share it."""
+    wh = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
+    srv = start_server(wh, **overrides)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        wh.command(f"DROP DATABASE IF EXISTS `{wh.database}` SYNC")
+        wh.close()
 
 
 def settle(server: WrmServer) -> None:

@@ -7,14 +7,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import clickhouse_connect
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from analytics.api import problems
-from tests.conftest import settle
+from analytics.api import create_app, problems
+from tests.conftest import settle, start_server
 from tests.indicator_data import start_running_run
+from warehouse import Warehouse
+from warehouse.dsn import parse_dsn
 from wrm.server import WrmServer
 
 
@@ -96,3 +99,30 @@ def test_unexpected_exception_is_a_500_problem_not_plain_text() -> None:
     assert resp.headers["x-request-id"] == "bug-1"
     assert resp.json()["type"] == "https://wrm.dev/problems/internal-error"
     assert "a bug" not in resp.text
+
+
+def test_healthz_is_503_unavailable_when_the_warehouse_does_not_answer(warehouse: Warehouse) -> None:
+    """Spec 9: 503 `unavailable` with the error when the warehouse does not answer. The warehouse
+    here is a ClickHouse-over-HTTP endpoint reached with clickhouse-connect: a running WRM's own
+    SQL port, which then stops (a real client against a server that goes away)."""
+    upstream = start_server(warehouse)
+    stopped = False
+    try:
+        host, port = upstream.http_address.rsplit(":", 1)
+        client = clickhouse_connect.get_client(host=host, port=int(port), database=warehouse.database)
+        remote = Warehouse(parse_dsn(f"http://{upstream.http_address}"), warehouse.database, client, client)
+        app = create_app(remote, describe=lambda: {"otlp_grpc": "elsewhere"})
+        with TestClient(app, raise_server_exceptions=False) as tc:
+            healthy = tc.get("/healthz")
+            assert healthy.status_code == 200 and healthy.json()["status"] == "ok", healthy.text
+            upstream.stop()
+            stopped = True
+            resp = tc.get("/healthz")
+        assert resp.status_code == 503, resp.text
+        body = resp.json()
+        assert body["status"] == "unavailable" and body["error"], body
+        assert "degraded" not in body and body["otlp_grpc"] == "elsewhere"
+        assert body["warehouse"] == remote.dsn.describe()
+    finally:
+        if not stopped:
+            upstream.stop()

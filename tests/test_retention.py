@@ -3,16 +3,18 @@ outlive the raw rows with every indicator unchanged."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from analytics import indicators
 from analytics.indicators import Sides
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send
-from tests.otlp import send_raw
+from tests.otlp import make_span, request_of, send_raw
 from tests.workflows import request, span
 from warehouse import Warehouse
 from wrm.cli import main
@@ -135,3 +137,29 @@ def test_retention_show_and_bad_policy(capsys: pytest.CaptureFixture[str], tmp_p
     config.write_text("[tenant_retention.acme]\nspans_ttl_days = 0\n")
     assert main(["retention", "show", "--config", str(config)]) == 2
     assert "spans_ttl_days" in capsys.readouterr().err
+
+
+def test_a_span_older_than_its_retention_is_acknowledged_but_not_stored(warehouse: Warehouse) -> None:
+    """Spec 8, expiry: TTL applies at insert, so a span older than its tenant's span retention is
+    acknowledged (it is valid; a retry would change nothing) and not kept; its neighbours are."""
+    server = start_server(warehouse, tenant_retention={"brief": {"spans_ttl_days": 3}})
+    try:
+        day = 86_400 * 10**9
+        now = time.time_ns()
+
+        def at(name: str, days_ago: float) -> Span:
+            start = now - int(days_ago * day)
+            return make_span(name, start_time_unix_nano=start, end_time_unix_nano=start + 10**6)
+
+        default = request_of([at("fresh", 0), at("day-29", 29), at("day-31", 31), at("day-400", 400)])
+        brief = request_of([at("brief-2", 2), at("brief-4", 4)])
+        brief.resource_spans[0].resource.attributes.add(key="wrm.tenant.id").value.string_value = "brief"
+        for sent in (default, brief):
+            response = send_raw(server.otlp_address, sent)
+            assert not response.HasField("partial_success")  # acknowledged whole: nothing refused
+        metrics = server.receiver.stats.registry if server.receiver else None
+        assert metrics is not None and metrics.get_sample_value("wrm_spans_accepted_total") == 6
+        stored = warehouse.rows("SELECT tenant_id, name FROM spans ORDER BY name")
+        assert stored == [("brief", "brief-2"), ("default", "day-29"), ("default", "fresh")]
+    finally:
+        server.stop()

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
-from tests.otlp import sdk_provider
+from tests.otlp import flush, sdk_provider
 from warehouse import Warehouse
 from wrm.cli import main
 from wrm.server import WrmServer
@@ -140,6 +140,15 @@ def test_detail_timeline_and_steps(api: tuple[WrmServer, httpx.Client]) -> None:
     assert flat["view"] == "flat" and len(flat["steps"]) == len(tree["steps"])
 
 
+PROBLEMS = {  # spec 7.10: status -> (slug, title)
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    422: ("invalid-request", "Invalid request"),
+}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "params", "body", "status", "words"),
     [
@@ -176,6 +185,15 @@ def test_problems(
     assert resp.headers["content-type"] == "application/problem+json"
     problem = resp.json()
     assert problem["status"] == status and words in problem["detail"] and problem["instance"] == path
+    slug, title = PROBLEMS[status]
+    assert (problem["type"], problem["title"]) == (f"https://wrm.dev/problems/{slug}", title)
+    if status == 422:  # one entry per field, and the detail names the same field first
+        errors = problem["errors"]
+        assert errors and all(set(e) == {"where", "problem"} and e["problem"] for e in errors), errors
+        assert any(words in e["where"] for e in errors), errors
+        assert problem["detail"].startswith(f"{errors[0]['where']}: {errors[0]['problem']}")
+    else:
+        assert "errors" not in problem
 
 
 def test_times_are_utc_and_unknown_paths_are_problems(api: tuple[WrmServer, httpx.Client]) -> None:
@@ -193,6 +211,8 @@ def test_times_are_utc_and_unknown_paths_are_problems(api: tuple[WrmServer, http
     for method, path, status in (("GET", "/v1/nothing", 404), ("DELETE", "/v1/runs", 405)):
         resp = client.request(method, path)
         assert resp.status_code == status and resp.headers["content-type"] == "application/problem+json"
+        slug, title = PROBLEMS[status]
+        assert resp.json()["type"] == f"https://wrm.dev/problems/{slug}" and resp.json()["title"] == title
 
 
 def test_openapi_is_served(api: tuple[WrmServer, httpx.Client]) -> None:
@@ -283,6 +303,7 @@ def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> No
     assert first.json()["requested_by"] == "ops@example.com" and first.json()["context"] == {"model": "b"}
     clash = client.post(f"/v1/runs/{live['run_id']}/rerun", json={}, headers=key)
     assert clash.status_code == 409 and clash.headers["content-type"] == "application/problem+json"
+    assert (clash.json()["type"], clash.json()["title"]) == ("https://wrm.dev/problems/conflict", "Conflict")
 
     # cancel → cancel_requested → ack → canceled; a finished run cannot be canceled
     cancel = client.post(f"/v1/runs/{live['run_id']}/cancel", json={"reason": "stuck"})
@@ -321,7 +342,7 @@ def test_actions_annotations_and_tags(api: tuple[WrmServer, httpx.Client]) -> No
     attrs = {"wrm.workflow.name": "triage", "wrm.rerun.of": done["run_id"]}
     root = provider.get_tracer("t").start_span("triage", attributes=attrs)
     root.end()
-    provider.force_flush()
+    assert flush(provider) == 1
     provider.shutdown()
     settle(server)
     by_span = format(root.get_span_context().trace_id, "032x")

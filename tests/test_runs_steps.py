@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import settle
+import pytest
+
+from tests.conftest import module_server, settle
 from tests.otlp import send_raw
 from tests.workflows import request, span, tid
 from wrm.server import WrmServer
@@ -32,6 +36,13 @@ def steps(server: WrmServer, trace: str) -> list[dict[str, Any]]:
         "SELECT * FROM steps WHERE trace_id = {t:String} ORDER BY start_time, name", {"t": tid(trace).hex()}
     )
     return list(result.named_results())
+
+
+@pytest.fixture(scope="module")
+def server(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the module: each test's spans are a trace of their own, read by trace id."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def test_failed_step_then_successful_retry(server: WrmServer) -> None:

@@ -4,13 +4,14 @@ multipart field); a SET never reaches the next query; users cannot raise the lim
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from analytics.sql import SqlLimits
-from tests.conftest import start_server
+from tests.conftest import module_server, start_server
 from tests.sql_http import post, post_form
 from warehouse import Warehouse
 from wrm.server import WrmServer
@@ -29,6 +30,13 @@ OUTSIDE = {
     "describe file": "DESCRIBE TABLE file('/etc/passwd', 'CSVWithNames')",
     "file in a view": "SELECT * FROM view(SELECT file('/etc/passwd'))",
 }
+
+
+@pytest.fixture(scope="module")
+def server(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the module: its tests send only statements that must be refused."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def _refused(answer, what: str, code: str = "164") -> None:  # type: ignore[no-untyped-def]
