@@ -1,8 +1,9 @@
 """Property-based test of the /v1 API over its own OpenAPI schema (schemathesis): every operation,
 driven with generated path parameters, query parameters, headers (X-WRM-Tenant, X-WRM-Actor,
 Idempotency-Key) and JSON bodies, valid and invalid, against a real `wrm serve` over HTTP, never
-answers 5xx, and answers every 4xx with a problem document (`application/problem+json` with a
-`detail`).
+answers 5xx, answers every 4xx with a problem document (`application/problem+json` with a
+`detail`), and answers every 2xx with a body that matches the schema; and every operation is
+exercised and reaches a 2xx at least once.
 
 Generation is deterministic (derandomized, no example database), so CI replays the same inputs.
 Hooks mix known run ids, action ids, tenants, idempotency keys, statuses and cursors into what
@@ -24,7 +25,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from analytics.api import create_app
 from analytics.api.problems import MEDIA_TYPE
@@ -39,6 +40,18 @@ TENANT = "default"
 KEYS = ("key-1", "key-2", "key-3")  # few, so generated requests reuse them (200 replays, 409 clashes)
 TAGS = ("golden", "q3", "a.b:c/d-e")
 SEEN: dict[str, Counter[str]] = {}  # per operation: requests by phase and responses by status
+OPERATIONS = (
+    "GET /v1/runs",
+    "GET /v1/runs/export",
+    "GET /v1/runs/{run_id}",
+    "GET /v1/runs/{run_id}/steps",
+    "POST /v1/runs/{run_id}/rerun",
+    "POST /v1/runs/{run_id}/cancel",
+    "GET /v1/actions",
+    "POST /v1/actions/{action_id}/ack",
+    "POST /v1/runs/{run_id}/annotations",
+    "POST /v1/runs/{run_id}/tags",
+)
 
 
 @dataclass
@@ -206,6 +219,14 @@ def problem_details(ctx: schemathesis.CheckContext, response: schemathesis.Respo
     )
 
 
+def success_bodies(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Any) -> None:
+    """Every 2xx body matches the response schema the API documents for it."""
+    if not 200 <= response.status_code < 300:
+        return
+    response_schema_conformance(ctx, response, case)
+    SEEN.setdefault(case.operation.label, Counter())["2xx validated"] += 1
+
+
 @pytest.fixture(scope="module")
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
@@ -220,4 +241,20 @@ def test_no_server_errors_and_problems_for_client_errors(
     seen = SEEN.setdefault(case.operation.label, Counter())
     seen[case.meta.phase.name.value if case.meta else "explicit"] += 1
     seen[str(response.status_code)] += 1
-    case.validate_response(response, checks=[not_a_server_error, problem_details])
+    case.validate_response(response, checks=[not_a_server_error, problem_details, success_bodies])
+
+
+def test_every_operation_was_exercised_and_answered_2xx() -> None:
+    """Runs after the property test above (pytest keeps file order): a hook or a schema change
+    that stops generating requests for an operation, or keeps all of them from its handler's
+    success path, would otherwise pass unnoticed."""
+    if not SEEN:
+        pytest.skip("the property test did not run in this session")
+    assert sorted(SEEN) == sorted(OPERATIONS)
+    assert sorted(op.ok().label for op in schema.get_all_operations()) == sorted(OPERATIONS)
+    for label in OPERATIONS:
+        seen = SEEN[label]
+        requests_sent = sum(n for k, n in seen.items() if k.isdigit())
+        successes = sum(n for k, n in seen.items() if k.isdigit() and k.startswith("2"))
+        assert requests_sent >= 20, (label, dict(seen))
+        assert successes >= 1 and seen["2xx validated"] == successes, (label, dict(seen))
