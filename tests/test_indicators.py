@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from opentelemetry.trace import (
 
 from analytics import indicators
 from analytics.indicators import Sides
-from tests.conftest import settle, start_server
+from tests.conftest import module_server, settle, start_server
 from tests.indicator_data import TODAY, VersionPlan, plan, resend, send
 from tests.otlp import flush, sdk_provider
 from warehouse import Warehouse
@@ -45,16 +46,31 @@ def _durations(version: str) -> np.ndarray:
 SENT: list[ReadableSpan] = []
 
 
-@pytest.fixture
-def fed(warehouse: Warehouse) -> Iterator[WrmServer]:
-    server = start_server(warehouse)
+def _feed(server: WrmServer) -> None:
     SENT[:] = send(server.otlp_address, RUNS, "triage")
     small = plan([VersionPlan("v1", range(5, 4, -1), 10, 6, 2, 5, (10, 1), 5, 0.5),
                   VersionPlan("v2", range(4, 3, -1), 10, 8, 1, 5, (10, 1), 5, 0.5)])  # fmt: skip
     send(server.otlp_address, small, "small")
     settle(server)
-    yield server
-    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fed(engine_dir: Path) -> Iterator[WrmServer]:
+    """One fed server for the tests that only read it."""
+    with module_server(engine_dir) as server:
+        _feed(server)
+        yield server
+
+
+@pytest.fixture
+def fed_alone(warehouse: Warehouse) -> Iterator[WrmServer]:
+    """A fed server of its own, for the test that changes its runs."""
+    server = start_server(warehouse)
+    try:
+        _feed(server)
+        yield server
+    finally:
+        server.stop()
 
 
 def test_effectiveness_by_version_is_exact(fed: WrmServer) -> None:
@@ -142,7 +158,9 @@ def test_time_to_benefit(fed: WrmServer) -> None:
     assert ttb.loc["v1"].previous_version == "" and pd.isna(ttb.loc["v1"].benefit_day)
 
 
-def test_resent_spans_change_nothing_and_a_late_step_changes_one_run(fed: WrmServer) -> None:
+def test_resent_spans_change_nothing_and_a_late_step_changes_one_run(fed_alone: WrmServer) -> None:
+    fed = fed_alone
+    assert fed.warehouse is not None
     reader = fed.warehouse.reader
     before = indicators.effectiveness(reader, "default", "triage", by="day")
     resend(fed.otlp_address, SENT)  # every span again, same ids
