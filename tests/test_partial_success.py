@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
+from tests.conftest import module_server
 from tests.otlp import make_span, request_of, send_raw
 from wrm.server import WrmServer
+
+
+@pytest.fixture(scope="module")
+def server(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the module: each test counts only the spans it sent (by service or name)."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def _count(server: WrmServer, where: str = "1", **params: object) -> int:
@@ -27,27 +37,29 @@ def test_mixed_request_stores_valid_and_counts_invalid(server: WrmServer) -> Non
         make_span("zero-span", span=bytes(8)),
         make_span("backwards", start_time_unix_nano=2_000_000_000_000_000_000, end_time_unix_nano=1),
     ]
-    response = send_raw(server.otlp_address, request_of([good[0], *bad[:2], *good[1:], *bad[2:]]))
+    mixed = request_of([good[0], *bad[:2], *good[1:], *bad[2:]], service="mixed")
+    response = send_raw(server.otlp_address, mixed)
     assert response.partial_success.rejected_spans == 5
     message = response.partial_success.error_message
     assert "span 'short-trace': trace_id is 8 bytes, expected 16" in message
     assert "2 spans had this problem" in message and "3 more rejected for other reasons" in message
-    assert _count(server) == 5
-    assert _count(server, "name LIKE 'good-%'") == 5
+    assert _count(server, "service_name = 'mixed'") == 5
+    assert _count(server, "service_name = 'mixed' AND name LIKE 'good-%'") == 5
 
 
 def test_all_valid_request_has_no_partial_success(server: WrmServer) -> None:
-    response = send_raw(server.otlp_address, request_of([make_span("a"), make_span("b")]))
+    response = send_raw(server.otlp_address, request_of([make_span("a"), make_span("b")], service="valid"))
     assert not response.HasField("partial_success")
-    assert _count(server) == 2
+    assert _count(server, "service_name = 'valid'") == 2
 
 
 def test_malformed_protobuf_is_invalid_argument_and_stores_nothing(server: WrmServer) -> None:
+    before = _count(server)
     with pytest.raises(grpc.RpcError) as err:
         send_raw(server.otlp_address, b"\x0a\xff\xff\xff\x0f garbage")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid ExportTraceServiceRequest" in err.value.details()
-    assert _count(server) == 0
+    assert _count(server) == before
 
 
 def test_oversized_request_is_refused_by_size(warehouse) -> None:  # type: ignore[no-untyped-def]
@@ -114,4 +126,4 @@ def test_span_starting_too_late_for_retention_is_refused_not_silently_dropped(se
     response = send_raw(server.otlp_address, request_of([late, edge]))
     assert response.partial_success.rejected_spans == 1
     assert "span 'late': start_time_unix_nano is after 2096-01-01" in response.partial_success.error_message
-    assert _count(server, "name = 'edge'") == 1
+    assert _count(server, "name = 'edge'") == 1 and _count(server, "name = 'late'") == 0
