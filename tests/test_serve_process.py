@@ -198,3 +198,18 @@ def test_sigterm_in_flight_restart_keeps_data_and_migrations_are_noops(data_dir:
         _wrm("migrate", "--warehouse", f"chdb://{data_dir}"), capture_output=True, text=True
     )
     assert again.returncode == 0 and "0 applied" in again.stdout
+
+
+@pytest.mark.parametrize("gap_s", [0.05, 0.4])
+def test_a_second_sigterm_while_stopping_still_exits_0(data_dir: Path, gap_s: float) -> None:
+    """An impatient operator (or a supervisor) signals twice: the drain goes on and the process
+    still exits 0, also when the second signal lands while the interpreter winds down (Python
+    puts the default action back for handled signals there, which ended a clean stop with -15)."""
+    served = Served(data_dir)
+    served.proc.send_signal(signal.SIGTERM)
+    time.sleep(gap_s)
+    served.proc.send_signal(signal.SIGTERM)
+    served.signalled = True
+    code, err = served.terminate()
+    assert code == 0, err[-2000:]
+    assert "wrm stopped" in err

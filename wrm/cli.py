@@ -93,8 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     server = WrmServer(settings)
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.warning("already stopping (%s); SIGKILL abandons the drain", signal.Signals(signum).name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     try:
         server.start()
     except OSError as exc:
@@ -102,9 +108,14 @@ def _serve(settings: Settings) -> int:
         server.stop()
         return 1
     print(server.banner(), flush=True)
-    stop.wait()
+    while not stop.wait(0.5):  # a timed wait: the main thread wakes to run the handler promptly
+        pass
     log.info("shutting down: refusing new spans, storing accepted ones")
     server.stop()
+    # Python's finalization puts SIG_DFL back for signals it handles, so a second SIGTERM while
+    # the interpreter winds down would end a clean stop with -15; ignored ones stay ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
