@@ -36,7 +36,10 @@ def test_mutated_requests_get_honest_answers_and_accepted_spans_are_stored(wareh
         )
         assert recovered, "no payload reached the engine's stricter reader: the fuzzing is too weak"
 
-        assert httpx.get(f"http://{server.http_address}/healthz", timeout=10).status_code == 200
+        health = httpx.get(f"http://{server.http_address}/healthz", timeout=10)
+        # ok, not merely 200: a payload that stopped run assembly would leave it "degraded"
+        assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+        assert health.json()["assembler"]["state"] == "ok"
         send_raw(server.otlp_address, request_of([make_span("after-fuzz")]))
         assert warehouse.rows("SELECT count() FROM spans WHERE name = 'after-fuzz'") == [(1,)]
     finally:

@@ -131,7 +131,9 @@ def test_permanent_insert_failure_answers_internal_once(server: WrmServer) -> No
     assert _metric(server, "wrm_otlp_requests_total", outcome="store_permanent") == 2
     metrics = httpx.get(f"http://{server.http_address}/metrics").text
     assert 'wrm_insert_failures_total{class="permanent"}' in metrics
-    assert httpx.get(f"http://{server.http_address}/healthz").status_code == 200
+    health = httpx.get(f"http://{server.http_address}/healthz")  # nothing can be stored: not healthy
+    assert health.status_code == 503 and health.json()["status"] == "unavailable"
+    assert health.json()["error"] == f"database {server.warehouse.database} has no spans table"
 
 
 def test_transient_insert_failure_answers_unavailable_and_the_retry_is_stored(server: WrmServer) -> None:

@@ -40,8 +40,9 @@ def create_app(
     @app.get("/healthz", tags=["ops"])
     def healthz() -> JSONResponse:
         try:
-            ok = health.reader.command("SELECT 1") == 1
-            error = ""
+            # the spans table, not just `SELECT 1`: a dropped database or table is not healthy
+            ok = health.reader.command("EXISTS TABLE spans") == 1
+            error = "" if ok else f"database {warehouse.database} has no spans table"
         except Exception as exc:  # health must answer, whatever the warehouse says
             ok, error = False, classify(exc).summary()  # no engine text: /healthz is public
         reason = degraded() if ok else ""
