@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from receiver.envelope import varint
+
 KINDS = ("bitflip", "truncate", "varint", "length", "wiretype", "fieldno", "swap", "duplicate", "insert")
 
 
@@ -52,13 +54,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _enc(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    """A varint of any int, negative ones as protobuf writes them (two's complement, 64 bits)."""
+    return varint(n & ((1 << 64) - 1))
 
 
 def fields(data: bytes, lo: int = 0, hi: int | None = None, depth: int = 0) -> list[_Field]:
