@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ def warehouse(engine_dir: Path) -> Iterator[Warehouse]:
 
 
 def start_server(warehouse: Warehouse, **overrides: object) -> WrmServer:
-    given: dict[str, object] = {"stats_log_interval_s": 0, **overrides}
+    given: dict[str, Any] = {"stats_log_interval_s": 0, **overrides}  # load_settings takes Any
     settings = load_settings(
         otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", database=warehouse.database, **given
     )

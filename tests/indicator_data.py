@@ -23,6 +23,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    Tracer,
     set_span_in_context,
 )
 
@@ -128,9 +129,9 @@ def resend(otlp_address: str, spans: list[ReadableSpan]) -> None:
     exporter.shutdown()
 
 
-def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
+def _send_run(tracer: Tracer, run: PlannedRun, workflow: str) -> None:
     t0, dur = run.start_ns, run.duration_ns
-    root = tracer.start_span(  # type: ignore[attr-defined]
+    root = tracer.start_span(
         workflow,
         start_time=t0,
         attributes={"wrm.workflow.name": workflow, "wrm.workflow.version": run.version},
@@ -140,7 +141,7 @@ def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
     ctx = set_span_in_context(root)
     step = dur // 10
     for attempt in range(1, run.attempts + 1):
-        s = tracer.start_span(  # type: ignore[attr-defined]
+        s = tracer.start_span(
             "classify",
             context=ctx,
             start_time=t0 + attempt * step,
@@ -155,7 +156,7 @@ def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
         if attempt == 1 and run.outcome in ("retry", "failed"):
             s.set_status(Status(StatusCode.ERROR, "model timed out"))
         s.end(end_time=t0 + attempt * step + step // 2)
-    check = tracer.start_span(  # type: ignore[attr-defined]
+    check = tracer.start_span(
         "check",
         context=ctx,
         start_time=t0 + 4 * step,
@@ -168,7 +169,7 @@ def _send_run(tracer: object, run: PlannedRun, workflow: str) -> None:
     )
     check.end(end_time=t0 + 5 * step)
     if run.human_wait_s:
-        review = tracer.start_span(  # type: ignore[attr-defined]
+        review = tracer.start_span(
             "review",
             context=ctx,
             start_time=t0 + 6 * step,

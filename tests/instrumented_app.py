@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 os.environ.setdefault("TRACELOOP_TELEMETRY", "false")
 os.environ.setdefault("TRACELOOP_METRICS_ENABLED", "false")
@@ -24,11 +26,19 @@ from traceloop.sdk import Traceloop
 from traceloop.sdk.decorators import agent, task, tool, workflow
 from traceloop.sdk.tracing.manual import LLMMessage, LLMUsage, track_llm_call
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def typed(decorator: Any) -> Callable[[F], F]:
+    """Traceloop's decorators are untyped; each returns a wrapper with the wrapped signature."""
+    return cast(Callable[[F], F], decorator)
+
+
 LEDGER_CALLS = {"n": 0}
 TRACE: dict[str, int] = {}
 
 
-@tool(name="ledger_lookup")
+@typed(tool(name="ledger_lookup"))
 def ledger_lookup(invoice: str) -> dict[str, object]:
     LEDGER_CALLS["n"] += 1
     if LEDGER_CALLS["n"] == 1:
@@ -36,7 +46,7 @@ def ledger_lookup(invoice: str) -> dict[str, object]:
     return {"invoice": invoice, "paid": False}
 
 
-@task(name="extract_fields")
+@typed(task(name="extract_fields"))
 def extract_fields(text: str) -> dict[str, object]:
     # Traceloop's manual LLM instrumentation (no provider SDK, no network).
     with track_llm_call(vendor="openai", type="chat") as llm:
@@ -46,7 +56,7 @@ def extract_fields(text: str) -> dict[str, object]:
     return {"invoice": "inv-7", "total": 42}
 
 
-@agent(name="reconciler")
+@typed(agent(name="reconciler"))
 def reconcile(fields: dict[str, object]) -> dict[str, object]:
     for attempt in (1, 2):
         try:
@@ -57,7 +67,7 @@ def reconcile(fields: dict[str, object]) -> dict[str, object]:
     raise AssertionError("unreachable")
 
 
-@workflow(name="invoice_intake", version=3)
+@typed(workflow(name="invoice_intake", version=3))
 def invoice_intake(text: str) -> dict[str, object]:
     TRACE["id"] = trace.get_current_span().get_span_context().trace_id
     Traceloop.set_association_properties({"user_id": "u-5", "session_id": "s-8"})
@@ -74,6 +84,7 @@ def main(address: str) -> str:
         resource_attributes={"deployment.environment.name": "ci"},
     )
     invoice_intake("Invoice inv-7 from ACME, total 42.00 EUR")
+    # the SDK provider Traceloop installs has it
     trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
     return f"{TRACE['id']:032x}"
 

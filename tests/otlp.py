@@ -70,7 +70,9 @@ def send_raw(otlp_address: str, request: ExportTraceServiceRequest | bytes) -> E
     """Send one request as is (bytes may be deliberately malformed); raises grpc.RpcError."""
     data = request if isinstance(request, bytes) else request.SerializeToString()
     with grpc.insecure_channel(otlp_address) as channel:
-        call = channel.unary_unary(EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString)
+        call: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
+            EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString
+        )
         return call(data, timeout=30)
 
 

@@ -6,10 +6,11 @@ that drifts from the schema the warehouse parses with fails here."""
 from __future__ import annotations
 
 import re
+from typing import Protocol, cast
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
+from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]  # private, no stub
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -55,12 +56,23 @@ def _envelope_class() -> type[Message]:
 ENVELOPE = _envelope_class()
 
 
-def _decode(frames: bytes) -> list[Message]:
+class _Envelope(Protocol):
+    """The fields of ENVELOPE, a class built at run time that type checkers cannot see."""
+
+    request: bytes
+    ingested_at_ms: int
+    retention_days: int
+    default_tenant: str
+    max_attribute_bytes: int
+
+
+def _decode(frames: bytes) -> list[_Envelope]:
     """Length-delimited Envelopes, as ClickHouse reads them; every byte must be consumed."""
-    out, pos = [], 0
+    out: list[_Envelope] = []
+    pos = 0
     while pos < len(frames):
         length, pos = _DecodeVarint(frames, pos)
-        out.append(ENVELOPE.FromString(frames[pos : pos + length]))
+        out.append(cast(_Envelope, ENVELOPE.FromString(frames[pos : pos + length])))
         pos += length
     assert pos == len(frames)
     return out

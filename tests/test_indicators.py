@@ -74,6 +74,7 @@ def fed_alone(warehouse: Warehouse) -> Iterator[WrmServer]:
 
 
 def test_effectiveness_by_version_is_exact(fed: WrmServer) -> None:
+    assert fed.warehouse is not None
     frame = indicators.effectiveness(fed.warehouse.reader, "default", "triage").set_index("workflow_version")
     assert list(frame.index) == ["v1", "v2"]
     assert frame["runs"].tolist() == [500, 500] and frame["completed"].tolist() == [450, 450]
@@ -97,6 +98,7 @@ def test_effectiveness_by_version_is_exact(fed: WrmServer) -> None:
 
 
 def test_effectiveness_by_day_and_throughput(fed: WrmServer) -> None:
+    assert fed.warehouse is not None
     reader = fed.warehouse.reader
     daily = indicators.effectiveness(reader, "default", "triage", by="day")
     assert len(daily) == 20 and set(daily["runs"]) == {50}
@@ -114,6 +116,7 @@ def test_effectiveness_by_day_and_throughput(fed: WrmServer) -> None:
 
 
 def test_comparison_is_significant_and_a_small_sample_is_not(fed: WrmServer) -> None:
+    assert fed.warehouse is not None
     reader = fed.warehouse.reader
     cmp_ = indicators.compare(reader, "default", "triage", Sides.versions("v1", "v2")).set_index("indicator")
     fp = cmp_.loc["first_pass_rate"]
@@ -146,8 +149,10 @@ def test_comparison_is_significant_and_a_small_sample_is_not(fed: WrmServer) -> 
 
 
 def test_time_to_benefit(fed: WrmServer) -> None:
+    assert fed.warehouse is not None
     ttb = indicators.time_to_benefit(fed.warehouse.reader, "default", "triage").set_index("workflow_version")
     v2 = ttb.loc["v2"]
+    assert isinstance(v2, pd.Series)  # one row per version, so a row, not a frame
     first_v2 = min(r.start_ns for r in RUNS if r.version == "v2")
     assert v2.previous_version == "v1"
     assert pd.Timestamp(v2.first_run_at).value == first_v2

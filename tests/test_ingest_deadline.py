@@ -19,7 +19,9 @@ def test_isolation_answers_before_the_clients_deadline(server: WrmServer) -> Non
     spans = [make_span(f"poison-{i}" if i % 10 == 3 else f"good-{i}") for i in range(400)]
     timeout = 5.0
     with grpc.insecure_channel(server.otlp_address) as channel:
-        call = channel.unary_unary(EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString)
+        call: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
+            EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString
+        )
         started = time.monotonic()
         response = call(request_of(spans).SerializeToString(), timeout=timeout)  # no DEADLINE_EXCEEDED
         took = time.monotonic() - started

@@ -113,7 +113,7 @@ def test_permanent_insert_failure_answers_internal_once(server: WrmServer) -> No
     with pytest.raises(grpc.RpcError) as err:
         send_raw(server.otlp_address, request_of([make_span("lost")]))
     assert err.value.code() == grpc.StatusCode.INTERNAL
-    assert "a retry would fail the same way" in err.value.details()
+    assert "a retry would fail the same way" in (err.value.details() or "")
     assert _metric(server, "wrm_otlp_requests_total", outcome="store_permanent") == 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) >= 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "transient"}) == 0
@@ -144,7 +144,7 @@ def test_transient_insert_failure_answers_unavailable_and_the_retry_is_stored(se
     with pytest.raises(grpc.RpcError) as err:
         send_raw(server.otlp_address, request)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "retry" in err.value.details()
+    assert "retry" in (err.value.details() or "")
     assert _metric(server, "wrm_otlp_requests_total", outcome="store_transient") == 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "transient"}) >= 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from typing import Any
+
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from tests.otlp import flush, sdk_provider
 from wrm.server import WrmServer
 
 
-def _workflow(server: WrmServer) -> dict[str, object]:
+def _workflow(server: WrmServer) -> dict[str, SpanContext]:
     """A 10-span workflow: a root, an LLM step retried after an exception, tools, a link."""
     provider = sdk_provider(server.otlp_address, service="refund-agent", **{"service.version": "1.4.2"})
     tracer = provider.get_tracer("tests.workflow", "0.1")
-    ids: dict[str, object] = {}
+    ids: dict[str, SpanContext] = {}
     with tracer.start_as_current_span("refund-workflow", kind=SpanKind.SERVER) as root:
         root.set_attribute("wrm.workflow.name", "refund")
         root.set_attribute("tags", ["a", "b"])
@@ -31,7 +33,7 @@ def _workflow(server: WrmServer) -> dict[str, object]:
         for i in range(6):
             with tracer.start_as_current_span(f"tool-{i}") as tool:
                 tool.set_attribute("gen_ai.tool.name", f"lookup-{i}")
-        with tracer.start_as_current_span("notify", links=[Link(ids["failed"], {"why": "follows up"})]) as n:  # type: ignore[arg-type]
+        with tracer.start_as_current_span("notify", links=[Link(ids["failed"], {"why": "follows up"})]) as n:
             ids["linked"] = n.get_span_context()
     flush(provider)
     provider.shutdown()
@@ -42,7 +44,7 @@ def test_sdk_workflow_lands_with_every_field(server: WrmServer) -> None:
     ids = _workflow(server)
     wh = server.warehouse
     assert wh is not None
-    trace = f"{ids['root'].trace_id:032x}"  # type: ignore[attr-defined]
+    trace = f"{ids['root'].trace_id:032x}"
     rows = wh.rows(
         "SELECT name, span_id, parent_span_id, kind, status_code, status_message, service_name, tenant_id,"
         " attributes, resource_attributes, scope_name, scope_version, `events.name`, `events.attributes`,"
@@ -51,11 +53,11 @@ def test_sdk_workflow_lands_with_every_field(server: WrmServer) -> None:
         {"t": trace},
     )
     assert len(rows) == 10
-    by_name: dict[str, list[tuple]] = {}
+    by_name: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:
         by_name.setdefault(r[0], []).append(r)
     root = by_name["refund-workflow"][0]
-    root_id = f"{ids['root'].span_id:016x}"  # type: ignore[attr-defined]
+    root_id = f"{ids['root'].span_id:016x}"
     assert root[1] == root_id and root[2] == "" and root[3] == "SERVER"
     assert root[6] == "refund-agent" and root[7] == "default"
     assert root[8]["wrm.workflow.name"] == "refund" and root[8]["tags"] == '["a","b"]'
@@ -73,7 +75,7 @@ def test_sdk_workflow_lands_with_every_field(server: WrmServer) -> None:
     assert failed[8]["gen_ai.usage.input_tokens"] == "120"
     assert failed[8]["temperature"] == "0.25" and failed[8]["stream"] == "false"
     notify = by_name["notify"][0]
-    assert notify[14] == [trace] and notify[15] == [f"{ids['failed'].span_id:016x}"]  # type: ignore[attr-defined]
+    assert notify[14] == [trace] and notify[15] == [f"{ids['failed'].span_id:016x}"]
     assert notify[16] == [{"why": "follows up"}]
     for r in rows:  # datetimes come back in microseconds, duration_ns in nanoseconds
         assert r[18] >= r[17]

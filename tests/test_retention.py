@@ -92,7 +92,7 @@ def test_summaries_outlive_raw_rows_of_a_tenant_with_shorter_retention(
     )
     server = start_server(warehouse, tenant_retention={"mid": {"spans_ttl_days": 1}})
     try:
-        late = request([span("x", "notify", start=0, end=1, **{"wrm.workflow.name": "triage"})])
+        late = request([span("x", "notify", start=0, end=1, wrm__workflow__name="triage")])
         late.resource_spans[0].resource.attributes.add(key="wrm.tenant.id").value.string_value = "mid"
         late_span = late.resource_spans[0].scope_spans[0].spans[0]
         late_span.trace_id, late_span.parent_span_id = bytes.fromhex(trace_id), bytes.fromhex(run_span_id)

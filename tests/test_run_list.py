@@ -39,7 +39,7 @@ def test_the_api_lists_the_current_version_only(warehouse: Warehouse) -> None:
         settle(server)
         with httpx.Client(base_url=f"http://{server.http_address}") as client:
 
-            def listed(**params: object) -> list[tuple[str, str]]:
+            def listed(**params: str) -> list[tuple[str, str]]:
                 runs = client.get("/v1/runs", params={"limit": 1, **params}).json()
                 out = [(r["trace_id"], r["status"]) for r in runs["runs"]]
                 while runs["next_cursor"]:

@@ -121,8 +121,8 @@ def test_detail_timeline_and_steps(api: tuple[WrmServer, httpx.Client]) -> None:
     decided = next(e for e in timeline if e["kind"] == "human.decided")
     assert (decided["actor"], decided["detail"], decided["wait_ms"]) == ("ana", "approved", 60_000)
 
-    retried = _all(client, workflow="triage", status=["completed"], limit=500)
-    retried = next(r for r in retried if r["retries"] == 1)
+    completed = _all(client, workflow="triage", status=["completed"], limit=500)
+    retried = next(r for r in completed if r["retries"] == 1)
     kinds = [e["kind"] for e in client.get(f"/v1/runs/{retried['run_id']}").json()["timeline"]]
     assert "step.retried" in kinds and kinds[-1] == "run.completed"
 

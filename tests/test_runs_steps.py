@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import module_server, settle
 from tests.otlp import send_raw
 from tests.workflows import request, span, tid
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 
@@ -217,7 +218,7 @@ def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     assert s["llm"]["model"] == "m-1" and s["llm"]["run_id"] == "order-42-run-2"
 
 
-def test_price_table_costs_tokens_without_a_cost_attribute(warehouse) -> None:  # type: ignore[no-untyped-def]
+def test_price_table_costs_tokens_without_a_cost_attribute(warehouse: Warehouse) -> None:
     from tests.conftest import start_server
 
     prices = {"m-priced": {"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0}}

@@ -15,7 +15,7 @@ Y2096 = 3_976_214_400 * 10**9  # 2096-01-01T00:00:00Z
 MAX_NS = 2**63 - 1  # 2262-04-11T23:47:16.854775807Z
 
 
-def _span(name: str = "fetch", **fields: object) -> Span:
+def _span(name: str = "fetch", /, **fields: object) -> Span:
     values: dict[str, object] = {
         "trace_id": TRACE,
         "span_id": SPAN,
@@ -23,7 +23,7 @@ def _span(name: str = "fetch", **fields: object) -> Span:
         "end_time_unix_nano": START + 1,
     }
     values.update(fields)
-    return Span(name=name, **values)  # type: ignore[arg-type]
+    return Span(name=name, **values)  # type: ignore[arg-type]  # each test gives the right types
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ class Served:
             text=True,
             env={**os.environ, **env},
         )
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         line = self.proc.stdout.readline()
         m = BANNER.search(line)
         assert m, (
@@ -63,7 +63,8 @@ class Served:
     def sql(self, query: str) -> str:
         req = urllib.request.Request(f"http://{self.http}/?database=wrm", data=query.encode())
         with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.read().decode().strip()
+            body: bytes = resp.read()  # urlopen's response is Any in typeshed
+            return body.decode().strip()
 
     def metric(self, name: str) -> float:
         with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30) as resp:

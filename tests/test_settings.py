@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_precedence_flag_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ({"database": "bad-name;"}, "'database' (WRM_DATABASE)"),
     ],
 )
-def test_bad_value_names_the_setting(kwargs: dict[str, object], named: str) -> None:
+def test_bad_value_names_the_setting(kwargs: dict[str, Any], named: str) -> None:
     with pytest.raises(SettingsError, match=named.replace("(", r"\(").replace(")", r"\)")):
         load_settings(**kwargs)
 

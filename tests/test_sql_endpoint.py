@@ -14,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, ProgrammingError
 
 from tests.otlp import make_span, request_of, send_raw
+from warehouse import Warehouse
 from wrm.server import WrmServer
 
 
@@ -111,7 +112,7 @@ def test_health_and_metrics(server: WrmServer) -> None:
     assert re.search(r'^wrm_otlp_requests_total\{outcome="partial"\} 1\.0$', text, re.MULTILINE), text
 
 
-def test_counters_are_logged_periodically(warehouse, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_counters_are_logged_periodically(warehouse: Warehouse, caplog: pytest.LogCaptureFixture) -> None:
     import logging
     import time
 

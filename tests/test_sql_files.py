@@ -10,7 +10,7 @@ import pytest
 
 from warehouse import MigrationError, Warehouse, migrate
 from warehouse.migrations import discover
-from warehouse.sql_files import definitions, sql_root, statement
+from warehouse.sql_files import Kind, definitions, sql_root, statement
 
 ROOT = Path(__file__).resolve().parents[1] / "sql"
 STATEMENTS = sorted(p.stem for p in (ROOT / "statements").glob("*.sql"))
@@ -21,8 +21,8 @@ def test_sql_is_read_from_the_installed_package() -> None:
 
 
 @pytest.mark.parametrize("kind", ["functions", "views"])
-def test_each_definition_comes_after_what_it_uses(kind: str) -> None:
-    order = definitions(kind)  # type: ignore[arg-type]
+def test_each_definition_comes_after_what_it_uses(kind: Kind) -> None:
+    order = definitions(kind)
     assert sorted(d.name for d in order) == sorted(p.stem for p in (ROOT / kind).glob("*.sql"))
     names = {d.name for d in order}
     seen: set[str] = set()

@@ -12,7 +12,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from analytics.sql import SqlLimits
 from tests.conftest import module_server, start_server
-from tests.sql_http import post, post_form
+from tests.sql_http import Answer, post, post_form
 from warehouse import Warehouse
 from wrm.server import WrmServer
 
@@ -39,7 +39,7 @@ def server(engine_dir: Path) -> Iterator[WrmServer]:
         yield srv
 
 
-def _refused(answer, what: str, code: str = "164") -> None:  # type: ignore[no-untyped-def]
+def _refused(answer: Answer, what: str, code: str = "164") -> None:
     assert answer.code == code, f"{what}: {answer}"
     assert answer.status == (403 if code == "164" else 400), f"{what}: {answer}"
     assert "root:" not in answer.body, f"{what} leaked /etc/passwd"

@@ -113,7 +113,7 @@ def test_span_facts_derive_exactly_the_step_statuses() -> None:
 def test_every_status_the_sql_compares_with_is_a_status() -> None:
     known = set(STORED_RUN_STATUSES) | set(STEP_STATUSES)
     texts = {**_sql_texts(), "analytics/runs/listing.py": " ".join(listing._STATUS_SQL.values())}
-    compared = {}
+    compared: dict[str, str] = {}
     for name, text in texts.items():
         for m in _COMPARISON_RE.finditer(_without_comments(text)):
             for value in _LITERAL_RE.findall(m.group(1)):

@@ -23,13 +23,13 @@ def test_an_idle_server_summarizes_its_last_runs(warehouse: Warehouse) -> None:
     server = start_server(warehouse, summary_interval_ms=1000, assemble_interval_ms=50)
     try:
         send_raw(
-            server.otlp_address, request([span("first", "run", start=0, end=2, **{"wrm.workflow.name": "w"})])
+            server.otlp_address, request([span("first", "run", start=0, end=2, wrm__workflow__name="w")])
         )
         assert _summarized(warehouse, 1, within_s=10)
         # the next run arrives right after a refresh; no further spans come
         send_raw(
             server.otlp_address,
-            request([span("second", "run", start=0, end=2, **{"wrm.workflow.name": "w"})]),
+            request([span("second", "run", start=0, end=2, wrm__workflow__name="w")]),
         )
         assert _summarized(warehouse, 2, within_s=10)
     finally:
@@ -55,13 +55,13 @@ def test_a_run_that_changes_version_leaves_its_old_group(warehouse: Warehouse) -
     server = start_server(warehouse)
     try:
         send_raw(
-            server.otlp_address, request([span("m", "run", start=0, end=3, **{"wrm.workflow.name": "mover"})])
+            server.otlp_address, request([span("m", "run", start=0, end=3, wrm__workflow__name="mover")])
         )
         settle(server)
         groups = "SELECT workflow_version, runs FROM runs_daily_store FINAL WHERE workflow_name = 'mover'"
         assert warehouse.rows(groups) == [("", 1)]
         # a late step names the version: the run moves to group v9, and the '' group is gone
-        late = span("m", "step", parent="run", start=1, end=2, **{"wrm.workflow.version": "v9"})
+        late = span("m", "step", parent="run", start=1, end=2, wrm__workflow__version="v9")
         send_raw(server.otlp_address, request([late]))
         settle(server)
         assert warehouse.rows(groups) == [("v9", 1)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from receiver.screen import resource_tenant
-from receiver.tenancy import split_by_retention
+from receiver.tenancy import Part, split_by_retention
 from tests.otlp import make_span
 
 
@@ -23,7 +23,9 @@ def _request(*resources: tuple[str | None, int]) -> ExportTraceServiceRequest:
     return req
 
 
-def _split(req: ExportTraceServiceRequest, days_by_tenant: dict[str, int], payload: bytes | None = None):  # type: ignore[no-untyped-def]
+def _split(
+    req: ExportTraceServiceRequest, days_by_tenant: dict[str, int], payload: bytes | None = None
+) -> tuple[bytes, list[Part]]:
     data = req.SerializeToString() if payload is None else payload
     spans = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
     return data, split_by_retention(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TypedDict, Unpack, cast
 
 import pytest
 
@@ -17,10 +18,19 @@ from warehouse import WarehouseRejected, WarehouseUnavailable
 FIELDS = EnvelopeFields(retention_days=30, default_tenant="default", max_attribute_bytes=1024)
 
 
-def _writer(sink: Callable[[bytes], None], **kw: object) -> GroupWriter:
-    options: dict[str, object] = {"max_pending_spans": 1000, "flush_max_spans": 1000, "flush_interval_s": 0.0}
+class _Options(TypedDict, total=False):
+    max_pending_spans: int
+    flush_max_spans: int
+    flush_interval_s: float
+    on_commit: Callable[[int], None]
+    stamps_after: int
+
+
+def _writer(sink: Callable[[bytes], object], **kw: Unpack[_Options]) -> GroupWriter:
+    options: _Options = {"max_pending_spans": 1000, "flush_max_spans": 1000, "flush_interval_s": 0.0}
     options.update(kw)
-    return GroupWriter([sink], ReceiverStats(), FIELDS, **options)  # type: ignore[arg-type]
+    # GroupWriter ignores what a sink returns; the blocking fakes return `release.wait(10) and None`
+    return GroupWriter([cast(Callable[[bytes], None], sink)], ReceiverStats(), FIELDS, **options)
 
 
 def test_a_request_is_acknowledged_only_after_its_insert_returns() -> None:
@@ -108,6 +118,7 @@ def test_close_stores_what_was_taken_and_refuses_the_rest() -> None:
 
 def _requests_in(frames: bytes) -> list[bytes]:
     """The request bytes of each Envelope in an insert (field 1 of each length-delimited frame)."""
+    # private: not in the protobuf stubs
     from google.protobuf.internal.decoder import _DecodeVarint  # type: ignore[attr-defined]
 
     out, pos = [], 0
