@@ -1,7 +1,7 @@
 """Frame accepted requests for the warehouse: each one wrapped in an `Envelope` message
 (sql/schemas/otlp_envelope.proto, installed with the package data) with what the receiver adds,
 length-delimited as ClickHouse's `Protobuf` format reads them. Built by concatenating bytes: the
-request is never re-encoded."""
+request is not re-encoded again."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class TraceReceiver:
         except MalformedRequest as exc:
             self.stats.requests.labels("malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        screened = screen_request(request, data, reencode=escaped)
+        screened = screen_request(request)
         refused = Rejection()
         if screened.spans:
             parts = split_by_retention(
@@ -155,8 +155,8 @@ class TraceReceiver:
             for part, future in zip(parts, futures_, strict=True):
                 try:
                     future.result()
-                except WarehouseRejected:
-                    refused = refused.plus(self._recover(part, context))
+                except WarehouseRejected as refusal:
+                    refused = refused.plus(self._recover(part, refusal, context))
             return refused
         except Backpressure as exc:
             self.stats.requests.labels("backpressure").inc()
@@ -177,14 +177,14 @@ class TraceReceiver:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(error)}")
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
-    def _recover(self, part: Part, context: grpc.ServicerContext) -> Rejection:
+    def _recover(self, part: Part, refusal: WarehouseRejected, context: grpc.ServicerContext) -> Rejection:
         def store(payload: bytes, spans: int) -> None:
             self._writer.submit(payload, spans, part.retention_days).result()
 
         # None when the client set no deadline (grpc's documented answer; types-grpcio says float)
         remaining: float | None = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining - ANSWER_MARGIN_S
-        outcome = recover(store, part.message, part.spans, deadline)
+        outcome = recover(store, part.message, refusal, deadline)
         self.stats.recoveries.labels(outcome.how).inc()
         return outcome.refused
 

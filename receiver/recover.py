@@ -1,15 +1,11 @@
-"""Store what the engine refused for good: re-encode the request, then isolate refused spans.
+"""Store what the engine refused for good: isolate the spans it refuses, store the rest.
 
-The exporter's bytes go to the engine untouched (receiver.screen): re-encoding every request
-would cost ≈ 4.4 µs per span of Python (docs/benchmarks.md) for requests real exporters never
-get wrong. But the engine's Protobuf reader is stricter than the Python parser: a bool sent as
-varint 106 is `true` to protobuf and PROTOBUF_BAD_CAST (436) to the engine; a known field number
-with another wire type is an unknown field kept by protobuf and UNKNOWN_PROTOBUF_FORMAT (444) to
-the engine. So only after a permanent refusal, the parsed message is re-encoded canonically
-(unknown fields dropped) and stored again. Should the engine still refuse it because of what it
-holds (REFUSED_DATA_CODES), the request is bisected by span, so every span it can store is stored
-and the rest are reported one by one. Any other permanent refusal (a missing table, a broken
-view) is the warehouse's, not the request's: it is raised, not bisected.
+The engine reads the canonical encoding of the screened request (receiver.screen), so it never
+refuses how a request is encoded. It can still refuse what one holds (REFUSED_DATA_CODES: a
+value it cannot convert, a CHECK constraint an operator put on a table): then the request is
+bisected by span, so every span it can store is stored and the rest are reported one by one.
+Any other permanent refusal (a missing table, a broken view) is the warehouse's, not the
+request's: it is raised, not bisected.
 """
 
 from __future__ import annotations
@@ -62,7 +58,7 @@ _Where = tuple[int, int, int]  # (resource, scope, span) index in the message
 class Recovery:
     """What became of a refused request: how it was stored and which spans the engine refused."""
 
-    how: str  # "reencoded" or "isolated"
+    how: str  # "isolated"
     refused: Rejection
 
 
@@ -70,22 +66,20 @@ def data_refused(exc: WarehouseRejected) -> bool:
     return exc.code in REFUSED_DATA_CODES
 
 
-def recover(store: Store, message: Any, spans: int, deadline: float | None = None) -> Recovery:
-    """Store `message` (an ExportTraceServiceRequest whose bytes were refused for good).
+def recover(
+    store: Store, message: Any, refusal: WarehouseRejected, deadline: float | None = None
+) -> Recovery:
+    """Store what the engine takes of `message`, an ExportTraceServiceRequest whose canonical
+    bytes it refused for good with `refusal`.
 
     `deadline` (time.monotonic()) is when the answer must go out: the exporter gives up on a
     request at its own timeout and retries it, which would repeat all this work. Isolation stops
     there, and the spans not yet isolated are reported refused rather than the answer being late.
     Raises WarehouseRejected when the warehouse, not the data, refuses it, and whatever `store`
     raises for a transient failure."""
-    message.DiscardUnknownFields()
-    try:
-        store(message.SerializeToString(), spans)
-        return Recovery("reencoded", Rejection())
-    except WarehouseRejected as exc:
-        if not data_refused(exc):
-            raise
-        log.warning("engine refused a re-encoded request of %d spans (code %s); isolating", spans, exc.code)
+    if not data_refused(refusal):
+        raise refusal
+    log.warning("the engine refused what a request holds (code %s); isolating its spans", refusal.code)
     return Recovery("isolated", _isolate(store, message, deadline))
 
 

@@ -24,7 +24,7 @@ class ReceiverStats:
         )
         self.recoveries = Counter(
             "wrm_otlp_recoveries",
-            "Requests the engine refused as sent, stored re-encoded or span by span",
+            "Requests whose data the engine refused in part, stored span by span (how=isolated)",
             ["how"],
             registry=r,
         )
@@ -38,6 +38,9 @@ class ReceiverStats:
             "wrm_flush_spans", "Spans per flush", buckets=(1, 10, 100, 1000, 5000, 20000, 50000), registry=r
         )
         self.queue_spans = Gauge("wrm_queue_spans", "Spans accepted but not yet stored", registry=r)
+        for error_class in ("transient", "permanent"):  # shown at 0 from the start
+            self.insert_failures.labels(error_class)
+        self.recoveries.labels("isolated")
 
     def snapshot(self) -> dict[str, float]:
         """Current totals, for the periodic log line."""

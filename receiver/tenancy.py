@@ -21,7 +21,7 @@ class Part:
     payload: bytes
     spans: int
     retention_days: int
-    message: Any  # the ExportTraceServiceRequest `payload` encodes, to re-encode if refused
+    message: Any  # the ExportTraceServiceRequest `payload` encodes, to bisect if its data is refused
 
 
 def split_by_retention(

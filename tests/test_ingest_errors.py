@@ -51,13 +51,14 @@ def test_bool_sent_as_varint_106_is_stored(server: WrmServer) -> None:
     assert server.warehouse is not None
     flag = server.warehouse.rows("SELECT attributes['flag'] FROM spans WHERE name = 'bool-106'")
     assert flag == [("true",)]
-    assert _metric(server, "wrm_otlp_recoveries_total", how="reencoded") == 1
-    assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 1
+    # the engine only ever read the canonical encoding: nothing was refused, nothing recovered
+    assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
+    assert _metric(server, "wrm_otlp_recoveries_total", how="isolated") == 0
 
 
 def test_known_field_with_another_wire_type_is_stored(server: WrmServer) -> None:
     """Span.flags (16, fixed32) sent as a varint: protobuf keeps it as an unknown field, the
-    engine refuses it (UNKNOWN_PROTOBUF_FORMAT, 444); the re-encoded request drops it."""
+    engine refused it (UNKNOWN_PROTOBUF_FORMAT, 444); the canonical encoding drops it."""
     span_bytes = make_span("flags-as-varint").SerializeToString() + b"\x80\x01\x05"
     request = request_of([]).SerializeToString()
     # resource_spans(1) > scope_spans(2) > spans(2), built by hand around the tampered span
@@ -67,7 +68,26 @@ def test_known_field_with_another_wire_type_is_stored(server: WrmServer) -> None
     response = send_raw(server.otlp_address, data)
     assert not response.HasField("partial_success")
     assert _count(server, "name = 'flags-as-varint'") == 1
-    assert _metric(server, "wrm_otlp_recoveries_total", how="reencoded") == 1
+    assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
+
+
+def test_a_duplicated_field_is_stored_as_the_receiver_read_it(server: WrmServer) -> None:
+    """Protobuf lets a singular field appear twice (the last one wins). Sent as is, the engine
+    stored such a span_id and name as empty strings: a span with no id, which validation never
+    saw. The warehouse gets the canonical encoding of what was read and validated."""
+    second_id = b"\x07" * 8
+    span_bytes = (
+        make_span("first-name").SerializeToString()
+        + b"\x12\x08" + second_id  # span_id (2) again
+        + b"\x2a\x0bsecond-name"  # name (5) again
+    )  # fmt: skip
+    scope = b"\x12" + _len(span_bytes) + span_bytes
+    resource_spans = b"\x12" + _len(scope) + scope
+    response = send_raw(server.otlp_address, b"\x0a" + _len(resource_spans) + resource_spans)
+    assert not response.HasField("partial_success")
+    assert server.warehouse is not None
+    stored = server.warehouse.rows("SELECT span_id, name FROM spans WHERE name LIKE '%-name'")
+    assert stored == [(second_id.hex(), "second-name")]
 
 
 def _len(b: bytes) -> bytes:
@@ -148,7 +168,7 @@ def test_transient_insert_failure_answers_unavailable_and_the_retry_is_stored(se
     assert _metric(server, "wrm_otlp_requests_total", outcome="store_transient") == 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "transient"}) >= 1
     assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
-    assert _metric(server, "wrm_otlp_recoveries_total", how="reencoded") == 0
+    assert _metric(server, "wrm_otlp_recoveries_total", how="isolated") == 0
     server.warehouse.command("ALTER TABLE spans MODIFY SETTING parts_to_throw_insert = 3000")
     send_raw(server.otlp_address, request)  # what the exporter's retry does
     assert _count(server, "name = 'retried'") == 1

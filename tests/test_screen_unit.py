@@ -121,18 +121,28 @@ def _request(*resources: tuple[str | None, list[Span]]) -> ExportTraceServiceReq
     return req
 
 
-def test_a_clean_request_goes_on_as_the_exporter_sent_it() -> None:
+def test_a_clean_request_goes_on_as_its_canonical_encoding() -> None:
     req = _request((None, [_span("a"), _span("b", span_id=b"\x05" * 8)]))
-    data = req.SerializeToString() + b""  # the transport's bytes
-    screened = screen_request(req, data)
-    assert screened.payload is data and screened.spans == 2 and screened.rejected == Rejection()
+    data = req.SerializeToString()
+    screened = screen_request(req)
+    assert screened.payload == data and screened.spans == 2 and screened.rejected == Rejection()
 
 
-def test_reencode_asks_for_the_parsed_message() -> None:
-    req = _request((None, [_span("a")]))
-    data = b"exporter bytes, unused"
-    screened = screen_request(req, data, reencode=True)
-    assert screened.payload == req.SerializeToString() and screened.spans == 1
+def test_the_warehouse_gets_what_was_screened_not_the_exporters_bytes() -> None:
+    """A duplicated singular field is legal protobuf (the last one wins) but the engine stored
+    it as an empty value; unknown fields made it skip spans. Only the canonical encoding of
+    the screened message, without unknown fields, goes on."""
+    span = _span("a").SerializeToString()
+    duplicated = span + b"\x12\x08" + b"\x07" * 8 + b"\xa8\x1f\x01"  # span_id again; field 501
+    scope = b"\x12" + bytes([len(duplicated)]) + duplicated
+    resource = b"\x12" + bytes([len(scope)]) + scope
+    req = ExportTraceServiceRequest.FromString(b"\x0a" + bytes([len(resource)]) + resource)
+    screened = screen_request(req)
+    stored = ExportTraceServiceRequest.FromString(screened.payload)
+    only = stored.resource_spans[0].scope_spans[0].spans[0]
+    assert only.span_id == b"\x07" * 8
+    assert b"\xa8\x1f\x01" not in screened.payload  # the unknown field 501 is dropped
+    assert screened.payload.count(b"\x12\x08") == 1  # one span_id, the one that was screened
 
 
 def test_refused_spans_are_removed_and_counted() -> None:
@@ -141,8 +151,7 @@ def test_refused_spans_are_removed_and_counted() -> None:
         (None, [_span("short", trace_id=b"\x01" * 8), good[0], _span("zero", span_id=bytes(8)), good[1]]),
         ("acme", [_span("short-2", trace_id=b"\x01" * 3), good[2]]),
     )
-    data = req.SerializeToString()
-    screened = screen_request(req, data)
+    screened = screen_request(req)
     assert screened.spans == 3
     assert screened.rejected == Rejection(3, "span 'short': trace_id is 8 bytes, expected 16", 2)
     assert screened.rejected.message() == (
@@ -157,7 +166,7 @@ def test_refused_spans_are_removed_and_counted() -> None:
 @pytest.mark.parametrize("tenant", ["", "no such!", "-leading-dash", "x" * 65, "é"])
 def test_a_malformed_tenant_refuses_every_span_of_its_resource(tenant: str) -> None:
     req = _request((tenant, [_span("t1"), _span("t2")]), ("acme", [_span("kept")]))
-    screened = screen_request(req, req.SerializeToString())
+    screened = screen_request(req)
     assert screened.spans == 1 and screened.rejected.count == 2 and screened.rejected.same_problem == 2
     assert "resource attribute wrm.tenant.id=" in screened.rejected.first_problem
     assert "is not a tenant id" in screened.rejected.first_problem
@@ -169,8 +178,8 @@ def test_a_malformed_tenant_refuses_every_span_of_its_resource(tenant: str) -> N
 def test_well_formed_tenants_pass(tenant: str) -> None:
     req = _request((tenant, [_span()]))
     data = req.SerializeToString()
-    screened = screen_request(req, data)
-    assert screened.spans == 1 and screened.rejected.count == 0 and screened.payload is data
+    screened = screen_request(req)
+    assert screened.spans == 1 and screened.rejected.count == 0 and screened.payload == data
 
 
 def test_resource_tenant_reads_the_attribute() -> None:
