@@ -1,11 +1,12 @@
 """Run assembly: rebuild runs and steps, in the warehouse, for traces that received spans.
 
 The SQL lives in sql/ (views/assemble_steps.sql, views/assemble_runs.sql and the statements in
-statements/ that insert from them; sql/README.md); this loop only moves a watermark. The writer
-reports each committed flush's `ingested_at` stamp; a cycle assembles every trace touched in
-(watermark, committed] and then advances the watermark, which is stored in `assembly_state` so a
-restart resumes where it stopped. Because each cycle recomputes whole traces from all their
-facts, running a range twice is harmless.
+statements/ that insert from them; sql/README.md), and one cycle's statements in
+derivation/rebuild.py; this loop only moves a watermark. The writer reports each committed
+flush's `ingested_at` stamp; a cycle resolves every trace touched in (watermark, committed] to
+its run, rebuilds those runs whole (every part, from all their facts) and then advances the
+watermark, which is stored in `assembly_state` so a restart resumes where it stopped. Running a
+range twice is harmless.
 
 The invariant that makes this crash-safe: the watermark moves to a stamp only after every trace
 with a `dirty_traces` row stamped at or below it has been rebuilt, and no row is ever stored
@@ -20,9 +21,12 @@ Failures are classified once (warehouse.errors): a transient one is retried with
 back-off, a permanent one (a broken view, a missing table) stops assembly and says so in the log,
 /metrics and /healthz rather than failing the same way every second.
 
+Runs whose end never comes: every `stale_check_interval_s` the loop sweeps unfinished runs that
+have received no span for their workflow's limit; rebuilt, they become failed / abandoned.
+
 Two rules keep older data stable:
   * a run that started more than its tenant's span retention ago, less an hour, is frozen
-    (sql/views/frozen_runs.sql): its first spans may already be expiring, so a late span must
+    (sql/views/queued_runs.sql): its first spans may already be expiring, so a late span must
     not rebuild it from what is left;
   * every (tenant, day) a cycle rewrites, before and after, is noted in `summary_dirty` for
     the summarizer (derivation/summarizer.py) that keeps the daily summary tier.
@@ -35,11 +39,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from derivation.rebuild import RunRebuild, StalePolicy
 from derivation.stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
 from derivation.summarizer import Summarizer
 from warehouse import Warehouse, WarehouseError, is_transient
 from warehouse.retention import TierDays
-from warehouse.sql_files import statement
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +51,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AssemblyConfig:
     interval_s: float = 1.0
-    window_ms: int = 5_000  # most ingest time assembled in one INSERT … SELECT
+    window_ms: int = 5_000  # most ingest time assembled in one cycle
+    window_traces: int = 20_000  # most traces resolved in one cycle (unless one ms holds more)
     spans_days: TierDays = field(default_factory=lambda: TierDays(30))
     steps_days: TierDays = field(default_factory=lambda: TierDays(90))
     runs_days: TierDays = field(default_factory=lambda: TierDays(90))
     summaries_days: TierDays = field(default_factory=lambda: TierDays(400))
     summary_interval_s: float = 10.0
     max_backoff_s: float = 30.0  # longest pause between retries of a transient failure
+    run_keys: tuple[str, ...] = ()  # further span attributes whose value is a run id (spec 4.3)
+    stale: StalePolicy = field(default_factory=StalePolicy)
+    stale_check_interval_s: float = 60.0
 
 
 class RunAssembler:
@@ -78,6 +86,10 @@ class RunAssembler:
             **config.steps_days.params("steps"),
             **config.runs_days.params("runs"),
         }
+        self._rebuild = RunRebuild(
+            warehouse, self._params, list(config.run_keys), config.stale, floor_ms=self._watermark
+        )
+        self._last_sweep = time.monotonic()
         self._summarizer = Summarizer(
             warehouse, config.runs_days, config.summaries_days, config.summary_interval_s
         )
@@ -134,6 +146,13 @@ class RunAssembler:
         finally:
             self._wh.close()
 
+    def sweep_stale(self) -> None:
+        """Fail, as abandoned, the unfinished runs idle past their limit (spec 4.5), now."""
+        with self._cycle:
+            self._rebuild.sweep()
+            self.stats.cycles.inc()
+        self._last_sweep = time.monotonic()
+
     def _run(self) -> None:
         pause = 0.0
         while True:
@@ -141,13 +160,15 @@ class RunAssembler:
                 self._stopped.wait(pause)
             with self._cond:
                 # Idle, it still wakes once per summary interval, so days noted by the last
-                # cycle are summarized even when no more spans come.
+                # cycle are summarized and stale runs swept even when no more spans come.
                 if self._committed <= self._watermark and not self._stopping:
-                    self._cond.wait(self._config.summary_interval_s or None)
+                    self._cond.wait(self._idle_wait() or None)
                 if self._stopping:
                     return
             try:
                 self._assemble()
+                if time.monotonic() - self._last_sweep >= self._config.stale_check_interval_s:
+                    self.sweep_stale()
                 self._summarize(force=False)
             except Exception as exc:  # classified once; a bug counts as permanent
                 if not self._failed(exc):
@@ -157,6 +178,10 @@ class RunAssembler:
             with self._cond:
                 self._state, self._failures, self._last_error = OK, 0, ""
             pause = self._config.interval_s
+
+    def _idle_wait(self) -> float:
+        until_sweep = self._config.stale_check_interval_s - (time.monotonic() - self._last_sweep)
+        return max(0.05, min(self._config.summary_interval_s or until_sweep, until_sweep))
 
     def _failed(self, exc: Exception) -> bool:
         """Record a failed cycle; True when it is worth retrying."""
@@ -184,6 +209,8 @@ class RunAssembler:
         skipping stretches in which nothing arrived."""
         while True:
             with self._cycle:
+                if self._rebuild.pending:  # runs a dead cycle queued
+                    self._rebuild.rebuild_pending()
                 with self._cond:
                     since, committed = self._watermark, self._committed
                 if committed <= since:
@@ -194,23 +221,28 @@ class RunAssembler:
                     return
                 with self._cond:
                     self._pending_from_ms = first
-                until = min(committed, first - 1 + self._config.window_ms)
-                window = {**self._params, "since": since, "until": until}
-                self._wh.command(statement("note_summary_days"), window)  # the days runs are on before
-                self._wh.command(statement("assemble_steps"), window)
-                self._wh.command(statement("unlist_runs"), window)
-                self._wh.command(statement("assemble_runs"), window)
-                self._wh.command(statement("note_summary_days"), window)  # and after this cycle
+                until = min(committed, first - 1 + self._config.window_ms, self._nth_after(since))
+                self._rebuild.window(since, until)
                 self.stats.cycles.inc()
                 self.stats.lag.observe(max(0.0, time.time() - first / 1000))
                 self._advance(until)
 
     def _summarize(self, *, force: bool) -> None:
         with self._cycle:
-            with self._cond:
-                through = self._watermark
-            if self._summarizer.refresh(through, force=force):
+            if self._summarizer.refresh(self._rebuild.done_ms, force=force):
                 self.stats.summary_refreshes.inc()
+
+    def _nth_after(self, since: int) -> int:
+        """The stamp of the `window_traces`-th trace stored after `since`: a window ends there at
+        the latest, so one cycle resolves a bounded number of traces."""
+        return _stamp(
+            self._wh.rows(
+                "SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM (SELECT ingested_at FROM dirty_traces "
+                "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+                "ORDER BY ingested_at LIMIT {n:UInt32})",
+                {"since": since, "n": self._config.window_traces},
+            )
+        )
 
     def _first_after(self, since: int) -> int:
         """The stamp of the oldest flush stored after `since` (0: none)."""

@@ -78,6 +78,9 @@ class WrmServer:
                 runs_days=policy.runs,
                 summaries_days=policy.summaries,
                 summary_interval_s=s.summary_interval_ms / 1000,
+                run_keys=tuple(s.run_id_attributes),
+                stale=s.stale_policy(),
+                stale_check_interval_s=s.stale_check_interval_s,
             ),
         )
         self.assembler.start()

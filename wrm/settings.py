@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,11 +21,26 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from derivation.rebuild import StalePolicy
 from warehouse.retention import RetentionPolicy, TierDays
 from warehouse.tenants import TENANT_RE
 
 ENV_PREFIX = "WRM_"
+_ATTRIBUTE_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,255}$")
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
+
+
+def _number_or_same(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _seconds(value: timedelta) -> int:
+    return max(1, round(value.total_seconds()))
 
 
 class SettingsError(ValueError):
@@ -111,7 +127,71 @@ class Settings(BaseSettings):
     export_max_concurrent: int = Field(
         2, ge=1, le=64, description="run exports streaming at once; one more gets 429 with Retry-After"
     )
+    run_id_attributes: list[str] = Field(
+        default_factory=list,
+        description="further span attributes whose value is a run id, joining traces into one run "
+        "(e.g. session.id); after wrm.run.id and cicd.pipeline.run.id, before span links",
+    )
+    stale_run_after: timedelta = Field(
+        timedelta(hours=24),
+        description="an unfinished run with no span for this long becomes failed / abandoned "
+        "(seconds or ISO 8601, e.g. PT24H)",
+    )
+    stale_run_after_by_workflow: dict[str, timedelta] = Field(
+        default_factory=dict, description="stale_run_after per workflow name"
+    )
+    human_wait_limit: timedelta = Field(
+        timedelta(days=7),
+        description="a run waiting for a person with no span for this long becomes failed / abandoned",
+    )
+    human_wait_limit_by_workflow: dict[str, timedelta] = Field(
+        default_factory=dict, description="human_wait_limit per workflow name"
+    )
+    stale_check_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="how often unfinished runs are checked for staleness"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("run_id_attributes")
+    @classmethod
+    def _attribute_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ATTRIBUTE_RE.match(name):
+                raise ValueError(f"{name!r} is not an attribute name (letters, digits, _ . - /; at most 255)")
+        return value
+
+    @field_validator(
+        "stale_run_after",
+        "human_wait_limit",
+        "stale_run_after_by_workflow",
+        "human_wait_limit_by_workflow",
+        mode="before",
+    )
+    @classmethod
+    def _seconds_text(cls, value: object) -> object:
+        """A duration given as text of a number (an environment variable) is seconds."""
+        if isinstance(value, dict):
+            return {k: _number_or_same(v) for k, v in value.items()}
+        return _number_or_same(value)
+
+    @field_validator(
+        "stale_run_after", "human_wait_limit", "stale_run_after_by_workflow", "human_wait_limit_by_workflow"
+    )
+    @classmethod
+    def _positive(cls, value: timedelta | dict[str, timedelta]) -> timedelta | dict[str, timedelta]:
+        for limit in value.values() if isinstance(value, dict) else [value]:
+            if not timedelta(seconds=1) <= limit <= timedelta(days=3650):
+                raise ValueError(f"{limit} is not between 1 second and 3650 days")
+        return value
+
+    def stale_policy(self) -> StalePolicy:
+        """When unfinished runs count as abandoned, in whole seconds."""
+        return StalePolicy(
+            after_s=_seconds(self.stale_run_after),
+            after_by_workflow={w: _seconds(v) for w, v in self.stale_run_after_by_workflow.items()},
+            wait_s=_seconds(self.human_wait_limit),
+            wait_by_workflow={w: _seconds(v) for w, v in self.human_wait_limit_by_workflow.items()},
+        )
 
     @field_validator("otlp_grpc", "http")
     @classmethod

@@ -1,6 +1,8 @@
--- Note, for the summarizer, every (tenant, UTC day) the runs of an assembly window are on. The
--- assembler runs it before a rebuild (the days runs were on) and after it (the days they are on).
+-- Note, for the summarizer, every (tenant, UTC day) the runs queued in (since, until], ms, are on.
+-- The assembler runs it before a rebuild (the days runs were on) and after it (the days they are
+-- on), stamped {noted_ms}: the ingest watermark the cycle moves to.
 INSERT INTO summary_dirty
-SELECT DISTINCT tenant_id, toDate(start_time), {until:Int64}
+SELECT DISTINCT tenant_id, toDate(start_time), {noted_ms:Int64}
 FROM runs_store FINAL
-WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM assembly_window(since = {since:Int64}, until = {until:Int64}))
+WHERE (tenant_id, run_id) IN (
+    SELECT DISTINCT tenant_id, run_id FROM run_queue WHERE queued_ms > {since:Int64} AND queued_ms <= {until:Int64})

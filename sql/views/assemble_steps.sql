@@ -1,25 +1,43 @@
--- The steps of the traces in an assembly window (since, until], ms: every span of each trace as a
--- steps_store row without its retention_days (sql/statements/assemble_steps.sql adds it), is_deleted
--- when the span is not a step.
+-- The steps of the runs of cycle {stamp} (assembly_parts: queued, not frozen): every span of each
+-- of their traces (cycle_parts) as a steps_store row without its retention_days
+-- (sql/statements/assemble_steps.sql adds it), is_deleted when the span is not a step.
 --
--- One pass per trace: the trace's spans are gathered into arrays sorted by span id, and the
--- tree questions are answered with array functions, which keeps the plan small:
---   * the run span and the run id (wrm_run_span_value, wrm_run_id: sql/functions);
+-- One pass per trace (each part of a run keeps its own tree): the trace's spans are gathered into
+-- arrays sorted by span id, and the tree questions are answered with array functions, which keeps
+-- the plan small:
+--   * the trace's run span (wrm_run_span_value: sql/functions); the run id is the trace's
+--     resolved run (trace_runs, through cycle_parts);
 --   * which spans are steps (step meaning, or a direct child of the run span; never a marker);
 --   * each span's nearest step ancestor, by pointer jumping over parent links (arrayFold: each
 --     round doubles the reach, six rounds reach 64 levels): a step nests under it, a non-step
 --     span rolls its usage into it;
---   * attempts: wrm.step.attempt, else the order among steps with the same name and parent.
+--   * usage counted once (wrm_usage_covered / wrm_usage_counted): a span's own tokens and cost
+--     count only when no descendant reports them;
+--   * attempts: wrm.step.attempt, else the order among steps with the same name and parent in the
+--     same trace (a part that resumes after a pause is not a retry).
+-- A human decision's wait is measured per request, across the run's parts: from the latest
+-- wrm.hitl.state=requested marker since the run's previous decision to the decision's end; with
+-- no such marker, the decision span's own duration.
 CREATE OR REPLACE VIEW assemble_steps AS
 WITH
+    parts AS (
+        SELECT tenant_id, trace_id, run_id FROM cycle_parts(stamp = {stamp:Int64})
+    ),
     facts AS (
-        SELECT * FROM priced_span_facts
-        WHERE (tenant_id, trace_id) IN (
-            SELECT tenant_id, trace_id FROM assembly_window(since = {since:Int64}, until = {until:Int64}))
+        SELECT * FROM priced_span_facts WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
+    ),
+    requests AS (
+        SELECT p.tenant_id AS tenant_id, p.run_id AS run_id,
+               arraySort(groupArrayIf(toUnixTimestamp64Nano(f.start_time), f.is_marker = 1)) AS asked,
+               arraySort(groupArrayIf(toUnixTimestamp64Nano(f.end_time), f.hitl_decision != '')) AS decided
+        FROM facts AS f
+        INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
+        GROUP BY p.tenant_id, p.run_id
     ),
     tree AS (
         SELECT tenant_id, trace_id, run_id, z.1 AS span_id, z.2 AS is_step, z.3 AS parent_step_id, z.4 AS attempt,
-               z.5 AS rolled_in, z.6 AS rolled_out, z.7 AS rolled_cost
+               z.5 AS rolled_in, z.6 AS rolled_out, z.7 AS rolled_cost, z.8 AS own_in, z.9 AS own_out,
+               z.10 AS own_cost
         FROM (
             SELECT tenant_id, trace_id, run_id,
                    arrayMap(j -> if(j > 0 AND is_step[j] = 1, ids[j], ''), nearest) AS found,
@@ -34,10 +52,13 @@ WITH
                        is_step, found, tok_out)), 0), is_step, ids) AS r_out,
                    arrayMap((st, id) -> if(st = 1, arraySum(arrayMap((s2, f2, v) -> if(s2 = 0 AND f2 = id, v, 0),
                        is_step, found, costs)), 0), is_step, ids) AS r_cost,
-                   arrayZip(ids, is_step, found, attempts, r_in, r_out, r_cost) AS rows
+                   arrayZip(ids, is_step, found, attempts, r_in, r_out, r_cost, tok_in, tok_out, costs) AS rows
             FROM (
                 SELECT tenant_id, trace_id, run_id, ids, parents, names, starts, attempt_attrs, is_step,
-                       tok_in, tok_out, costs,
+                       -- the usage that counts (spec 4.4)
+                       wrm_usage_counted(own_in, covered_in) AS tok_in,
+                       wrm_usage_counted(own_out, covered_out) AS tok_out,
+                       wrm_usage_counted(own_cost, covered_cost) AS costs,
                        -- index of each span's parent (0: not in the trace); a walk stops at a step or the run span
                        arrayMap(p -> toUInt32(indexOfAssumeSorted(ids, p)), parents) AS up,
                        arrayMap((id, st) -> st = 1 OR id = run_span, ids, is_step) AS stop,
@@ -46,14 +67,17 @@ WITH
                                  range(6), up) AS nearest
                 FROM (
                     SELECT tenant_id, trace_id, run_span, run_id, ids, parents, names, starts, attempt_attrs,
-                           tok_in, tok_out, costs,
+                           own_in, own_out, own_cost,
+                           wrm_usage_covered(ids, parents, own_in) AS covered_in,
+                           wrm_usage_covered(ids, parents, own_out) AS covered_out,
+                           wrm_usage_covered(ids, parents, own_cost) AS covered_cost,
                            arrayMap((id, p, m, mk) -> toUInt8(id != run_span AND mk = 0
                                                              AND (m = 1 OR (run_span != '' AND p = run_span))),
                                     ids, parents, meaning, marker) AS is_step
                     FROM (
                         SELECT tenant_id, trace_id,
                                wrm_run_span_value(span_id, wrm_run_order(run_rank, start_time, span_id)) AS run_span,
-                               wrm_run_id(run_id_attr, wrm_run_order(run_rank, start_time, span_id), trace_id) AS run_id,
+                               any(p.run_id) AS run_id,
                                arraySort(groupArray((span_id, parent_span_id, has_step_meaning, is_marker, step_name,
                                                      start_time, attempt_attr, input_tokens, output_tokens, cost)))
                                    AS nodes,
@@ -64,10 +88,12 @@ WITH
                                arrayMap(n -> n.5, nodes) AS names,
                                arrayMap(n -> n.6, nodes) AS starts,
                                arrayMap(n -> n.7, nodes) AS attempt_attrs,
-                               arrayMap(n -> n.8, nodes) AS tok_in,
-                               arrayMap(n -> n.9, nodes) AS tok_out,
-                               arrayMap(n -> n.10, nodes) AS costs
-                        FROM facts GROUP BY tenant_id, trace_id
+                               arrayMap(n -> n.8, nodes) AS own_in,
+                               arrayMap(n -> n.9, nodes) AS own_out,
+                               arrayMap(n -> n.10, nodes) AS own_cost
+                        FROM facts AS f
+                        INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
+                        GROUP BY f.tenant_id AS tenant_id, f.trace_id AS trace_id
                     )
                 )
             )
@@ -96,16 +122,23 @@ SELECT
     f.start_time AS start_time,
     f.end_time AS end_time,
     f.duration_ns AS duration_ns,
-    f.input_tokens + t.rolled_in AS input_tokens,
-    f.output_tokens + t.rolled_out AS output_tokens,
-    f.cost + t.rolled_cost AS cost_usd,
+    -- a step: its own usage and its non-step spans'; a span that is not a step (an is_deleted
+    -- row): its own usage unless a step took it, so the rows of a trace sum to its usage once
+    if(t.is_step = 1, t.own_in + t.rolled_in, if(t.parent_step_id = '', t.own_in, 0)) AS input_tokens,
+    if(t.is_step = 1, t.own_out + t.rolled_out, if(t.parent_step_id = '', t.own_out, 0)) AS output_tokens,
+    if(t.is_step = 1, t.own_cost + t.rolled_cost, if(t.parent_step_id = '', t.own_cost, 0)) AS cost_usd,
     f.model AS model,
     f.validation_name AS validation_name,
     f.validation_passed AS validation_passed,
     f.quality_score AS quality_score,
     f.hitl_decision AS human_decision,
     f.hitl_actor AS human_actor,
-    toUInt64(if(f.hitl_decision != '', intDiv(f.duration_ns, 1000000), 0)) AS human_wait_ms,
+    toUInt64(if(f.hitl_decision = '', 0, intDiv(
+        if((arrayReduce('max', arrayFilter(x -> x <= toUnixTimestamp64Nano(f.end_time)
+                                                AND x >= arrayReduce('max', arrayFilter(y -> y < toUnixTimestamp64Nano(f.end_time),
+                                                                                        q.decided)),
+                                           q.asked)) AS asked_at) > 0,
+           toUnixTimestamp64Nano(f.end_time) - asked_at, f.duration_ns), 1000000))) AS human_wait_ms,
     f.user_id AS user_id,
     f.session_id AS session_id,
     f.service_name AS service_name,
@@ -114,4 +147,5 @@ SELECT
     now64(6) AS assembled_at,
     toUInt8(1 - t.is_step) AS is_deleted
 FROM facts AS f
-INNER JOIN tree AS t ON t.tenant_id = f.tenant_id AND t.trace_id = f.trace_id AND t.span_id = f.span_id;
+INNER JOIN tree AS t ON t.tenant_id = f.tenant_id AND t.trace_id = f.trace_id AND t.span_id = f.span_id
+LEFT JOIN requests AS q ON q.tenant_id = f.tenant_id AND q.run_id = t.run_id;

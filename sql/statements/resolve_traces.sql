@@ -1,0 +1,26 @@
+-- Resolve the run of each trace of an ingest window (since, until], ms, into trace_runs at version
+-- {resolved}: its own key (trace_keys) if it has one; else, if its run span links to a trace that
+-- started before it, that trace's run as last resolved (the linked trace id itself while that
+-- trace is unknown); else its own trace id. resolve_links.sql then carries changes along links.
+INSERT INTO trace_runs
+WITH
+    keys AS (
+        SELECT * FROM trace_keys(since = {since:Int64}, until = {until:Int64}, run_keys = {run_keys:Array(String)})
+    ),
+    targets AS (
+        SELECT tenant_id, trace_id, argMax(run_id, resolved) AS run_id, argMax(start_time, resolved) AS start_time
+        FROM trace_runs
+        WHERE (tenant_id, trace_id) IN (SELECT tenant_id, link_trace_id FROM keys WHERE link_trace_id != '')
+        GROUP BY tenant_id, trace_id
+    )
+SELECT k.tenant_id, k.trace_id, k.key_run_id, k.link_trace_id,
+       multiIf(k.key_run_id != '', k.key_run_id,
+               k.link_trace_id = '', k.trace_id,
+               t.run_id = '', k.link_trace_id,
+               t.start_time < k.start_time, t.run_id,
+               k.trace_id),
+       k.start_time,
+       wrm_tenant_days(k.tenant_id, {runs_tenants:Array(String)}, {runs_days:Array(UInt16)}, {runs_default:UInt16}),
+       {resolved:UInt64}
+FROM keys AS k
+LEFT JOIN targets AS t ON t.tenant_id = k.tenant_id AND t.trace_id = k.link_trace_id
