@@ -47,6 +47,10 @@ def run_filter(
     min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
     has_human_decisions: bool | None = None,
     failure_text: Annotated[str, Query(max_length=500, description="text in the failure reason")] = "",
+    failure_kind: Annotated[
+        Literal["", "error", "timeout", "validation", "rejected_by_human", "abandoned"],
+        Query(description="why a failed run failed; `abandoned`: no span came for its stale_run_after"),
+    ] = "",
 ) -> RunFilter:
     return RunFilter(
         workflow=workflow,
@@ -59,6 +63,7 @@ def run_filter(
         min_duration_ms=min_duration_ms,
         has_human_decisions=has_human_decisions,
         failure_text=failure_text,
+        failure_kind=failure_kind,
     )
 
 
@@ -127,8 +132,8 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
     def get_steps(who: Who, run_id: str, view: Literal["tree", "flat"] = "tree") -> StepList:
         """Steps with usage, validation and last error: nested by parent step, or flat in start order."""
         run = find_run(wh, who.tenant, run_id)
-        steps = steps_of(wh, who.tenant, run.trace_id)
-        return StepList(run_id=run_id, view=view, steps=as_tree(steps) if view == "tree" else steps)
+        steps = steps_of(wh, who.tenant, run)
+        return StepList(run_id=run.run_id, view=view, steps=as_tree(steps) if view == "tree" else steps)
 
     def _act(
         who: Who,
@@ -139,11 +144,11 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
         key: str,
         response: Response,
     ) -> Action:
-        run = find_run(wh, who.tenant, run_id)
+        run = find_run(wh, who.tenant, run_id)  # a part's trace id finds its run
         action, created = acts.request_action(
             wh,
             who.tenant,
-            run_id,
+            run.run_id,
             run.status,
             kind,
             reason=reason,
@@ -195,12 +200,12 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
 
     @router.post("/runs/{run_id}/annotations", response_model=Annotation, status_code=201, tags=["actions"])
     def annotate(who: Who, run_id: str, body: AnnotationRequest) -> Annotation:
-        find_run(wh, who.tenant, run_id)
-        return acts.annotate(wh, who.tenant, run_id, body)
+        run = find_run(wh, who.tenant, run_id)
+        return acts.annotate(wh, who.tenant, run.run_id, body)
 
     @router.post("/runs/{run_id}/tags", response_model=Tags, tags=["actions"])
     def tags(who: Who, run_id: str, body: TagsRequest) -> Tags:
-        find_run(wh, who.tenant, run_id)
+        run_id = find_run(wh, who.tenant, run_id).run_id
         acts.change_tags(wh, who.tenant, run_id, body, who.actor)
         return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
 

@@ -1,4 +1,4 @@
-"""One run: its row, its steps (as a tree or flat), its timeline and its re-run lineage."""
+"""One run: its row, its parts, its steps (as a tree or flat), its timeline and its re-run lineage."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from clickhouse_connect.driver.client import Client
 from analytics.runs import actions as acts
 from analytics.runs.errors import UnknownItem
 from analytics.runs.listing import shown_status, tags_of
-from analytics.runs.schemas import Action, Annotation, Lineage, RunDetail, Step, TimelineEvent, TimelineKind
+from analytics.runs.schemas import (
+    Action,
+    Annotation,
+    Lineage,
+    RunDetail,
+    RunPart,
+    Step,
+    TimelineEvent,
+    TimelineKind,
+)
 from warehouse import Warehouse
 from warehouse.statuses import FINISHED_RUN_STATUSES, LIVE_RUN_STATUSES
 
@@ -23,6 +32,7 @@ class RunRow:
 
     run_id: str
     trace_id: str
+    trace_ids: list[str]
     workflow_name: str
     workflow_version: str
     environment: str
@@ -36,6 +46,7 @@ class RunRow:
     output_tokens: int
     cost_usd: float
     first_pass: int
+    failure_kind: str
     failure_reason: str
     failed_step: str
     human_decisions: int
@@ -60,26 +71,38 @@ _STEP_COLUMNS = ", ".join((
 def find_run(wh: Warehouse, tenant: str, run_id: str) -> RunRow:
     """The run's current row; UnknownItem when the tenant has no such run.
 
-    Read without FINAL, which at a million runs costs tens of ms for one row: the trace comes
-    from the run list (bloom filter on run_id, small granules), then the run's versions by
-    primary key, newest first, which is the row FINAL would keep."""
-    traces = wh.rows(
-        "SELECT trace_id FROM runs_by_time WHERE tenant_id = {t:String} AND run_id = {r:String} "
-        "ORDER BY start_time DESC, assembled_at DESC LIMIT 1",
+    `run_id` may also be the trace id of any of the run's parts (spec 4.3). Read without FINAL,
+    which merges whole granules: the run's versions by primary key, newest first, which is the row
+    FINAL would keep (unless it is a deletion)."""
+    row = _current(wh, tenant, run_id)
+    if row is None:
+        found = wh.rows(
+            "SELECT argMax(run_id, resolved) FROM trace_runs "
+            "WHERE tenant_id = {t:String} AND trace_id = {tr:String}",
+            {"t": tenant, "tr": run_id},
+        )
+        if found and found[0][0] and found[0][0] != run_id:
+            row = _current(wh, tenant, str(found[0][0]))
+    if row is None:
+        raise UnknownItem(f"no run {run_id!r}")
+    return row
+
+
+def _current(wh: Warehouse, tenant: str, run_id: str) -> RunRow | None:
+    rows = wh.rows(
+        f"SELECT {', '.join(_RUN_FIELDS)}, is_deleted FROM runs_store WHERE tenant_id = {{t:String}} "
+        "AND run_id = {r:String} ORDER BY assembled_at DESC LIMIT 1",
         {"t": tenant, "r": run_id},
     )
-    rows = wh.rows(
-        f"SELECT {', '.join(_RUN_FIELDS)} FROM runs_store WHERE tenant_id = {{t:String}} "
-        "AND trace_id = {tr:String} ORDER BY assembled_at DESC LIMIT 1",
-        {"t": tenant, "tr": traces[0][0] if traces else ""},
-    )
-    if not rows:
-        raise UnknownItem(f"no run {run_id!r}")
-    return RunRow(*rows[0])
+    if not rows or rows[0][-1]:
+        return None
+    return RunRow(*rows[0][:-1])
 
 
-def steps_of(wh: Warehouse, tenant: str, trace_id: str) -> list[Step]:
-    return steps_by_trace(wh.reader, tenant, [trace_id]).get(trace_id, [])
+def steps_of(wh: Warehouse, tenant: str, run: RunRow) -> list[Step]:
+    """The steps of every part of the run, in start order."""
+    by_trace = steps_by_trace(wh.reader, tenant, run.trace_ids)
+    return sorted((s for steps in by_trace.values() for s in steps), key=lambda s: (s.start_time, s.step_id))
 
 
 def steps_by_trace(client: Client, tenant: str, trace_ids: list[str]) -> dict[str, list[Step]]:
@@ -102,15 +125,16 @@ def steps_by_trace(client: Client, tenant: str, trace_ids: list[str]) -> dict[st
             continue  # an older version of the step just taken
         last = (trace, r[0])
         if not deleted:
-            out.setdefault(trace, []).append(_step(r))
+            out.setdefault(trace, []).append(_step(trace, r))
     for steps in out.values():
         steps.sort(key=lambda s: (s.start_time, s.step_id))
     return out
 
 
-def _step(r: list[Any]) -> Step:
+def _step(trace_id: str, r: list[Any]) -> Step:
     return Step(
         step_id=r[0],
+        trace_id=trace_id,
         parent_step_id=r[1],
         name=r[2],
         type=r[3],
@@ -144,13 +168,14 @@ def as_tree(steps: list[Step]) -> list[Step]:
     return roots
 
 
-def _waits(wh: Warehouse, tenant: str, trace_id: str) -> list[datetime]:
-    """When the run started waiting for a person (wrm.hitl.state=requested markers, kept as long
-    as the run's spans are)."""
+def _waits(wh: Warehouse, tenant: str, trace_ids: list[str]) -> list[datetime]:
+    """When the run started waiting for a person, in any part (wrm.hitl.state=requested markers,
+    kept as long as the run's spans are)."""
     rows = wh.rows(
-        "SELECT start_time FROM span_facts FINAL WHERE tenant_id = {t:String} AND trace_id = {tr:String} "
+        "SELECT start_time FROM span_facts FINAL "
+        "WHERE tenant_id = {t:String} AND trace_id IN {trs:Array(String)} "
         "AND is_marker = 1 ORDER BY start_time",
-        {"t": tenant, "tr": trace_id},
+        {"t": tenant, "trs": trace_ids},
     )
     return [r[0] for r in rows]
 
@@ -262,13 +287,17 @@ def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> L
 
 def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
     run = find_run(wh, tenant, run_id)
-    steps = steps_of(wh, tenant, run.trace_id)
+    run_id = run.run_id  # when asked by a part's trace id
+    by_trace = steps_by_trace(wh.reader, tenant, run.trace_ids)
+    steps = sorted((s for part in by_trace.values() for s in part), key=lambda s: (s.start_time, s.step_id))
     actions = acts.actions_for_run(wh, tenant, run_id)
     notes = acts.annotations_for_run(wh, tenant, run_id)
     cancels = {a.state for a in actions if a.kind == "cancel"}
     return RunDetail(
         run_id=run_id,
         trace_id=run.trace_id,
+        trace_ids=run.trace_ids,
+        parts=_parts(wh, tenant, run, by_trace),
         workflow=run.workflow_name,
         version=run.workflow_version,
         environment=run.environment,
@@ -283,6 +312,7 @@ def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
         cost_usd=run.cost_usd,
         first_pass=bool(run.first_pass),
         tags=tags_of(wh.reader, tenant, [run_id]).get(run_id, []),
+        failure_kind=run.failure_kind,
         failure_reason=run.failure_reason,
         failed_step=run.failed_step,
         human_decisions=run.human_decisions,
@@ -293,8 +323,22 @@ def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
         user_id=run.user_id,
         session_id=run.session_id,
         service_name=run.service_name,
-        timeline=timeline(run, steps, _waits(wh, tenant, run.trace_id), actions, notes),
+        timeline=timeline(run, steps, _waits(wh, tenant, run.trace_ids), actions, notes),
         annotations=notes,
         actions=actions,
         lineage=lineage(wh, tenant, run, actions),
     )
+
+
+def _parts(wh: Warehouse, tenant: str, run: RunRow, steps: dict[str, list[Step]]) -> list[RunPart]:
+    """Each trace of the run with its start (trace_runs) and its number of steps."""
+    rows = wh.rows(
+        "SELECT trace_id, argMax(start_time, resolved) FROM trace_runs WHERE tenant_id = {t:String} "
+        "AND trace_id IN {trs:Array(String)} GROUP BY trace_id",
+        {"t": tenant, "trs": run.trace_ids},
+    )
+    starts = {str(r[0]): r[1] for r in rows}
+    return [
+        RunPart(trace_id=t, start_time=starts.get(t, run.start_time), step_count=len(steps.get(t, [])))
+        for t in run.trace_ids
+    ]

@@ -42,7 +42,8 @@ _RUN_SCHEMA = pa.schema(
 )  # fmt: skip
 _STEP_TYPE = pa.struct(
     [
-        ("step_id", pa.string()), ("parent_step_id", pa.string()), ("name", pa.string()),
+        ("step_id", pa.string()), ("trace_id", pa.string()), ("parent_step_id", pa.string()),
+        ("name", pa.string()),
         ("type", pa.string()), ("attempt", pa.int64()), ("status", pa.string()),
         ("start_time", pa.timestamp("us", tz="UTC")),
         ("end_time", pa.timestamp("us", tz="UTC")), ("duration_ms", pa.float64()), ("model", pa.string()),
@@ -74,12 +75,22 @@ def export_runs(
 Batch = list[tuple[RunSummary, list[Step] | None]]
 
 
+def _run_steps(by_trace: dict[str, list[Step]], trace_ids: list[str]) -> list[Step]:
+    """The steps of every part of a run, in start order."""
+    return sorted(
+        (s for t in trace_ids for s in by_trace.get(t, [])), key=lambda s: (s.start_time, s.step_id)
+    )
+
+
 def _batches(
     client: Client, tenant: str, flt: RunFilter, with_steps: bool, batch: int, progress: Callable[[int], None]
 ) -> Iterator[Batch]:
     for page in iter_runs(client, tenant, flt, batch=batch):
-        steps = steps_by_trace(client, tenant, page.trace_ids) if with_steps else {}
-        yield [(r, steps.get(r.trace_id, []) if with_steps else None) for r in page.runs]
+        if with_steps:
+            by_trace = steps_by_trace(client, tenant, [t for parts in page.trace_ids.values() for t in parts])
+            yield [(r, _run_steps(by_trace, page.trace_ids.get(r.run_id, []))) for r in page.runs]
+        else:
+            yield [(r, None) for r in page.runs]
         progress(len(page.runs))
 
 

@@ -1,7 +1,7 @@
 """The run list: filters turned into a WHERE clause with bound parameters, keyset cursors, and
 the page query over runs_by_time (sql/007), newest first or longest first.
 
-A cursor is the sort key of the last run on a page (start time or duration, then trace id),
+A cursor is the sort key of the last run on a page (start time or duration, then run id),
 base64url-encoded JSON tagged with the sort it belongs to; the next page continues strictly
 after it, so runs arriving meanwhile never shift or repeat a page.
 """
@@ -44,7 +44,7 @@ _STATUS_SQL: Mapping[str, str] = {
 }
 COLUMNS = (
     "run_id, trace_id, workflow_name, workflow_version, environment, status, start_time, end_time, "
-    "duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass"
+    "duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass, trace_ids"
 )
 
 
@@ -60,6 +60,7 @@ class RunFilter:
     min_duration_ms: float | None = None
     has_human_decisions: bool | None = None
     failure_text: str = ""
+    failure_kind: str = ""
     tagged: tuple[str, ...] | None = None
 
     def with_tagged(self, client: Client, tenant: str) -> RunFilter:
@@ -120,6 +121,9 @@ class RunFilter:
             params["min_ns"] = int(self.min_duration_ms * 1_000_000)
         if self.has_human_decisions is not None:
             parts.append("human_decisions > 0" if self.has_human_decisions else "human_decisions = 0")
+        if self.failure_kind:
+            parts.append("failure_kind = {failure_kind:String}")
+            params["failure_kind"] = self.failure_kind
         if self.failure_text:
             parts.append("positionCaseInsensitiveUTF8(failure_reason, {failure_text:String}) > 0")
             params["failure_text"] = self.failure_text
@@ -140,31 +144,31 @@ def _naive_utc(value: datetime) -> datetime:
 class Cursor:
     sort: Sort
     key: int
-    trace_id: str
+    run_id: str
 
     def encode(self) -> str:
-        raw = json.dumps([self.sort, self.key, self.trace_id], separators=(",", ":")).encode()
+        raw = json.dumps([self.sort, self.key, self.run_id], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str, sort: Sort) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            got_sort, key, trace_id = json.loads(raw)
-            if not isinstance(key, int) or not isinstance(trace_id, str):
+            got_sort, key, run_id = json.loads(raw)
+            if not isinstance(key, int) or not isinstance(run_id, str):
                 raise ValueError
         except (ValueError, TypeError, binascii.Error):
             raise InvalidInput("`cursor` is not a cursor this API returned") from None
         if got_sort != sort:
             raise InvalidInput(f"`cursor` belongs to sort={got_sort!r}, not sort={sort!r}")
-        return cls(sort, key, trace_id)
+        return cls(sort, key, run_id)
 
 
 @dataclass
 class Page:
     runs: list[RunSummary]
     next_cursor: str | None
-    trace_ids: list[str] = field(default_factory=list)
+    trace_ids: dict[str, list[str]] = field(default_factory=dict)  # run id: its parts
 
 
 def shown_status(stored: str, cancel_states: Collection[str]) -> RunStatus:
@@ -204,8 +208,8 @@ def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str |
     tags = tags_of(client, tenant, run_ids)
     cancels = cancel_states(client, tenant, run_ids)
     runs = [_summary(r, tags.get(r[0], []), cancels.get(r[0], set())) for r in rows]
-    next_cursor = Cursor(sort, int(rows[-1][-1]), rows[-1][1]).encode() if more and rows else None
-    return Page(runs, next_cursor, [r[1] for r in rows])
+    next_cursor = Cursor(sort, int(rows[-1][-1]), rows[-1][0]).encode() if more and rows else None
+    return Page(runs, next_cursor, {r[0]: list(r[15]) for r in rows})
 
 
 _KEY = "toUnixTimestamp64Nano(start_time)"
@@ -223,20 +227,19 @@ def _newest(client: Client, where: str, params: dict[str, Any], want: int, after
     """
     out: list[Any] = []
     seen: set[str] = set()
-    scan_key, scan_trace = (after.key, after.trace_id) if after else (None, None)
+    scan_key, scan_run = (after.key, after.run_id) if after else (None, None)
     batch = max(want * 2, 64)
     while len(out) < want:
         cond = f"{where} AND is_deleted = 0"
         bound = dict(params)
         if scan_key is not None:
             cond += (
-                " AND (start_time, trace_id) < "
-                "(fromUnixTimestamp64Nano({s_key:Int64}, 'UTC'), {s_trace:String})"
+                " AND (start_time, run_id) < (fromUnixTimestamp64Nano({s_key:Int64}, 'UTC'), {s_run:String})"
             )
-            bound.update(s_key=scan_key, s_trace=scan_trace)
+            bound.update(s_key=scan_key, s_run=scan_run)
         candidates = client.query(
-            f"SELECT {_KEY}, trace_id FROM runs_by_time WHERE {cond} "
-            "ORDER BY start_time DESC, trace_id DESC LIMIT {batch:UInt32}",
+            f"SELECT {_KEY}, run_id FROM runs_by_time WHERE {cond} "
+            "ORDER BY start_time DESC, run_id DESC LIMIT {batch:UInt32}",
             parameters={**bound, "batch": batch},
         ).result_rows
         keys = [(int(k), t) for k, t in dict.fromkeys((k, t) for k, t in candidates)]
@@ -245,21 +248,21 @@ def _newest(client: Client, where: str, params: dict[str, Any], want: int, after
             current = client.query(
                 f"SELECT {COLUMNS}, {_KEY} AS sort_key FROM runs_by_time FINAL WHERE {where} "
                 "AND start_time IN (SELECT fromUnixTimestamp64Nano(arrayJoin({starts:Array(Int64)}), 'UTC')) "
-                "AND trace_id IN {traces:Array(String)} "
-                "ORDER BY start_time DESC, trace_id DESC",
-                parameters={**params, "starts": sorted({k for k, _ in keys}), "traces": fresh},
+                "AND run_id IN {runs:Array(String)} "
+                "ORDER BY start_time DESC, run_id DESC",
+                parameters={**params, "starts": sorted({k for k, _ in keys}), "runs": fresh},
             ).result_rows
             for row in current:
-                if row[1] not in seen and (
-                    after is None or (int(row[-1]), row[1]) < (after.key, after.trace_id)
+                if row[0] not in seen and (
+                    after is None or (int(row[-1]), row[0]) < (after.key, after.run_id)
                 ):
-                    seen.add(row[1])
+                    seen.add(row[0])
                     out.append(row)
         if len(candidates) < batch:
             break
-        scan_key, scan_trace = keys[-1]
+        scan_key, scan_run = keys[-1]
         batch = min(batch * 4, 20_000)
-    out.sort(key=lambda r: (int(r[-1]), r[1]), reverse=True)
+    out.sort(key=lambda r: (int(r[-1]), r[0]), reverse=True)
     return out[:want]
 
 
@@ -268,12 +271,12 @@ def _longest(
 ) -> list[Any]:
     """Longest first: a sort the list table is not ordered by, so FINAL and a top-N sort."""
     if after:
-        where += " AND (ifNull(duration_ns, 0), trace_id) < ({c_key:Int64}, {c_trace:String})"
-        params = {**params, "c_key": after.key, "c_trace": after.trace_id}
+        where += " AND (ifNull(duration_ns, 0), run_id) < ({c_key:Int64}, {c_run:String})"
+        params = {**params, "c_key": after.key, "c_run": after.run_id}
     return list(
         client.query(
             f"SELECT {COLUMNS}, ifNull(duration_ns, 0) AS sort_key FROM runs_by_time FINAL WHERE {where} "
-            "ORDER BY sort_key DESC, trace_id DESC LIMIT {limit:UInt32}",
+            "ORDER BY sort_key DESC, run_id DESC LIMIT {limit:UInt32}",
             parameters={**params, "limit": want},
         ).result_rows
     )

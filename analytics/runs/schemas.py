@@ -104,7 +104,20 @@ class Lineage(BaseModel):
     reruns: list[str] = Field(default_factory=list, description="runs that re-run this one")
 
 
+class RunPart(BaseModel):
+    """One trace of a run (spec 4.3): a run that paused and resumed has one part per trace."""
+
+    trace_id: str
+    start_time: Utc
+    step_count: int
+
+
 class RunDetail(RunSummary):
+    trace_ids: list[str] = Field(description="the run's parts, one trace each, in start order")
+    parts: list[RunPart]
+    failure_kind: str = Field(
+        description="for a failed run: error, timeout, validation, rejected_by_human, abandoned"
+    )
     failure_reason: str
     failed_step: str
     human_decisions: int
@@ -123,6 +136,7 @@ class RunDetail(RunSummary):
 
 class Step(BaseModel):
     step_id: str
+    trace_id: str = Field(description="the trace (run part) the step's span belongs to")
     parent_step_id: str
     name: str
     type: str
