@@ -70,7 +70,10 @@ def _common(span: Span, workflow: str, step: str, step_type: str, run_id: str) -
             _kv("wrm.workflow.name", workflow),
             _kv("wrm.step.name", step),
             _kv("wrm.step.type", step_type),
-            _kv("wrm.run.id", run_id),
+            # Not wrm.run.id: templates re-stamp trace ids, not attribute values, so with a run id
+            # every rendered copy of a trace would be one more part of the same run (spec 4.3).
+            # The same bytes under a key WRM does not read keep the payload as large.
+            _kv("app.job.id", run_id),
         ]
     )
 
