@@ -21,6 +21,7 @@ MIGRATIONS = [
     (6, "indicators"),
     (7, "run_api"),
     (8, "derivation_backlog_ttl"),
+    (9, "runs_by_run_id"),
 ]
 
 

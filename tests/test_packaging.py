@@ -99,7 +99,7 @@ def test_non_editable_install_migrates_a_new_warehouse(tmp_path: Path) -> None:
         [*wrm, "migrate", "--warehouse", dsn], cwd=away, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "wrm migrate: 8 applied" in done.stdout
+    assert "wrm migrate: 9 applied" in done.stdout
     assert "007_run_api" in done.stdout
 
     query = (

@@ -32,7 +32,11 @@ def test_each_definition_comes_after_what_it_uses(kind: Kind) -> None:
     position = {d.name: i for i, d in enumerate(order)}
     if kind == "views":
         assert position["priced_span_facts"] < position["assemble_steps"]
-        assert position["assembly_window"] < position["frozen_runs"] < position["assemble_runs"]
+        assert position["assembly_window"] < position["trace_keys"]
+        assert (
+            position["cycle_parts"] < position["assemble_steps"]
+            and position["cycle_parts"] < position["assemble_runs"]
+        )
         assert position["effectiveness_window"] < position["effectiveness"]
         assert position["comparison_sides"] < position["version_comparison"]
     else:

@@ -1,0 +1,240 @@
+"""One run across several traces (spec 4.3): a workflow that pauses for a person and resumes in a
+new trace is one run, joined by its run id or by a span link; usage counted once (spec 4.4); runs
+whose end never comes become abandoned (spec 4.5). Through the real server: OTLP in, SQL, /v1."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from analytics.indicators import effectiveness
+from tests.conftest import module_server, settle
+from tests.otlp import send_raw
+from tests.workflows import hexid, request, sid, span, tid
+from wrm.server import WrmServer
+
+STALE_WORKFLOW = "nightly-sync"  # stale_run_after of 2 s for this workflow only
+
+
+@pytest.fixture(scope="module")
+def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
+    with (
+        module_server(
+            engine_dir,
+            stale_run_after_by_workflow={STALE_WORKFLOW: 2},
+            stale_check_interval_s=3600,  # swept by the test, when it wants
+        ) as srv,
+        httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
+    ):
+        yield srv, client
+
+
+def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
+    response = send_raw(server.otlp_address, request(spans, wrm__tenant__id=tenant))
+    assert response.partial_success.rejected_spans == 0
+    settle(server)
+
+
+def _runs(server: WrmServer, tenant: str) -> list[dict[str, Any]]:
+    assert server.warehouse is not None
+    result = server.warehouse.client.query(
+        "SELECT * EXCEPT (tenant_id, last_span_at) FROM runs WHERE tenant_id = {t:String} ORDER BY run_id",
+        {"t": tenant},
+    )
+    return list(result.named_results())
+
+
+def _get(client: httpx.Client, tenant: str, path: str, **params: Any) -> Any:
+    resp = client.get(path, params=params, headers={"X-WRM-Tenant": tenant})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def refund(label: str) -> tuple[list[Span], list[Span]]:
+    """A refund that asks a person and ends its trace, then resumes in a second trace with the
+    decision: both traces carry wrm.run.id."""
+    run_id = f"order-{label}"
+    a, b = f"{label}-paused", f"{label}-resumed"
+    first = [
+        span(a, "refund", start=0, end=5, wrm__run__id=run_id, wrm__workflow__name="refund"),
+        span(a, "classify", "refund", 1, 2, gen_ai__operation__name="chat", gen_ai__request__model="m",
+             gen_ai__usage__input_tokens=100, gen_ai__usage__output_tokens=20, wrm__cost__usd=0.01),
+        span(a, "approval-requested", "refund", 4, 4.01, wrm__hitl__state="requested"),
+    ]  # fmt: skip
+    second = [
+        span(b, "refund", start=100, end=110, wrm__run__id=run_id, wrm__workflow__name="refund"),
+        span(b, "approval", "refund", 100, 100.5, wrm__step__type="human", wrm__hitl__decision="approved",
+             wrm__hitl__actor="alice@example.com"),
+        span(b, "pay", "refund", 101, 103, gen_ai__tool__name="payments.refund",
+             gen_ai__usage__input_tokens=50, gen_ai__usage__output_tokens=5, wrm__cost__usd=0.02),
+    ]  # fmt: skip
+    return first, second
+
+
+def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, client = api
+    first, second = refund("a")
+    _send(server, "parts-a", first)
+    (waiting,) = _runs(server, "parts-a")
+    assert (waiting["run_id"], waiting["status"], waiting["end_time"]) == ("order-a", "waiting_human", None)
+    assert [r["status"] for r in _get(client, "parts-a", "/v1/runs")["runs"]] == ["waiting_human"]
+
+    _send(server, "parts-a", second)
+    (run,) = _runs(server, "parts-a")
+    assert run["status"] == "completed" and run["first_pass"] == 1
+    assert run["trace_ids"] == [tid("a-paused").hex(), tid("a-resumed").hex()]
+    assert run["trace_id"] == tid("a-paused").hex()
+    assert (run["input_tokens"], run["output_tokens"]) == (150, 25)
+    assert run["cost_usd"] == pytest.approx(0.03)
+    assert run["duration_ns"] == 110 * 10**9  # first start to last end
+    assert (run["human_decisions"], run["human_wait_ms"]) == (
+        1,
+        96_500,
+    )  # requested at 4 s, decided at 100.5 s
+    assert (run["step_count"], run["retries"]) == (3, 0)
+
+    listed = _get(client, "parts-a", "/v1/runs")["runs"]
+    assert [(r["run_id"], r["status"]) for r in listed] == [("order-a", "completed")]
+    detail = _get(client, "parts-a", "/v1/runs/order-a")
+    assert detail["trace_ids"] == run["trace_ids"]
+    assert [(p["trace_id"], p["step_count"]) for p in detail["parts"]] == [
+        (tid("a-paused").hex(), 1),
+        (tid("a-resumed").hex(), 2),
+    ]
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("human.waiting") == 1 and kinds.count("human.decided") == 1
+    steps = _get(client, "parts-a", "/v1/runs/order-a/steps", view="flat")["steps"]
+    assert [(s["name"], s["trace_id"]) for s in steps] == [
+        ("classify", tid("a-paused").hex()),
+        ("approval", tid("a-resumed").hex()),
+        ("payments.refund", tid("a-resumed").hex()),
+    ]
+    assert steps[1]["human_wait_ms"] == 96_500
+    # either trace id finds the run
+    assert _get(client, "parts-a", f"/v1/runs/{tid('a-resumed').hex()}")["run_id"] == "order-a"
+    # counted once by the indicators and the export
+    frame = effectiveness(server.warehouse.reader, "parts-a")  # type: ignore[union-attr]
+    assert frame["runs"].tolist() == [1] and frame["input_tokens_per_run"].tolist() == [150]
+    export = client.get("/v1/runs/export", params={"format": "jsonl", "steps": "true"},
+                        headers={"X-WRM-Tenant": "parts-a"})  # fmt: skip
+    lines = [json.loads(x) for x in export.text.splitlines()]
+    assert [(x["run_id"], len(x["steps"])) for x in lines] == [("order-a", 3)]
+
+
+def test_arrival_order_and_redelivery_do_not_matter(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, _ = api
+    first, second = refund("b")
+    _send(server, "parts-b1", first + second)
+    _send(server, "parts-b2", second)  # the resumed part first
+    _send(server, "parts-b2", first)
+    _send(server, "parts-b3", first)
+    _send(server, "parts-b3", second)
+    _send(server, "parts-b3", first[:2] + second[1:])  # re-sent
+    runs = {t: _runs(server, t) for t in ("parts-b1", "parts-b2", "parts-b3")}
+    assert len(runs["parts-b1"]) == 1 and runs["parts-b1"][0]["status"] == "completed"
+    assert runs["parts-b2"] == runs["parts-b1"] and runs["parts-b3"] == runs["parts-b1"]
+
+
+def test_resume_joined_by_a_span_link_alone(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, client = api
+    paused = [
+        span("link-1", "triage", start=0, end=3, wrm__workflow__name="triage"),
+        span("link-1", "ask", "triage", 2, 2.5, wrm__hitl__state="requested"),
+    ]
+    resumed = span("link-2", "triage", start=50, end=60, wrm__workflow__name="triage")
+    resumed.links.add(trace_id=tid("link-1"), span_id=sid("link-1/ask"))
+    decided = span("link-2", "review", "triage", 50, 51, wrm__hitl__decision="approved")
+    _send(server, "parts-link", [resumed, decided])  # the resumed part arrives first
+    _send(server, "parts-link", paused)
+    (run,) = _runs(server, "parts-link")
+    assert run["run_id"] == tid("link-1").hex()  # no run id attribute: the first part's trace id
+    assert run["trace_ids"] == [tid("link-1").hex(), tid("link-2").hex()]
+    assert run["status"] == "completed" and run["human_wait_ms"] == 49_000
+    assert _get(client, "parts-link", f"/v1/runs/{tid('link-2').hex()}")["run_id"] == run["run_id"]
+
+
+def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, _ = api
+    spans = []
+    for i in range(3):
+        t = f"three-{i}"
+        spans += [
+            span(t, "etl", start=100 * i, end=100 * i + 10, wrm__run__id="batch-7",
+                 wrm__workflow__name="etl"),
+            span(t, f"load-{i}", "etl", 100 * i + 1, 100 * i + 2,
+                 error=("IOError", "disk full") if i == 2 else None, wrm__step__type="tool"),
+        ]  # fmt: skip
+    spans[-2] = span(
+        "three-2", "etl", start=200, end=210, error=("IOError", "disk full"), wrm__run__id="batch-7"
+    )
+    _send(server, "parts-three", spans[4:])
+    _send(server, "parts-three", spans[:4])
+    (run,) = _runs(server, "parts-three")
+    assert run["status"] == "failed" and len(run["trace_ids"]) == 3
+    assert run["failed_step"] == "load-2" and run["failure_reason"] == "load-2: IOError: disk full"
+    assert run["failure_kind"] == "error" and run["step_count"] == 3
+
+
+def test_aggregates_on_root_and_agent_are_not_counted_twice(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, client = api
+    t = "totals"
+    _send(server, "usage", [
+        span(t, "wf", start=0, end=10, gen_ai__operation__name="invoke_workflow",
+             gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
+        span(t, "agent", "wf", 1, 9, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="a",
+             gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
+        span(t, "llm#1", "agent", 2, 3, gen_ai__operation__name="chat",
+             gen_ai__usage__input_tokens=100, gen_ai__usage__output_tokens=20, wrm__cost__usd=0.1),
+        span(t, "llm#2", "agent", 4, 5, gen_ai__operation__name="chat",
+             gen_ai__usage__input_tokens=200, gen_ai__usage__output_tokens=40, wrm__cost__usd=0.2),
+        # a step whose aggregate covers calls no span reports: its own value counts
+        span(t, "tool", "wf", 9, 10, gen_ai__tool__name="search", gen_ai__usage__input_tokens=7),
+    ])  # fmt: skip
+    (run,) = _runs(server, "usage")
+    assert (run["input_tokens"], run["output_tokens"]) == (307, 60)
+    assert run["cost_usd"] == pytest.approx(0.3)
+    steps = _get(client, "usage", f"/v1/runs/{tid(t).hex()}/steps", view="flat")["steps"]
+    assert sorted((s["type"], s["input_tokens"]) for s in steps) == [
+        ("agent", 0), ("llm", 100), ("llm", 200), ("tool", 7)
+    ]  # fmt: skip
+    assert sum(s["cost_usd"] for s in steps) == pytest.approx(0.3)
+    server.assembler.catch_up()  # type: ignore[union-attr]
+    frame = effectiveness(server.warehouse.reader, "usage")  # type: ignore[union-attr]
+    assert frame["input_tokens_per_run"].tolist() == [307]
+    assert frame["cost_per_run_usd"].tolist() == pytest.approx([0.3])
+
+
+def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, client = api
+    t = "stale"
+    _send(server, "stale", [
+        span(t, "fetch", "sync", 1, 2, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"),
+        span(t, "write", "sync", 2, 3, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"),
+    ])  # fmt: skip
+    _send(server, "stale", refund("s")[0])  # waiting for a person: another workflow, never stale here
+    assert {r["status"] for r in _runs(server, "stale")} == {"running", "waiting_human"}
+    time.sleep(2.5)
+    assert server.assembler is not None
+    server.assembler.sweep_stale()
+    runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
+    assert runs["refund"]["status"] == "waiting_human"
+    stale = runs[STALE_WORKFLOW]
+    assert (stale["status"], stale["failure_kind"]) == ("failed", "abandoned")
+    assert stale["failure_reason"].startswith('abandoned: no span received for 2 seconds; last seen: "write"')
+    listed = _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"]
+    assert [r["run_id"] for r in listed] == [tid(t).hex()]
+    assert _get(client, "stale", "/v1/runs", status="failed")["runs"][0]["run_id"] == tid(t).hex()
+
+    _send(server, "stale", [span(t, "sync", start=0, end=4, wrm__workflow__name=STALE_WORKFLOW)])
+    runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
+    assert (runs[STALE_WORKFLOW]["status"], runs[STALE_WORKFLOW]["failure_kind"]) == ("completed", "")
+    assert runs[STALE_WORKFLOW]["duration_ns"] == 4 * 10**9
+    assert _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"] == []
+    assert hexid(f"{t}/sync") == runs[STALE_WORKFLOW]["run_span_id"]
