@@ -32,12 +32,12 @@ TARGET_S = 1.0
 CHUNK = 250_000
 
 _GENERATE = """
-INSERT INTO runs_store (tenant_id, trace_id, run_id, run_span_id, workflow_name, workflow_version,
+INSERT INTO runs_store (tenant_id, trace_id, run_id, trace_ids, run_span_id, workflow_name, workflow_version,
     environment, status, start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps,
     first_pass,
     human_decisions, human_wait_ms, input_tokens, output_tokens, cost_usd, validations_passed,
     validations_failed, quality_mean, last_span_at, retention_days, assembled_at)
-SELECT 'default', lower(hex(sipHash128(number))) AS tid, tid, lower(hex(sipHash64(number))),
+SELECT 'default', lower(hex(sipHash128(number))) AS tid, tid, [tid], lower(hex(sipHash64(number))),
     ['triage', 'refund', 'onboard', 'kyc', 'support'][number % 5 + 1] AS wf,
     multiIf(age_days >= 2 * {days:UInt32} / 3, 'v1', age_days >= {days:UInt32} / 3, 'v2', 'v3') AS ver,
     if(number % 10 = 0, 'staging', 'production'),
