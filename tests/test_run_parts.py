@@ -18,6 +18,7 @@ from analytics.indicators import effectiveness
 from tests.conftest import module_server, settle
 from tests.otlp import send_raw
 from tests.workflows import hexid, request, sid, span, tid
+from warehouse import WarehouseUnavailable
 from wrm.server import WrmServer
 
 STALE_WORKFLOW = "nightly-sync"  # stale_run_after of 2 s for this workflow only
@@ -238,3 +239,45 @@ def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmSe
     assert runs[STALE_WORKFLOW]["duration_ns"] == 4 * 10**9
     assert _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"] == []
     assert hexid(f"{t}/sync") == runs[STALE_WORKFLOW]["run_span_id"]
+
+
+def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
+    api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resumed part arrives first and links to a paused part not yet seen, so it is a run of
+    the paused part's trace id; when that part arrives with wrm.run.id, the resumed part moves to
+    that run and the run it left must go. The cycle dies right after moving it (before any run is
+    rebuilt): the next cycle still rebuilds both runs (run_queue), and only the joined run is left."""
+    server, client = api
+    resumed = span("died-2", "refund", start=50, end=60)
+    resumed.links.add(trace_id=tid("died-1"), span_id=sid("died-1/refund"))
+    _send(server, "parts-died", [resumed])
+    assert [r["run_id"] for r in _runs(server, "parts-died")] == [tid("died-1").hex()]
+
+    assert server.assembler is not None
+    rebuild = server.assembler._rebuild
+    command = rebuild._wh.command
+    failures: list[str] = []
+
+    def dies_once(sql: str, parameters: Any = None) -> Any:
+        if "INSERT INTO assembly_parts" in sql and not failures:
+            failures.append(sql)
+            raise WarehouseUnavailable("killed between moving a trace and rebuilding its runs")
+        return command(sql, parameters)
+
+    monkeypatch.setattr(rebuild._wh, "command", dies_once)
+    paused = span("died-1", "refund", start=0, end=5, wrm__run__id="order-died")
+    send_raw(server.otlp_address, request([paused], wrm__tenant__id="parts-died"))
+    with pytest.raises(WarehouseUnavailable):
+        server.assembler.catch_up()
+    monkeypatch.setattr(rebuild._wh, "command", command)
+    settle(server)
+    runs = _runs(server, "parts-died")
+    assert [(r["run_id"], r["trace_ids"]) for r in runs] == [
+        ("order-died", [tid("died-1").hex(), tid("died-2").hex()])
+    ]
+    assert [r["run_id"] for r in _get(client, "parts-died", "/v1/runs")["runs"]] == ["order-died"]
+    assert (
+        client.get(f"/v1/runs/{tid('died-1').hex()}", headers={"X-WRM-Tenant": "parts-died"}).json()["run_id"]
+        == "order-died"
+    )
