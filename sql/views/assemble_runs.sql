@@ -15,9 +15,9 @@ WITH
     parts AS (
         SELECT tenant_id, trace_id, run_id FROM cycle_parts(stamp = {stamp:Int64})
     ),
-    facts AS (
+    facts AS (  -- usage and cost come from steps_store (usage, below), not from here
         SELECT *, wrm_run_order(run_rank, start_time, span_id) AS k
-        FROM priced_span_facts WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
+        FROM span_facts FINAL WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
     ),
     -- one row per part: its run span's outcome, its bounds, its human requests
     per_part AS (
@@ -36,20 +36,6 @@ WITH
         FROM facts AS f
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
         GROUP BY f.tenant_id, f.trace_id
-    ),
-    -- usage counted once: every span's row in steps_store (steps and is_deleted rows alike) holds
-    -- the usage that counts for it and nothing counted elsewhere (assemble_steps)
-    usage AS (
-        SELECT tenant_id, run_id AS run_key, sum(i) AS input_tokens, sum(o) AS output_tokens, sum(c) AS cost_usd
-        FROM (
-            SELECT tenant_id, trace_id, step_id, argMax(run_id, assembled_at) AS run_id,
-                   argMax(input_tokens, assembled_at) AS i, argMax(output_tokens, assembled_at) AS o,
-                   argMax(cost_usd, assembled_at) AS c
-            FROM steps_store
-            WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
-            GROUP BY tenant_id, trace_id, step_id
-        )
-        GROUP BY tenant_id, run_id
     ),
     per_parts AS (
         SELECT
@@ -95,22 +81,40 @@ WITH
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
         GROUP BY f.tenant_id, p.run_id
     ),
+    -- every span's row in steps_store, as last assembled (argMax: steps and is_deleted rows
+    -- alike): the steps' counts, and the usage, each span's row holding the usage that counts for
+    -- it and nothing counted elsewhere (usage counted once, assemble_steps)
     per_steps AS (
         SELECT
             tenant_id, run_id AS run_key,
-            count() AS step_count,
-            countIf(attempt > 1) AS retries,
-            countIf(status = 'failed') AS failed_steps,
-            argMaxIf(name, (end_time, step_id), status = 'failed') AS failed_step,
-            argMaxIf(step_id, (end_time, step_id), status = 'failed') AS failed_step_id,
-            argMaxIf(failure_kind, (end_time, step_id), status = 'failed') AS failed_kind,
+            countIf(live) AS step_count,
+            countIf(live AND attempt > 1) AS retries,
+            countIf(live AND status = 'failed') AS failed_steps,
+            argMaxIf(name, (end_time, step_id), live AND status = 'failed') AS failed_step,
+            argMaxIf(step_id, (end_time, step_id), live AND status = 'failed') AS failed_step_id,
+            argMaxIf(failure_kind, (end_time, step_id), live AND status = 'failed') AS failed_kind,
             argMaxIf(concat(error_type, if(error_type != '' AND error_message != '', ': ', ''), error_message),
-                     (end_time, step_id), status = 'failed') AS step_failure,
-            countIf(human_decision != '') AS human_decisions,
-            countIf(human_decision IN ('rejected', 'edited')) AS human_corrections,
-            sum(human_wait_ms) AS human_wait_ms
-        FROM steps_store FINAL
-        WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
+                     (end_time, step_id), live AND status = 'failed') AS step_failure,
+            countIf(live AND human_decision != '') AS human_decisions,
+            countIf(live AND human_decision IN ('rejected', 'edited')) AS human_corrections,
+            sumIf(human_wait_ms, live) AS human_wait_ms,
+            sum(i) AS input_tokens,
+            sum(o) AS output_tokens,
+            sum(c) AS cost_usd
+        FROM (
+            SELECT tenant_id, step_id, v.1 AS run_id, v.2 = 0 AS live, v.3 AS attempt, v.4 AS status, v.5 AS name,
+                   v.6 AS end_time, v.7 AS failure_kind, v.8 AS error_type, v.9 AS error_message,
+                   v.10 AS human_decision, v.11 AS human_wait_ms, v.12 AS i, v.13 AS o, v.14 AS c
+            FROM (
+                SELECT tenant_id, trace_id, step_id,
+                       argMax((run_id, is_deleted, attempt, status, name, end_time, failure_kind, error_type,
+                               error_message, human_decision, human_wait_ms, input_tokens, output_tokens, cost_usd),
+                              assembled_at) AS v
+                FROM steps_store
+                WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
+                GROUP BY tenant_id, trace_id, step_id
+            )
+        )
         GROUP BY tenant_id, run_id
     ),
     settled AS (
@@ -135,7 +139,6 @@ WITH
         FROM per_run AS r
         INNER JOIN per_parts AS pp USING (tenant_id, run_key)
         LEFT JOIN per_steps AS s USING (tenant_id, run_key)
-        LEFT JOIN usage AS u USING (tenant_id, run_key)
     )
 SELECT
     tenant_id,
