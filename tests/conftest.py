@@ -4,6 +4,7 @@ database per test, and a real `wrm serve` (gRPC + HTTP on free ports) around it.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,58 @@ import pytest
 from warehouse import Warehouse
 from wrm.server import WrmServer
 from wrm.settings import load_settings
+
+# The modules that take longest, longest first (seconds of test time, measured on 2 cores).
+# `make test` runs two pytest-xdist workers, each taking a whole module at a time in this order
+# (then the rest in file order), so that no long module starts last while the other worker idles.
+# The order decides only when each module runs, never whether it runs: a stale list costs time.
+LONGEST_FIRST = (
+    "test_concurrency",  # 85
+    "test_api_properties",  # 84
+    "test_serve_process",  # 73
+    "test_retention",  # 71
+    "test_ingest_errors",  # 62
+    "test_run_invariants",  # 53
+    "test_indicators",  # 46
+    "test_run_list",  # 45
+    "test_isolation",  # 43
+    "test_crash_recovery",  # 43
+    "test_fuzz_otlp",  # 40
+    "test_export",  # 38
+    "test_sql_endpoint",  # 29
+    "test_summaries",  # 28
+    "test_runs_steps",  # 26
+    "test_packaging",  # 24
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _give_each_test_its_own_node_id(items)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker, whose collection is scheduled
+        rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: file order within
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """pytest-xdist schedules by node id: of tests sharing one it would run one, silently."""
+    shared = sorted(nodeid for nodeid, n in Counter(ids).items() if n > 1)
+    if shared:
+        pytest.exit(f"tests share a node id, so pytest-xdist would run one of each: {shared}", returncode=4)
+
+
+def _give_each_test_its_own_node_id(items: list[pytest.Item]) -> None:
+    """pytest 9.2 builds an item's node id from its `originalname`, which schemathesis sets to the
+    bare function name, so the ten operations of tests/test_api_properties.py share one id.
+    pytest-xdist schedules by node id and would run one of the ten, silently; the id schemathesis
+    means is its item name (`test_x[GET /v1/runs]`), which is what earlier pytest versions gave."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name != getattr(item, "originalname", item.name):
+            from _pytest.nodeid import NodeId  # pytest>=9.2 only; earlier ones never get here
+
+            assert item.parent is not None
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
 
 
 @pytest.fixture(scope="session")
