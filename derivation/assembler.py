@@ -22,7 +22,7 @@ back-off, a permanent one (a broken view, a missing table) stops assembly and sa
 /metrics and /healthz rather than failing the same way every second.
 
 Runs whose end never comes: every `stale_check_interval_s` the loop sweeps unfinished runs that
-have received no span for their workflow's limit; rebuilt, they become failed / abandoned.
+had no span end within their workflow's limit; rebuilt, they become failed / abandoned.
 
 Two rules keep older data stable:
   * a run that started more than its tenant's span retention ago, less an hour, is frozen

@@ -27,8 +27,8 @@ from warehouse import Warehouse
 from warehouse.sql_files import statement
 
 # Link hops followed in one cycle; a chain of resumed parts longer than this (rare: each hop is a
-# pause) is finished by the next cycle that touches it.
-MAX_LINK_HOPS = 8
+# pause) is followed on by the next cycle, from the links mark.
+MAX_LINK_HOPS = 60
 _ROUNDS = 64  # versions per cycle stamp in trace_runs.resolved: stamp * 64 + round
 
 
@@ -76,6 +76,16 @@ class RunRebuild:
             )
         )
         queued = _one(warehouse.rows("SELECT max(queued_ms) FROM run_queue"))
+        # trace_runs versions below this have had their changes carried along links (none stored
+        # yet: a new or just upgraded warehouse, whose resolutions all come from one migration)
+        stored = warehouse.rows(
+            "SELECT argMax(watermark_ms, updated_at), count() FROM assembly_state WHERE name = 'links'"
+        )
+        self.links_from = (
+            _one(stored)
+            if stored and stored[0][1]
+            else _one(warehouse.rows("SELECT max(resolved) + 1 FROM trace_runs"))
+        )
         self._last_stamp = max(self.done_ms, queued, floor_ms)
         self.pending = queued > self.done_ms  # a cycle died after queueing: rebuild at once
 
@@ -90,14 +100,19 @@ class RunRebuild:
             statement("resolve_traces"),
             {**window, **self._retention, "run_keys": self._run_keys, "resolved": base},
         )
+        # Follow links from every resolution not yet followed: this cycle's, and any a dead or
+        # capped cycle left (links_from moves only once nothing is left to follow).
+        follow = {"from": min(self.links_from, base)}
         for hop in range(1, MAX_LINK_HOPS + 1):
-            if not _one(
-                self._wh.rows("SELECT count() FROM relinked_traces(from = {from:UInt64})", {"from": base})
-            ):
+            if not _one(self._wh.rows("SELECT count() FROM relinked_traces(from = {from:UInt64})", follow)):
+                self._wh.insert_columns(
+                    "assembly_state", ["name", "watermark_ms"], [["links"], [base + _ROUNDS]]
+                )
+                self.links_from = base + _ROUNDS
                 break
-            self._wh.command(statement("queue_relinked_runs"), {"from": base, "queued_ms": stamp})
-            self._wh.command(statement("resolve_links"), {"from": base, "resolved": base + hop})
-        self._wh.command(statement("queue_resolved_runs"), {"from": base, "queued_ms": stamp})
+            self._wh.command(statement("queue_relinked_runs"), {**follow, "queued_ms": stamp})
+            self._wh.command(statement("resolve_links"), {**follow, "resolved": base + hop})
+        self._wh.command(statement("queue_resolved_runs"), {**follow, "queued_ms": stamp})
         self._rebuild(stamp)
         return stamp
 
@@ -105,10 +120,9 @@ class RunRebuild:
         """Queue the unfinished runs idle past their limit and rebuild them (they become
         abandoned). Returns the cycle's stamp."""
         stamp = self._stamp(0)
-        self._wh.command(
-            statement("queue_stale_runs"), {"queued_ms": stamp, **self.stale.params(int(time.time() * 1000))}
-        )
-        self._rebuild(stamp)
+        stale = {"queued_ms": stamp, **self._retention, **self.stale.params(int(time.time() * 1000))}
+        self._wh.command(statement("queue_stale_runs"), stale)
+        self._rebuild(stamp, frozen_stale=stale)
         return stamp
 
     def rebuild_pending(self) -> int:
@@ -117,7 +131,7 @@ class RunRebuild:
         self._rebuild(stamp)
         return stamp
 
-    def _rebuild(self, stamp: int) -> None:
+    def _rebuild(self, stamp: int, frozen_stale: Mapping[str, object] | None = None) -> None:
         queued = {"since": self.done_ms, "until": stamp, "stamp": stamp, **self._retention}
         notes = {"since": self.done_ms, "until": stamp, "noted_ms": stamp}
         self._wh.command(statement("collect_runs"), queued)
@@ -127,6 +141,8 @@ class RunRebuild:
         self._wh.command(statement("unlist_runs"), queued)
         self._wh.command(statement("assemble_runs"), {**queued, **self.stale.params(int(time.time() * 1000))})
         self._wh.command(statement("drop_empty_runs"), queued)
+        if frozen_stale is not None:  # stale runs that cannot be rebuilt: their rows are marked
+            self._wh.command(statement("abandon_frozen_runs"), frozen_stale)
         self._wh.command(statement("note_summary_days"), notes)  # and the days they are on
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["run_queue"], [stamp]])
         self.done_ms = stamp

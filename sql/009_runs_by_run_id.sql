@@ -39,7 +39,7 @@ WHERE (parent_span_id = '' OR attributes['wrm.run'] IN ('true', '1')) AND l.1.1 
 
 INSERT INTO trace_links
 SELECT tenant_id, trace_id, span_id, start_time, toUInt32(l.2), l.1.1, l.1.2, retention_days, ingested_at
-FROM spans FINAL
+FROM spans
 ARRAY JOIN arrayZip(arrayZip(`links.trace_id`, `links.span_id`), arrayEnumerate(`links.trace_id`)) AS l
 WHERE (parent_span_id = '' OR attributes['wrm.run'] IN ('true', '1')) AND l.1.1 != '' AND l.1.1 != trace_id;
 
@@ -79,8 +79,12 @@ ENGINE = MergeTree
 ORDER BY (queued_ms, tenant_id, run_id)
 TTL toDateTime(intDiv(queued_ms, 1000)) + INTERVAL 35 DAY;
 
--- runs_store, keyed by (tenant_id, run_id).
-CREATE TABLE IF NOT EXISTS runs_store_by_run
+-- runs_store, keyed by (tenant_id, run_id). Re-runnable: a runs_store_by_run left by an interrupted
+-- run of this migration is a partial copy, or the old table after the exchange, whose rows the
+-- new runs_store already holds; either way it goes, and the copy below reads only columns both
+-- tables have.
+DROP TABLE IF EXISTS runs_store_by_run;
+CREATE TABLE runs_store_by_run
 (
     tenant_id LowCardinality(String),
     run_id String,
@@ -118,6 +122,9 @@ CREATE TABLE IF NOT EXISTS runs_store_by_run
     session_id String,
     service_name LowCardinality(String),
     last_span_at DateTime64(3, 'UTC'),
+    -- the latest end of any of its spans, by the spans' own clocks: the run's last sign of life,
+    -- which a re-delivered span does not move (runs whose end never comes, spec 4.5)
+    last_active_at DateTime64(9, 'UTC'),
     retention_days UInt16,
     assembled_at DateTime64(6, 'UTC'),
     is_deleted UInt8,
@@ -135,7 +142,8 @@ SELECT tenant_id, run_id, trace_id, [trace_id], run_span_id, workflow_name, work
        start_time, end_time, duration_ns, span_count, step_count, retries, failed_steps, failed_step, failed_step_id,
        if(status = 'failed', 'error', ''), failure_reason, first_pass, human_decisions, human_corrections,
        human_wait_ms, input_tokens, output_tokens, cost_usd, validations_passed, validations_failed, quality_mean,
-       cx_score, rerun_of, user_id, session_id, service_name, last_span_at, retention_days, assembled_at, 0
+       cx_score, rerun_of, user_id, session_id, service_name, last_span_at,
+       coalesce(end_time, start_time), retention_days, assembled_at, 0
 FROM runs_store FINAL;
 
 INSERT INTO trace_runs
@@ -145,8 +153,10 @@ DROP VIEW IF EXISTS runs_by_time_mv;
 EXCHANGE TABLES runs_store AND runs_store_by_run;
 DROP TABLE runs_store_by_run;
 
--- runs_by_time, keyed by (tenant_id, start_time, run_id); trace_ids and failure_kind added.
-CREATE TABLE IF NOT EXISTS runs_by_time_by_run
+-- runs_by_time, keyed by (tenant_id, start_time, run_id); trace_ids and failure_kind added
+-- (re-runnable as runs_store above).
+DROP TABLE IF EXISTS runs_by_time_by_run;
+CREATE TABLE runs_by_time_by_run
 (
     tenant_id LowCardinality(String),
     start_time DateTime64(9, 'UTC'),
@@ -187,6 +197,7 @@ SELECT tenant_id, start_time, run_id, trace_id, trace_ids, workflow_name, workfl
        failure_kind, failure_reason, rerun_of, retention_days, assembled_at, is_deleted
 FROM runs_store FINAL;
 
+DROP VIEW IF EXISTS runs_by_time_mv;
 EXCHANGE TABLES runs_by_time AND runs_by_time_by_run;
 DROP TABLE runs_by_time_by_run;
 
@@ -201,11 +212,14 @@ FROM runs_store;
 DROP FUNCTION IF EXISTS wrm_run_id;
 DROP VIEW IF EXISTS frozen_runs;
 
--- Re-assemble every trace that has spans, 20 traces per stamp (ms), from the next millisecond on:
--- the assembler takes what is stored as committed at start and works through it a bounded number
--- of traces per cycle.
+-- Re-assemble every trace that has spans, 20 traces per stamp (ms), above every stamp stored (the
+-- writers' stamps can run ahead of the clock): the assembler takes what is stored as committed at
+-- start and works through it a bounded number of traces per cycle.
 INSERT INTO dirty_traces
-SELECT fromUnixTimestamp64Milli(toUnixTimestamp64Milli(now64(3)) + 1 + intDiv(rowNumberInAllBlocks(), 20), 'UTC'),
+SELECT fromUnixTimestamp64Milli(
+           greatest(toUnixTimestamp64Milli(now64(3)),
+                    (SELECT ifNull(toUnixTimestamp64Milli(max(ingested_at)), 0) FROM dirty_traces))
+           + 1 + intDiv(rowNumberInAllBlocks(), 20), 'UTC'),
        tenant_id, trace_id
 FROM (SELECT DISTINCT tenant_id, trace_id FROM span_facts);
 

@@ -17,11 +17,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from analytics.indicators import effectiveness
 from tests.conftest import module_server, settle
 from tests.otlp import send_raw
-from tests.workflows import hexid, request, sid, span, tid
+from tests.workflows import BASE_NS, SEC, hexid, request, sid, span, tid
 from warehouse import WarehouseUnavailable
 from wrm.server import WrmServer
 
-STALE_WORKFLOW = "nightly-sync"  # stale_run_after of 2 s for this workflow only
+STALE_WORKFLOW = "nightly-sync"  # stale_run_after of 4 s for this workflow only
+WAIT_WORKFLOW = "approvals"  # human_wait_limit of 4 s for this workflow only
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,8 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
     with (
         module_server(
             engine_dir,
-            stale_run_after_by_workflow={STALE_WORKFLOW: 2},
+            stale_run_after_by_workflow={STALE_WORKFLOW: 4},
+            human_wait_limit_by_workflow={WAIT_WORKFLOW: 4},
             stale_check_interval_s=3600,  # swept by the test, when it wants
         ) as srv,
         httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
@@ -215,29 +217,45 @@ def test_aggregates_on_root_and_agent_are_not_counted_twice(api: tuple[WrmServer
 def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     t = "stale"
-    _send(server, "stale", [
-        span(t, "fetch", "sync", 1, 2, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"),
-        span(t, "write", "sync", 2, 3, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"),
-    ])  # fmt: skip
-    _send(server, "stale", refund("s")[0])  # waiting for a person: another workflow, never stale here
-    assert {r["status"] for r in _runs(server, "stale")} == {"running", "waiting_human"}
-    time.sleep(2.5)
+    now = (time.time_ns() - BASE_NS) / SEC  # these spans end now: runs that were just active
+    fetch = span(
+        t, "fetch", "sync", now - 2, now - 1, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"
+    )
+    write = span(t, "write", "sync", now - 1, now, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool")
+    # waiting for a person: refund, whose limits are the defaults, and approvals, waiting 4 s at most
+    waiting = [
+        span("wait", "approve", start=now - 1, end=now, wrm__workflow__name=WAIT_WORKFLOW),
+        span("wait", "ask", "approve", now - 0.5, now - 0.4, wrm__hitl__state="requested"),
+    ]
+    _send(server, "stale", [fetch, write, *refund("s")[0], *waiting])
+    statuses = {r["workflow_name"]: r["status"] for r in _runs(server, "stale")}
+    assert statuses == {STALE_WORKFLOW: "running", "refund": "waiting_human", WAIT_WORKFLOW: "waiting_human"}
+    time.sleep(4.5)
     assert server.assembler is not None
     server.assembler.sweep_stale()
     runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
-    assert runs["refund"]["status"] == "waiting_human"
+    assert runs["refund"]["status"] == "waiting_human"  # its own wait limit, 7 days, not 4 s
     stale = runs[STALE_WORKFLOW]
-    assert (stale["status"], stale["failure_kind"]) == ("failed", "abandoned")
-    assert stale["failure_reason"].startswith('abandoned: no span received for 2 seconds; last seen: "write"')
+    assert (stale["status"], stale["failure_kind"], stale["first_pass"]) == ("failed", "abandoned", 0)
+    assert stale["failure_reason"].startswith(
+        'abandoned: no span for 4 seconds; last seen: "write" completed at'
+    )
+    waited = runs[WAIT_WORKFLOW]
+    assert (waited["status"], waited["failure_kind"]) == ("failed", "abandoned")
+    assert waited["failure_reason"].startswith("abandoned: no span for 4 seconds while waiting for a person")
     listed = _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"]
-    assert [r["run_id"] for r in listed] == [tid(t).hex()]
-    assert _get(client, "stale", "/v1/runs", status="failed")["runs"][0]["run_id"] == tid(t).hex()
+    assert sorted(r["run_id"] for r in listed) == sorted([tid(t).hex(), tid("wait").hex()])
+    assert len(_get(client, "stale", "/v1/runs", status="failed")["runs"]) == 2
 
-    _send(server, "stale", [span(t, "sync", start=0, end=4, wrm__workflow__name=STALE_WORKFLOW)])
+    _send(server, "stale", [write])  # re-sent: no sign of life
+    assert {r["workflow_name"]: r["status"] for r in _runs(server, "stale")}[STALE_WORKFLOW] == "failed"
+    _send(server, "stale", [span(t, "sync", start=now - 3, end=now + 1, wrm__workflow__name=STALE_WORKFLOW)])
     runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
     assert (runs[STALE_WORKFLOW]["status"], runs[STALE_WORKFLOW]["failure_kind"]) == ("completed", "")
-    assert runs[STALE_WORKFLOW]["duration_ns"] == 4 * 10**9
-    assert _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"] == []
+    assert runs[STALE_WORKFLOW]["duration_ns"] == pytest.approx(4 * 10**9, abs=2)
+    assert [r["run_id"] for r in _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"]] == [
+        tid("wait").hex()
+    ]
     assert hexid(f"{t}/sync") == runs[STALE_WORKFLOW]["run_span_id"]
 
 
@@ -281,3 +299,81 @@ def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
         client.get(f"/v1/runs/{tid('died-1').hex()}", headers={"X-WRM-Tenant": "parts-died"}).json()["run_id"]
         == "order-died"
     )
+
+
+def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
+    api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C links to B, B to A, and A, arriving last, carries the run id: B follows A in one hop and C
+    follows B in the next. The cycle dies between the two hops; the next one still follows C."""
+    server, _ = api
+    parts = []
+    for i, name in enumerate(("chain-a", "chain-b", "chain-c")):
+        root = span(name, "etl", start=100 * i, end=100 * i + 10)
+        if i == 0:
+            root = span(name, "etl", start=0, end=10, wrm__run__id="chain-9")
+        if i:
+            previous = ("chain-a", "chain-b")[i - 1]
+            root.links.add(trace_id=tid(previous), span_id=sid(f"{previous}/etl"))
+        parts.append(root)
+    _send(server, "parts-chain", parts[1:])
+    assert server.assembler is not None
+    rebuild = server.assembler._rebuild
+    command = rebuild._wh.command
+    hops: list[str] = []
+
+    def dies_at_the_second_hop(sql: str, parameters: Any = None) -> Any:
+        if sql.startswith("INSERT INTO trace_runs") and "relinked_traces" in sql:  # resolve_links.sql
+            hops.append(sql)
+            if len(hops) == 2:
+                raise WarehouseUnavailable("killed between two hops")
+        return command(sql, parameters)
+
+    monkeypatch.setattr(rebuild._wh, "command", dies_at_the_second_hop)
+    send_raw(server.otlp_address, request([parts[0]], wrm__tenant__id="parts-chain"))
+    with pytest.raises(WarehouseUnavailable):
+        server.assembler.catch_up()
+    monkeypatch.setattr(rebuild._wh, "command", command)
+    settle(server)
+    runs = _runs(server, "parts-chain")
+    assert [(r["run_id"], r["trace_ids"]) for r in runs] == [
+        ("chain-9", [tid("chain-a").hex(), tid("chain-b").hex(), tid("chain-c").hex()])
+    ]
+
+
+def test_frozen_runs_take_no_new_part_and_are_abandoned_as_they_stand(
+    api: tuple[WrmServer, httpx.Client],
+) -> None:
+    """A run past its tenant's span retention (less an hour) is frozen: not rebuilt from what is
+    left of its spans. A new trace with its run id becomes a run of its own; still unfinished past
+    its limit, the frozen run's row is marked abandoned once."""
+    server, _ = api
+    assert server.warehouse is not None and server.assembler is not None
+    wh = server.warehouse
+    wh.command(
+        "INSERT INTO runs_store (tenant_id, run_id, trace_id, trace_ids, workflow_name, status, start_time, "
+        "last_active_at, retention_days, assembled_at) VALUES ('parts-frozen', 'order-fz', 'f0', ['f0'], "
+        "'refund', 'running', now64(9) - INTERVAL 40 DAY, now64(9) - INTERVAL 40 DAY, 90, now64(6))"
+    )
+    _send(server, "parts-frozen", [span("fz-2", "refund", start=0, end=5, wrm__run__id="order-fz")])
+    runs = {r["run_id"]: r for r in _runs(server, "parts-frozen")}
+    assert runs["order-fz"]["trace_ids"] == ["f0"] and runs["order-fz"]["status"] == "running"
+    assert runs[tid("fz-2").hex()]["status"] == "completed"  # the new part, a run of its own
+
+    def queued() -> int:
+        rows = wh.rows(
+            "SELECT count() FROM run_queue WHERE tenant_id = 'parts-frozen' AND run_id = 'order-fz'"
+        )
+        return int(rows[0][0])
+
+    before = queued()
+    server.assembler.sweep_stale()
+    frozen = {r["run_id"]: r for r in _runs(server, "parts-frozen")}["order-fz"]
+    assert (frozen["status"], frozen["failure_kind"]) == ("failed", "abandoned")
+    assert (
+        frozen["failure_reason"]
+        == "abandoned: no span for 1 day; past its span retention, the run was not rebuilt"
+    )
+    assert queued() == before + 1
+    server.assembler.sweep_stale()
+    assert queued() == before + 1  # abandoned now: not queued again

@@ -276,7 +276,9 @@ def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> L
         )
         rerun_of = str(rows[0][0]) if rows else ""
     by_spans = wh.rows(
-        "SELECT DISTINCT run_id FROM runs_by_time WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
+        # FINAL: a run that no longer exists (its parts joined another run) is not a re-run
+        "SELECT DISTINCT run_id FROM runs_by_time FINAL "
+        "WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
         {"t": tenant, "r": run_id},
     )
     reruns = {str(r[0]) for r in by_spans} | {

@@ -1,13 +1,10 @@
--- Queue, at stamp {queued_ms}, every unfinished run that has received no span for its workflow's
--- stale_run_after (human_wait_limit while waiting for a person), measured at {now_ms}: rebuilt,
--- it becomes failed / abandoned (assemble_runs).
+-- Queue, at stamp {queued_ms}, every stale run (stale_runs): rebuilt, it becomes failed /
+-- abandoned (assemble_runs); a frozen one is not rebuilt but marked by abandon_frozen_runs.sql,
+-- and queueing it lets the cycle note its summary days.
 INSERT INTO run_queue
-SELECT {queued_ms:Int64}, tenant_id, run_id FROM runs_store FINAL
-WHERE status IN ('running', 'waiting_human')
-  AND toUnixTimestamp64Milli(last_span_at)
-      + toInt64(if(status = 'waiting_human',
-                   wrm_workflow_seconds(workflow_name, {wait_workflows:Array(String)}, {wait_seconds:Array(UInt64)},
-                                        {wait_default:UInt64}),
-                   wrm_workflow_seconds(workflow_name, {stale_workflows:Array(String)},
-                                        {stale_seconds:Array(UInt64)}, {stale_default:UInt64}))) * 1000
-      < {now_ms:Int64}
+SELECT {queued_ms:Int64}, tenant_id, run_id
+FROM stale_runs(now_ms = {now_ms:Int64}, spans_tenants = {spans_tenants:Array(String)},
+                spans_days = {spans_days:Array(UInt16)}, spans_default = {spans_default:UInt16},
+                stale_workflows = {stale_workflows:Array(String)}, stale_seconds = {stale_seconds:Array(UInt64)},
+                stale_default = {stale_default:UInt64}, wait_workflows = {wait_workflows:Array(String)},
+                wait_seconds = {wait_seconds:Array(UInt64)}, wait_default = {wait_default:UInt64})

@@ -7,7 +7,7 @@
 -- run-span order over all parts (wrm_run_order), else from the first span that has them. Status:
 -- the last part (by start) settles it: its run span's outcome when it has ended; waiting_human
 -- while a human request made in that part is open; running otherwise. A run not finished that has
--- received no span for its workflow's stale_run_after (or, waiting for a person, its
+-- had no span end for its workflow's stale_run_after (or, waiting for a person, its
 -- human_wait_limit), measured at {now_ms}, is failed with failure_kind abandoned; a later span
 -- rebuilds it from what it says.
 CREATE OR REPLACE VIEW assemble_runs AS
@@ -47,7 +47,12 @@ WITH
             min(part_start) AS first_start,
             maxIf(rs_end, part_span_id != '') AS last_root_end,
             max(last_request) AS last_request,
-            max(last_decision) AS last_decision
+            max(last_decision) AS last_decision,
+            -- parts whose run span ended failed: in a completed run, earlier parts, and a failure
+            -- resumed is no first pass
+            countIf(part_span_id != ''
+                    AND if(rs_run_status IN ('completed', 'failed', 'canceled'), rs_run_status, rs_status) = 'failed')
+                AS failed_parts
         FROM per_part GROUP BY tenant_id, run_key
     ),
     -- run-wide values over every span of every part
@@ -76,7 +81,8 @@ WITH
             argMinIf(session_id, k, session_id != '') AS session_id,
             max(end_time) AS last_end,
             argMax((step_name, status, end_time), (end_time, span_id)) AS last_seen,
-            max(ingested_at) AS last_span_at
+            max(ingested_at) AS last_span_at,
+            max(end_time) AS last_active_at
         FROM facts AS f
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
         GROUP BY f.tenant_id, p.run_id
@@ -135,7 +141,8 @@ WITH
                wrm_workflow_seconds(workflow, {stale_workflows:Array(String)}, {stale_seconds:Array(UInt64)},
                                     {stale_default:UInt64})) AS idle_limit_s,
             live_status IN ('running', 'waiting_human')
-                AND toUnixTimestamp64Milli(last_span_at) + toInt64(idle_limit_s) * 1000 < {now_ms:Int64} AS abandoned
+                AND toUnixTimestamp64Milli(last_active_at) + toInt64(idle_limit_s) * 1000 < {now_ms:Int64}
+                AS abandoned
         FROM per_run AS r
         INNER JOIN per_parts AS pp USING (tenant_id, run_key)
         LEFT JOIN per_steps AS s USING (tenant_id, run_key)
@@ -167,14 +174,14 @@ SELECT
     multiIf(
         status != 'failed', '',
         abandoned,
-            concat('abandoned: no span received for ', formatReadableTimeDelta(idle_limit_s),
+            concat('abandoned: no span for ', formatReadableTimeDelta(idle_limit_s),
                    if(live_status = 'waiting_human', ' while waiting for a person', ''),
                    '; last seen: "', last_seen.1, '" ', last_seen.2, ' at ',
                    formatDateTime(last_seen.3, '%Y-%m-%d %H:%i:%S', 'UTC'), ' UTC'),
         failed_step != '', concat(failed_step, ': ', step_failure),
         concat(last_part.4, if(last_part.4 != '' AND last_part.5 != '', ': ', ''), last_part.5)) AS failure_reason,
-    toUInt8(status = 'completed' AND retries = 0 AND failed_steps = 0 AND rerun_of = '' AND human_corrections = 0)
-        AS first_pass,
+    toUInt8(status = 'completed' AND retries = 0 AND failed_steps = 0 AND failed_parts = 0 AND rerun_of = ''
+            AND human_corrections = 0) AS first_pass,
     toUInt32(human_decisions) AS human_decisions,
     toUInt32(human_corrections) AS human_corrections,
     human_wait_ms,
@@ -190,6 +197,7 @@ SELECT
     session_id,
     service AS service_name,
     last_span_at,
+    last_active_at,
     now64(6) AS assembled_at,
     toUInt8(0) AS is_deleted
 FROM settled;
