@@ -17,12 +17,13 @@ from typing import Any, NamedTuple
 from warehouse.client import Warehouse
 
 TIERS = ("spans", "steps", "runs", "summaries")
-# The tables of each tier. span_facts is derived from spans and expires with them.
+# The tables of each tier. span_facts and trace_links are derived from spans and expire with them;
+# trace_runs (which run each trace is part of) is kept as long as the runs.
 TIER_TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
-        "spans": ("spans", "span_facts"),
+        "spans": ("spans", "span_facts", "trace_links"),
         "steps": ("steps_store",),
-        "runs": ("runs_store", "runs_by_time"),
+        "runs": ("runs_store", "runs_by_time", "trace_runs"),
         "summaries": ("runs_daily_store",),
     }
 )
