@@ -377,3 +377,21 @@ def test_frozen_runs_take_no_new_part_and_are_abandoned_as_they_stand(
     assert queued() == before + 1
     server.assembler.sweep_stale()
     assert queued() == before + 1  # abandoned now: not queued again
+
+
+def test_two_requests_are_answered_in_turn(api: tuple[WrmServer, httpx.Client]) -> None:
+    """Two requests open at once: each decision answers the oldest one still open, and the run
+    waits for a person while any is open."""
+    server, _ = api
+    t = "two-asks"
+    _send(server, "parts-asks", [
+        span(t, "wf", start=0, end=200),
+        span(t, "ask-a", "wf", 3, 3.01, wrm__hitl__state="requested"),
+        span(t, "ask-b", "wf", 4, 4.01, wrm__hitl__state="requested"),
+        span(t, "dec-a", "wf", 100, 100.5, wrm__hitl__decision="approved"),
+    ])  # fmt: skip
+    (run,) = _runs(server, "parts-asks")
+    assert run["status"] == "waiting_human" and run["human_wait_ms"] == 97_500
+    _send(server, "parts-asks", [span(t, "dec-b", "wf", 101, 101.5, wrm__hitl__decision="rejected")])
+    (run,) = _runs(server, "parts-asks")
+    assert (run["status"], run["human_decisions"], run["human_wait_ms"]) == ("completed", 2, 97_500 + 97_500)

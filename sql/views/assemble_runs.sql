@@ -19,7 +19,7 @@ WITH
         SELECT *, wrm_run_order(run_rank, start_time, span_id) AS k
         FROM span_facts FINAL WHERE (tenant_id, trace_id) IN (SELECT tenant_id, trace_id FROM parts)
     ),
-    -- one row per part: its run span's outcome, its bounds, its human requests
+    -- one row per part: its run span's outcome and its start
     per_part AS (
         SELECT
             f.tenant_id AS tenant_id, f.trace_id AS trace_id, any(p.run_id) AS run_key,
@@ -30,9 +30,7 @@ WITH
             wrm_run_span_value(error_message, k) AS rs_error_message,
             wrm_run_span_value(start_time, k) AS rs_start,
             wrm_run_span_value(end_time, k) AS rs_end,
-            if(part_span_id != '', rs_start, min(start_time)) AS part_start,
-            maxIf(start_time, is_marker = 1) AS last_request,
-            maxIf(end_time, hitl_decision != '') AS last_decision
+            if(part_span_id != '', rs_start, min(start_time)) AS part_start
         FROM facts AS f
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
         GROUP BY f.tenant_id, f.trace_id
@@ -46,8 +44,6 @@ WITH
             max(part_start) AS last_part_start,
             min(part_start) AS first_start,
             maxIf(rs_end, part_span_id != '') AS last_root_end,
-            max(last_request) AS last_request,
-            max(last_decision) AS last_decision,
             -- parts whose run span ended failed: in a completed run, earlier parts, and a failure
             -- resumed is no first pass
             countIf(part_span_id != ''
@@ -79,6 +75,11 @@ WITH
             argMinIf(rerun_of, k, rerun_of != '') AS rerun_of,
             argMinIf(user_id, k, user_id != '') AS user_id,
             argMinIf(session_id, k, session_id != '') AS session_id,
+            -- the human requests still open (wrm_hitl_fold: each decision answers the oldest)
+            wrm_hitl_fold(arraySort(groupArrayIf(
+                (toUnixTimestamp64Nano(if(is_marker = 1, start_time, end_time)), toUInt8(is_marker = 0), span_id,
+                 toInt64(duration_ns)),
+                is_marker = 1 OR hitl_decision != ''))).1 AS open_requests,
             max(end_time) AS last_end,
             argMax((step_name, status, end_time), (end_time, span_id)) AS last_seen,
             max(ingested_at) AS last_span_at,
@@ -130,7 +131,8 @@ WITH
             multiIf(
                 last_ended AND last_part.2 IN ('completed', 'failed', 'canceled'), last_part.2,
                 last_ended AND last_part.3 IN ('failed', 'canceled'), last_part.3,
-                last_request > last_decision AND last_request >= last_part_start, 'waiting_human',
+                notEmpty(open_requests) AND arrayMax(open_requests) >= toUnixTimestamp64Nano(last_part_start),
+                    'waiting_human',
                 last_ended, 'completed',
                 'running') AS live_status,
             coalesce(nullIf(wf_attr, ''), nullIf(wf_agent, ''), nullIf(wf_pipeline, ''),

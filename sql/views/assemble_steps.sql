@@ -28,8 +28,10 @@ WITH
     ),
     requests AS (
         SELECT p.tenant_id AS tenant_id, p.run_id AS run_id,
-               arraySort(groupArrayIf(toUnixTimestamp64Nano(f.start_time), f.is_marker = 1)) AS asked,
-               arraySort(groupArrayIf(toUnixTimestamp64Nano(f.end_time), f.hitl_decision != '')) AS decided
+               wrm_hitl_fold(arraySort(groupArrayIf(
+                   (toUnixTimestamp64Nano(if(f.is_marker = 1, f.start_time, f.end_time)),
+                    toUInt8(f.is_marker = 0), f.span_id, toInt64(f.duration_ns)),
+                   f.is_marker = 1 OR f.hitl_decision != ''))).2 AS waits
         FROM facts AS f
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id
         GROUP BY p.tenant_id, p.run_id
@@ -133,12 +135,8 @@ SELECT
     f.quality_score AS quality_score,
     f.hitl_decision AS human_decision,
     f.hitl_actor AS human_actor,
-    toUInt64(if(f.hitl_decision = '', 0, intDiv(
-        if((arrayReduce('max', arrayFilter(x -> x <= toUnixTimestamp64Nano(f.end_time)
-                                                AND x >= arrayReduce('max', arrayFilter(y -> y < toUnixTimestamp64Nano(f.end_time),
-                                                                                        q.decided)),
-                                           q.asked)) AS asked_at) > 0,
-           toUnixTimestamp64Nano(f.end_time) - asked_at, f.duration_ns), 1000000))) AS human_wait_ms,
+    toUInt64(if(f.hitl_decision = '' OR f.is_marker = 1, 0,
+                intDiv(greatest(0, arrayFirst(w -> w.1 = f.span_id, q.waits).2), 1000000))) AS human_wait_ms,
     f.user_id AS user_id,
     f.session_id AS session_id,
     f.service_name AS service_name,
