@@ -62,6 +62,7 @@ class AssemblyConfig:
     run_keys: tuple[str, ...] = ()  # further span attributes whose value is a run id (spec 4.3)
     stale: StalePolicy = field(default_factory=StalePolicy)
     stale_check_interval_s: float = 60.0
+    max_parts_per_run: int = 1000  # a trace beyond it is a run of its own (spec 4.3)
 
 
 class RunAssembler:
@@ -87,7 +88,12 @@ class RunAssembler:
             **config.runs_days.params("runs"),
         }
         self._rebuild = RunRebuild(
-            warehouse, self._params, list(config.run_keys), config.stale, floor_ms=self._watermark
+            warehouse,
+            self._params,
+            list(config.run_keys),
+            config.stale,
+            floor_ms=self._watermark,
+            max_parts=config.max_parts_per_run,
         )
         self._last_sweep = time.monotonic()
         self._summarizer = Summarizer(

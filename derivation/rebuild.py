@@ -65,10 +65,12 @@ class RunRebuild:
         run_keys: list[str],
         stale: StalePolicy,
         floor_ms: int = 0,
+        max_parts: int = 1000,
     ) -> None:
         self._wh = warehouse
         self._retention = dict(retention)
         self._run_keys = list(run_keys)
+        self._max_parts = max_parts
         self.stale = stale
         self.done_ms = _one(
             warehouse.rows(
@@ -98,7 +100,13 @@ class RunRebuild:
         self._wh.command(statement("queue_window_runs"), {**window, "queued_ms": stamp})
         self._wh.command(
             statement("resolve_traces"),
-            {**window, **self._retention, "run_keys": self._run_keys, "resolved": base},
+            {
+                **window,
+                **self._retention,
+                "run_keys": self._run_keys,
+                "resolved": base,
+                "max_parts": self._max_parts,
+            },
         )
         # Follow links from every resolution not yet followed: this cycle's, and any a dead or
         # capped cycle left (links_from moves only once nothing is left to follow).

@@ -32,6 +32,7 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
             engine_dir,
             stale_run_after_by_workflow={STALE_WORKFLOW: 4},
             human_wait_limit_by_workflow={WAIT_WORKFLOW: 4},
+            max_parts_per_run=3,
             stale_check_interval_s=3600,  # swept by the test, when it wants
         ) as srv,
         httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
@@ -395,3 +396,20 @@ def test_two_requests_are_answered_in_turn(api: tuple[WrmServer, httpx.Client]) 
     _send(server, "parts-asks", [span(t, "dec-b", "wf", 101, 101.5, wrm__hitl__decision="rejected")])
     (run,) = _runs(server, "parts-asks")
     assert (run["status"], run["human_decisions"], run["human_wait_ms"]) == ("completed", 2, 97_500 + 97_500)
+
+
+def test_a_run_takes_at_most_max_parts_per_run_traces(api: tuple[WrmServer, httpx.Client]) -> None:
+    """A constant run id ("undefined") would make one run of every trace; past max_parts_per_run
+    (3 here) a new trace is a run of its own."""
+    server, _ = api
+    traces = [f"const-{i}" for i in range(5)]
+    _send(server, "parts-const", [span(t, "job", start=i, end=i + 0.5, wrm__run__id="undefined")
+                                  for i, t in enumerate(traces[:3])])  # fmt: skip
+    _send(server, "parts-const", [span(t, "job", start=10 + i, end=10.5 + i, wrm__run__id="undefined")
+                                  for i, t in enumerate(traces[3:])])  # fmt: skip
+    runs = {r["run_id"]: r["trace_ids"] for r in _runs(server, "parts-const")}
+    assert runs == {
+        "undefined": [tid(t).hex() for t in traces[:3]],
+        tid(traces[3]).hex(): [tid(traces[3]).hex()],
+        tid(traces[4]).hex(): [tid(traces[4]).hex()],
+    }

@@ -81,6 +81,7 @@ class WrmServer:
                 run_keys=tuple(s.run_id_attributes),
                 stale=s.stale_policy(),
                 stale_check_interval_s=s.stale_check_interval_s,
+                max_parts_per_run=s.max_parts_per_run,
             ),
         )
         self.assembler.start()

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     human_wait_limit_by_workflow: dict[str, timedelta] = Field(
         default_factory=dict, description="human_wait_limit per workflow name"
     )
+    max_parts_per_run: int = Field(
+        1000, ge=1, le=1_000_000, description="traces one run may have; a trace beyond it is a run of its own"
+    )
     stale_check_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="how often unfinished runs are checked for staleness"
     )
