@@ -3,12 +3,14 @@ database per test, and a real `wrm serve` (gRPC + HTTP on free ports) around it.
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -16,28 +18,95 @@ from warehouse import Warehouse
 from wrm.server import WrmServer
 from wrm.settings import load_settings
 
-# The modules that take longest, longest first (seconds of test time, measured on 2 cores).
+# The modules that take longest, longest first (seconds of test time under `make test`, 2 cores).
 # `make test` runs two pytest-xdist workers, each taking a whole module at a time in this order
 # (then the rest in file order), so that no long module starts last while the other worker idles.
 # The order decides only when each module runs, never whether it runs: a stale list costs time.
 LONGEST_FIRST = (
-    "test_concurrency",  # 85
-    "test_api_properties",  # 84
-    "test_serve_process",  # 73
-    "test_retention",  # 71
-    "test_ingest_errors",  # 62
-    "test_run_invariants",  # 53
-    "test_indicators",  # 46
-    "test_run_list",  # 45
-    "test_isolation",  # 43
-    "test_crash_recovery",  # 43
-    "test_fuzz_otlp",  # 40
-    "test_export",  # 38
-    "test_sql_endpoint",  # 29
-    "test_summaries",  # 28
-    "test_runs_steps",  # 26
-    "test_packaging",  # 24
+    "test_api_properties",  # 65
+    "test_run_parts",  # 60
+    "test_concurrency",  # 46
+    "test_serve_process",  # 40
+    "test_run_invariants",  # 39
+    "test_ingest_errors",  # 36
+    "test_indicators",  # 34
+    "test_export",  # 33
+    "test_isolation",  # 33
+    "test_retention",  # 33
+    "test_fuzz_otlp",  # 31
+    "test_crash_recovery",  # 29
+    "test_runs_steps",  # 29
+    "test_run_list",  # 25
+    "test_sql_endpoint",  # 21
+    "test_summaries",  # 20
+    "test_assembler_failures",  # 17
+    "test_runs_api",  # 16
+    "test_instrumentation_libs",  # 15
+    "test_packaging",  # 14
 )
+
+
+# Tests that measure latency or wait against a clock. Under `make test` each runs while the other
+# worker waits between two of its tests, so that worker's load is not part of what they measure.
+ALONE = (
+    "tests/test_isolation.py::test_health_api_and_ingest_answer_while_a_long_query_runs",
+    "tests/test_isolation.py::test_a_query_over_capacity_gets_429_with_retry_after",
+    "tests/test_crash_recovery.py::",
+    "tests/test_ingest_deadline.py::",
+)
+
+
+class _WorkerLock:
+    """A lock the pytest-xdist workers share: a test in ALONE holds it exclusively, any other test
+    shared. The gate keeps a waiting exclusive holder from being passed by new shared ones."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._gate: IO[bytes] = open(path.with_suffix(".gate"), "ab")  # noqa: SIM115 (held for the run)
+        self._lock: IO[bytes] = open(path, "ab")  # noqa: SIM115
+
+    @contextmanager
+    def held(self, exclusive: bool) -> Iterator[None]:
+        fcntl.flock(self._gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._gate.close()
+        self._lock.close()
+        for path in (self.path, self.path.with_suffix(".gate")):
+            path.unlink(missing_ok=True)
+
+
+_WORKER_LOCK = pytest.StashKey[_WorkerLock]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run = workerinput["testrunuid"]
+        config.stash[_WORKER_LOCK] = _WorkerLock(Path(tempfile.gettempdir()) / f"wrm-tests-{run}.lock")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock = config.stash.get(_WORKER_LOCK, None)
+    if lock is not None:
+        lock.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    lock = item.config.stash.get(_WORKER_LOCK, None)
+    if lock is None:
+        return (yield)
+    with lock.held(exclusive=item.nodeid.startswith(ALONE)):  # set-up, call and teardown
+        return (yield)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
