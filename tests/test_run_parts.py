@@ -4,6 +4,7 @@ whose end never comes become abandoned (spec 4.5). Through the real server: OTLP
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -53,6 +54,18 @@ def _runs(server: WrmServer, tenant: str) -> list[dict[str, Any]]:
         {"t": tenant},
     )
     return list(result.named_results())
+
+
+def _until_failed(server: WrmServer, failed: list[str]) -> None:
+    """Assemble until the injected failure has struck, in this call or in the server's own
+    assembly thread (which may reach the new spans first)."""
+    assert server.assembler is not None
+    deadline = time.monotonic() + 30
+    while not failed:
+        assert time.monotonic() < deadline, "the injected failure never struck"
+        with contextlib.suppress(WarehouseUnavailable):  # struck here, or in the server's thread
+            server.assembler.catch_up()
+        time.sleep(0.05)
 
 
 def _get(client: httpx.Client, tenant: str, path: str, **params: Any) -> Any:
@@ -218,20 +231,22 @@ def test_aggregates_on_root_and_agent_are_not_counted_twice(api: tuple[WrmServer
 def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     t = "stale"
-    now = (time.time_ns() - BASE_NS) / SEC  # these spans end now: runs that were just active
-    fetch = span(
-        t, "fetch", "sync", now - 2, now - 1, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"
+    # Spans that end 2 s from now (by their own clocks): active runs, stale 6 s from now, a margin
+    # for a slow machine's first assembly.
+    now = (time.time_ns() - BASE_NS) / SEC
+    fetch = span(t, "fetch", "sync", now, now + 1, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool")
+    write = span(
+        t, "write", "sync", now + 1, now + 2, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool"
     )
-    write = span(t, "write", "sync", now - 1, now, wrm__workflow__name=STALE_WORKFLOW, wrm__step__type="tool")
     # waiting for a person: refund, whose limits are the defaults, and approvals, waiting 4 s at most
     waiting = [
-        span("wait", "approve", start=now - 1, end=now, wrm__workflow__name=WAIT_WORKFLOW),
-        span("wait", "ask", "approve", now - 0.5, now - 0.4, wrm__hitl__state="requested"),
+        span("wait", "approve", start=now, end=now + 2, wrm__workflow__name=WAIT_WORKFLOW),
+        span("wait", "ask", "approve", now + 0.5, now + 0.6, wrm__hitl__state="requested"),
     ]
     _send(server, "stale", [fetch, write, *refund("s")[0], *waiting])
     statuses = {r["workflow_name"]: r["status"] for r in _runs(server, "stale")}
     assert statuses == {STALE_WORKFLOW: "running", "refund": "waiting_human", WAIT_WORKFLOW: "waiting_human"}
-    time.sleep(4.5)
+    time.sleep(max(0.0, now + 6.5 - (time.time_ns() - BASE_NS) / SEC))
     assert server.assembler is not None
     server.assembler.sweep_stale()
     runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
@@ -250,10 +265,11 @@ def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmSe
 
     _send(server, "stale", [write])  # re-sent: no sign of life
     assert {r["workflow_name"]: r["status"] for r in _runs(server, "stale")}[STALE_WORKFLOW] == "failed"
-    _send(server, "stale", [span(t, "sync", start=now - 3, end=now + 1, wrm__workflow__name=STALE_WORKFLOW)])
+    later = (time.time_ns() - BASE_NS) / SEC
+    _send(server, "stale", [span(t, "sync", start=now, end=later, wrm__workflow__name=STALE_WORKFLOW)])
     runs = {r["workflow_name"]: r for r in _runs(server, "stale")}
     assert (runs[STALE_WORKFLOW]["status"], runs[STALE_WORKFLOW]["failure_kind"]) == ("completed", "")
-    assert runs[STALE_WORKFLOW]["duration_ns"] == pytest.approx(4 * 10**9, abs=2)
+    assert runs[STALE_WORKFLOW]["duration_ns"] == pytest.approx((later - now) * 10**9, abs=2)
     assert [r["run_id"] for r in _get(client, "stale", "/v1/runs", failure_kind="abandoned")["runs"]] == [
         tid("wait").hex()
     ]
@@ -287,8 +303,7 @@ def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
     monkeypatch.setattr(rebuild._wh, "command", dies_once)
     paused = span("died-1", "refund", start=0, end=5, wrm__run__id="order-died")
     send_raw(server.otlp_address, request([paused], wrm__tenant__id="parts-died"))
-    with pytest.raises(WarehouseUnavailable):
-        server.assembler.catch_up()
+    _until_failed(server, failures)
     monkeypatch.setattr(rebuild._wh, "command", command)
     settle(server)
     runs = _runs(server, "parts-died")
@@ -322,18 +337,19 @@ def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
     rebuild = server.assembler._rebuild
     command = rebuild._wh.command
     hops: list[str] = []
+    struck: list[str] = []
 
     def dies_at_the_second_hop(sql: str, parameters: Any = None) -> Any:
         if sql.startswith("INSERT INTO trace_runs") and "relinked_traces" in sql:  # resolve_links.sql
             hops.append(sql)
             if len(hops) == 2:
+                struck.append(sql)
                 raise WarehouseUnavailable("killed between two hops")
         return command(sql, parameters)
 
     monkeypatch.setattr(rebuild._wh, "command", dies_at_the_second_hop)
     send_raw(server.otlp_address, request([parts[0]], wrm__tenant__id="parts-chain"))
-    with pytest.raises(WarehouseUnavailable):
-        server.assembler.catch_up()
+    _until_failed(server, struck)
     monkeypatch.setattr(rebuild._wh, "command", command)
     settle(server)
     runs = _runs(server, "parts-chain")
