@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from derivation.rebuild import RunRebuild, StalePolicy
+from derivation.rebuild import RunRebuild, StalePolicy, one_int
 from derivation.stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
 from derivation.summarizer import Summarizer
 from warehouse import Warehouse, WarehouseError, is_transient
@@ -70,12 +70,12 @@ class RunAssembler:
         self._wh = warehouse
         self._config = config
         self.stats = AssemblyStats()
-        self._watermark = _stamp(
+        self._watermark = one_int(
             self._wh.rows("SELECT argMax(watermark_ms, updated_at) FROM assembly_state WHERE name = 'runs'")
         )
         # Everything stored is committed: a restart after a crash finds the flushes the dead
         # process acknowledged but never assembled.
-        self.stored_through_ms = _stamp(
+        self.stored_through_ms = one_int(
             self._wh.rows("SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM dirty_traces")
         )
         # New stamps must land above the watermark too, which can be above every stored stamp
@@ -241,7 +241,7 @@ class RunAssembler:
     def _nth_after(self, since: int) -> int:
         """The stamp of the `window_traces`-th trace stored after `since`: a window ends there at
         the latest, so one cycle resolves a bounded number of traces."""
-        return _stamp(
+        return one_int(
             self._wh.rows(
                 "SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM (SELECT ingested_at FROM dirty_traces "
                 "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
@@ -252,7 +252,7 @@ class RunAssembler:
 
     def _first_after(self, since: int) -> int:
         """The stamp of the oldest flush stored after `since` (0: none)."""
-        return _stamp(
+        return one_int(
             self._wh.rows(
                 "SELECT toUnixTimestamp64Milli(min(ingested_at)) FROM dirty_traces "
                 "WHERE ingested_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC')",
@@ -264,9 +264,3 @@ class RunAssembler:
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["runs"], [watermark]])
         with self._cond:
             self._watermark = watermark
-
-
-def _stamp(rows: list[tuple[object, ...]]) -> int:
-    """A single stamp (ms) from a one-row answer; 0 for none."""
-    value = rows[0][0] if rows else None
-    return int(value) if isinstance(value, (int, float)) else 0

@@ -72,21 +72,21 @@ class RunRebuild:
         self._run_keys = list(run_keys)
         self._max_parts = max_parts
         self.stale = stale
-        self.done_ms = _one(
+        self.done_ms = one_int(
             warehouse.rows(
                 "SELECT argMax(watermark_ms, updated_at) FROM assembly_state WHERE name = 'run_queue'"
             )
         )
-        queued = _one(warehouse.rows("SELECT max(queued_ms) FROM run_queue"))
+        queued = one_int(warehouse.rows("SELECT max(queued_ms) FROM run_queue"))
         # trace_runs versions below this have had their changes carried along links (none stored
         # yet: a new or just upgraded warehouse, whose resolutions all come from one migration)
         stored = warehouse.rows(
             "SELECT argMax(watermark_ms, updated_at), count() FROM assembly_state WHERE name = 'links'"
         )
         self.links_from = (
-            _one(stored)
+            one_int(stored)
             if stored and stored[0][1]
-            else _one(warehouse.rows("SELECT max(resolved) + 1 FROM trace_runs"))
+            else one_int(warehouse.rows("SELECT max(resolved) + 1 FROM trace_runs"))
         )
         self._last_stamp = max(self.done_ms, queued, floor_ms)
         self.pending = queued > self.done_ms  # a cycle died after queueing: rebuild at once
@@ -112,7 +112,8 @@ class RunRebuild:
         # capped cycle left (links_from moves only once nothing is left to follow).
         follow = {"from": min(self.links_from, base)}
         for hop in range(1, MAX_LINK_HOPS + 1):
-            if not _one(self._wh.rows("SELECT count() FROM relinked_traces(from = {from:UInt64})", follow)):
+            pending = self._wh.rows("SELECT count() FROM relinked_traces(from = {from:UInt64})", follow)
+            if not one_int(pending):
                 self._wh.insert_columns(
                     "assembly_state", ["name", "watermark_ms"], [["links"], [base + _ROUNDS]]
                 )
@@ -162,7 +163,7 @@ class RunRebuild:
         return self._last_stamp
 
 
-def _one(rows: list[tuple[object, ...]]) -> int:
+def one_int(rows: list[tuple[object, ...]]) -> int:
     """A single integer from a one-row answer; 0 for none."""
     value = rows[0][0] if rows else None
     return int(value) if isinstance(value, (int, float)) else 0
