@@ -77,8 +77,7 @@ WITH
             argMinIf(session_id, k, session_id != '') AS session_id,
             -- the human requests still open (wrm_hitl_fold: each decision answers the oldest)
             wrm_hitl_fold(arraySort(groupArrayIf(
-                (toUnixTimestamp64Nano(if(is_marker = 1, start_time, end_time)), toUInt8(is_marker = 0), span_id,
-                 toInt64(duration_ns)),
+                wrm_hitl_event(is_marker, start_time, end_time, span_id, duration_ns),
                 is_marker = 1 OR hitl_decision != ''))).1 AS open_requests,
             max(end_time) AS last_end,
             argMax((step_name, status, end_time), (end_time, span_id)) AS last_seen,
@@ -137,11 +136,9 @@ WITH
                 'running') AS live_status,
             coalesce(nullIf(wf_attr, ''), nullIf(wf_agent, ''), nullIf(wf_pipeline, ''),
                      nullIf(wf_span_name, ''), service) AS workflow,
-            if(live_status = 'waiting_human',
-               wrm_workflow_seconds(workflow, {wait_workflows:Array(String)}, {wait_seconds:Array(UInt64)},
-                                    {wait_default:UInt64}),
-               wrm_workflow_seconds(workflow, {stale_workflows:Array(String)}, {stale_seconds:Array(UInt64)},
-                                    {stale_default:UInt64})) AS idle_limit_s,
+            wrm_idle_limit(live_status, workflow, {stale_workflows:Array(String)}, {stale_seconds:Array(UInt64)},
+                           {stale_default:UInt64}, {wait_workflows:Array(String)}, {wait_seconds:Array(UInt64)},
+                           {wait_default:UInt64}) AS idle_limit_s,
             live_status IN ('running', 'waiting_human')
                 AND toUnixTimestamp64Milli(last_active_at) + toInt64(idle_limit_s) * 1000 < {now_ms:Int64}
                 AS abandoned

@@ -29,8 +29,7 @@ WITH
     requests AS (
         SELECT p.tenant_id AS tenant_id, p.run_id AS run_id,
                wrm_hitl_fold(arraySort(groupArrayIf(
-                   (toUnixTimestamp64Nano(if(f.is_marker = 1, f.start_time, f.end_time)),
-                    toUInt8(f.is_marker = 0), f.span_id, toInt64(f.duration_ns)),
+                   wrm_hitl_event(f.is_marker, f.start_time, f.end_time, f.span_id, f.duration_ns),
                    f.is_marker = 1 OR f.hitl_decision != ''))).2 AS waits
         FROM facts AS f
         INNER JOIN parts AS p ON p.tenant_id = f.tenant_id AND p.trace_id = f.trace_id

@@ -7,11 +7,9 @@ SELECT tenant_id, run_id, idle_limit_s,
                   {spans_default:UInt16}) AS frozen
 FROM (
     SELECT tenant_id, run_id, start_time, last_active_at,
-           if(status = 'waiting_human',
-              wrm_workflow_seconds(workflow_name, {wait_workflows:Array(String)}, {wait_seconds:Array(UInt64)},
-                                   {wait_default:UInt64}),
-              wrm_workflow_seconds(workflow_name, {stale_workflows:Array(String)}, {stale_seconds:Array(UInt64)},
-                                   {stale_default:UInt64})) AS idle_limit_s
+           wrm_idle_limit(status, workflow_name, {stale_workflows:Array(String)}, {stale_seconds:Array(UInt64)},
+                          {stale_default:UInt64}, {wait_workflows:Array(String)}, {wait_seconds:Array(UInt64)},
+                          {wait_default:UInt64}) AS idle_limit_s
     FROM runs_store FINAL
     WHERE status IN ('running', 'waiting_human')
 )
