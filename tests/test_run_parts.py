@@ -134,8 +134,10 @@ def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client
         ("payments.refund", tid("a-resumed").hex()),
     ]
     assert steps[1]["human_wait_ms"] == 96_500
-    # either trace id finds the run
+    # either trace id finds the run, in its tenant only
     assert _get(client, "parts-a", f"/v1/runs/{tid('a-resumed').hex()}")["run_id"] == "order-a"
+    for other in ("order-a", tid("a-resumed").hex()):
+        assert client.get(f"/v1/runs/{other}", headers={"X-WRM-Tenant": "parts-b1"}).status_code == 404
     # counted once by the indicators and the export
     frame = effectiveness(server.warehouse.reader, "parts-a")  # type: ignore[union-attr]
     assert frame["runs"].tolist() == [1] and frame["input_tokens_per_run"].tolist() == [150]

@@ -76,3 +76,29 @@ def test_cli_exits_2_with_the_message(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["serve", "--otlp-grpc", "nowhere"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("wrm: setting 'otlp_grpc' (WRM_OTLP_GRPC)") and "'nowhere'" in err
+
+
+def test_run_model_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durations are seconds (a number, also as the text of an environment variable) or ISO 8601;
+    run_id_attributes are attribute names; anything else is refused, naming the setting."""
+    monkeypatch.setenv("WRM_STALE_RUN_AFTER", "3600")
+    monkeypatch.setenv("WRM_STALE_RUN_AFTER_BY_WORKFLOW", '{"nightly": "PT2H", "sync": "90"}')
+    monkeypatch.setenv("WRM_RUN_ID_ATTRIBUTES", '["session.id", "gen_ai.conversation.id"]')
+    policy = load_settings().stale_policy()
+    assert (policy.after_s, dict(policy.after_by_workflow), policy.wait_s) == (
+        3600,
+        {"nightly": 7200, "sync": 90},
+        7 * 24 * 3600,
+    )
+    assert load_settings().run_id_attributes == ["session.id", "gen_ai.conversation.id"]
+    for name, bad in (
+        ("stale_run_after", "0"),
+        ("stale_run_after", "soon"),
+        ("human_wait_limit", "-5"),
+        ("run_id_attributes", '["session.id; DROP TABLE runs"]'),
+        ("max_parts_per_run", "0"),
+    ):
+        monkeypatch.setenv(f"WRM_{name.upper()}", bad)
+        with pytest.raises(SettingsError, match=rf"'{name}' \(WRM_{name.upper()}\)"):
+            load_settings()
+        monkeypatch.delenv(f"WRM_{name.upper()}")
