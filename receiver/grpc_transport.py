@@ -31,6 +31,7 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from access import Authenticator
 from receiver.config import ReceiverConfig
 from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
@@ -56,10 +57,13 @@ class TraceReceiver:
         sinks: Sequence[Callable[[bytes], None]],
         on_commit: Callable[[int], None] = lambda stamp: None,
         stamps_after: int = 0,
+        authenticator: Authenticator | None = None,
     ) -> None:
         """`sinks`: one per writer thread, each storing framed requests (receiver.store);
-        `stamps_after`: the greatest `ingested_at` stamp already stored (see GroupWriter)."""
+        `stamps_after`: the greatest `ingested_at` stamp already stored (see GroupWriter);
+        `authenticator`: who may send spans, and for which tenant (None: anyone, as sent)."""
         self.config = config
+        self.authenticator = authenticator
         self.stats = ReceiverStats()
         self._writer = GroupWriter(
             sinks,

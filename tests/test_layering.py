@@ -1,5 +1,6 @@
-"""The layers stay true: receiver/ and analytics/ import only the shared warehouse package (and
-never each other), derivation/ likewise, and warehouse/ imports none of them. Each package is
+"""The layers stay true: receiver/ and analytics/ import only the shared warehouse and access
+packages (and never each other), derivation/ only warehouse, access/ only warehouse, and
+warehouse/ imports none of them. Each package is
 imported whole in a fresh interpreter, so an import hidden in any module is seen."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-OURS = ("warehouse", "receiver", "derivation", "analytics", "wrm")
+OURS = ("warehouse", "access", "receiver", "derivation", "analytics", "wrm")
 _PROBE = """
 import importlib, json, pkgutil, sys
 pkg = importlib.import_module(sys.argv[1])
@@ -24,9 +25,10 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
     ("package", "may_import"),
     [
         ("warehouse", set()),
-        ("receiver", {"warehouse"}),
+        ("access", {"warehouse"}),
+        ("receiver", {"warehouse", "access"}),
         ("derivation", {"warehouse"}),
-        ("analytics", {"warehouse"}),
+        ("analytics", {"warehouse", "access"}),
     ],
 )
 def test_package_imports_only_the_layers_below_it(package: str, may_import: set[str]) -> None:

@@ -10,6 +10,8 @@ import time
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from access import Authenticator, resolve_auth
+from access.store import KeyStore
 from analytics.api import create_app
 from analytics.prices import store_prices
 from analytics.sql import SqlCapacity, SqlLimits
@@ -42,6 +44,9 @@ class WrmServer:
         self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats_thread: threading.Thread | None = None
+        self.authenticator: Authenticator | None = None
+        self.keys: KeyStore | None = None
+        self.auth_reason = ""
 
     def start(self) -> None:
         s = self.settings
@@ -56,6 +61,7 @@ class WrmServer:
             store_policy(wh, policy)
             log.info("retention policy changed: %d table/tenant groups being updated", len(changes))
         otlp_host, otlp_port = split_hostport(s.otlp_grpc)
+        self._start_access([otlp_host, split_hostport(s.http)[0]])
         config = ReceiverConfig(
             host=otlp_host,
             port=otlp_port,
@@ -85,18 +91,43 @@ class WrmServer:
             ),
         )
         self.assembler.start()
-        self._sessions = [wh.session() for _ in range(s.writer_threads)]
+        writers = [wh.session() for _ in range(s.writer_threads)]
+        self._sessions += writers
         self.receiver = TraceReceiver(
             config,
-            [SpanStore(session).insert for session in self._sessions],
+            [SpanStore(session).insert for session in writers],
             on_commit=self.assembler.committed,
             stamps_after=self.assembler.stored_through_ms,
+            authenticator=self.authenticator,
         )
         self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
         self._start_http()
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
             self._stats_thread.start()
+
+    def _start_access(self, hosts: list[str]) -> None:
+        """Keys and the auth mode: required unless set off or every listener is on loopback."""
+        assert self.warehouse is not None
+        s = self.settings
+        mode = resolve_auth(s.auth, hosts)
+        self.auth_reason = mode.reason
+        session = self.warehouse.session(own_reader=True)
+        self._sessions.append(session)
+        self.keys = KeyStore(session)
+        admin_key = s.admin_key.get_secret_value() if s.admin_key else None
+        self.authenticator = Authenticator(
+            self.keys, required=mode.required, admin_key=admin_key, refresh_s=s.key_refresh_s
+        )
+        self.authenticator.start()
+        if not mode.required:
+            log.warning("%s", mode.reason)
+        elif admin_key is None and not any(k.active for k in self.keys.all()):
+            log.warning(
+                "auth is required but no API key exists and admin_key is not set: no call can succeed. "
+                "Stop the server and run `wrm keys create --tenant T --role admin --name NAME` (it opens "
+                "the warehouse directly), or set WRM_ADMIN_KEY"
+            )
 
     def _start_http(self) -> None:
         assert self.warehouse is not None and self.receiver is not None
@@ -116,6 +147,7 @@ class WrmServer:
         api = self.warehouse.session(own_reader=True)
         health = self.warehouse.session(own_reader=True)
         self._sessions += [api, health]  # closed with the writers' handles at stop
+        assert self.authenticator is not None and self.keys is not None
         s = self.settings
         sql_capacity = SqlCapacity(
             self.warehouse,
@@ -139,6 +171,8 @@ class WrmServer:
             sql_capacity=sql_capacity,
             health_warehouse=health,
             max_exports=s.export_max_concurrent,
+            authenticator=self.authenticator,
+            key_store=self.keys,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = self._http = uvicorn.Server(config)
@@ -188,7 +222,8 @@ class WrmServer:
         return (
             f"wrm serve: OTLP/gRPC on {self.otlp_address}, HTTP (API, SQL, /metrics) on "
             f"http://{self.http_address}, warehouse {self.warehouse.dsn.describe()} "
-            f"database {self.warehouse.database} ({self.migrations_applied} migrations applied)"
+            f"database {self.warehouse.database} ({self.migrations_applied} migrations applied); "
+            f"{'auth required' if self.authenticator and self.authenticator.required else 'auth OFF'}"
         )
 
     def stop(self) -> None:
@@ -198,6 +233,8 @@ class WrmServer:
             self.receiver.stop()
         if self.assembler is not None:
             self.assembler.stop()
+        if self.authenticator is not None:
+            self.authenticator.close()
         if self._http is not None:
             self._http.should_exit = True
         if self._http_thread is not None:

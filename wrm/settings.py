@@ -11,9 +11,9 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,7 @@ from warehouse.retention import RetentionPolicy, TierDays
 from warehouse.tenants import TENANT_RE
 
 ENV_PREFIX = "WRM_"
+SECRET_SETTINGS = frozenset({"admin_key", "key"})  # never echoed in an error message or a log line
 _ATTRIBUTE_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,255}$")
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
 
@@ -153,7 +154,28 @@ class Settings(BaseSettings):
     stale_check_interval_s: float = Field(
         60.0, gt=0, le=86_400, description="how often unfinished runs are checked for staleness"
     )
+    auth: Literal["required", "off"] | None = Field(
+        None,
+        description="require API keys (`required`) or not (`off`); unset: off only while every "
+        "listener is on a loopback address, else required",
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="the platform admin's key: manages keys of every tenant (at least 32 characters)"
+    )
+    key: SecretStr | None = Field(
+        None, description="the API key `wrm` commands present to a running server (sql, export, keys, …)"
+    )
+    key_refresh_s: float = Field(
+        5.0, ge=0.1, le=3600, description="how soon a key created or revoked by another process is seen"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("is shorter than 32 characters; use e.g. `openssl rand -hex 32`")
+        return value
 
     @field_validator("run_id_attributes")
     @classmethod
@@ -273,5 +295,6 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
             lines.append(f"unknown setting {name!r}{where}")
         else:
             env = ENV_PREFIX + name.upper()
-            lines.append(f"setting {name!r} ({env}): {err['msg']} (got {err.get('input')!r})")
+            shown = "" if name in SECRET_SETTINGS else f" (got {err.get('input')!r})"
+            lines.append(f"setting {name!r} ({env}): {err['msg']}{shown}")
     return "; ".join(lines)

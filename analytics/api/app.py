@@ -8,6 +8,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from access import Authenticator
+from access.store import KeyStore
 from analytics import sql
 from analytics.api import problems, runs_api
 from warehouse import Warehouse, classify
@@ -22,12 +24,16 @@ def create_app(
     health_warehouse: Warehouse | None = None,
     degraded: Callable[[], str] = str,
     max_exports: int = 2,
+    authenticator: Authenticator | None = None,
+    key_store: KeyStore | None = None,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
     `sql_capacity`, the SQL port's own handles and threads (without it there is no SQL port);
     `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it;
-    `degraded`, why the server is degraded (a background job stopped), "" when it is not.
+    `degraded`, why the server is degraded (a background job stopped), "" when it is not;
+    `authenticator`, who may call and for which tenant (None: auth off, no keys known);
+    `key_store`, where `/v1/keys` keeps keys (None: the routes answer 503 on a server without one).
 
     /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
     but something needs an operator (ingest still works, so a load balancer should keep the
@@ -35,6 +41,7 @@ def create_app(
     app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
     problems.install(app)
     regs = list(registries)
+    auth = authenticator or Authenticator(None, required=False)
     health = health_warehouse or warehouse
 
     @app.get("/healthz", tags=["ops"])
@@ -64,5 +71,5 @@ def create_app(
 
     app.include_router(runs_api.build_router(api_warehouse or warehouse, max_exports))
     if sql_capacity is not None:
-        app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone()))
+        app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone(), auth))
     return app

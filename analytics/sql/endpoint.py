@@ -7,6 +7,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from access import Authenticator
 from analytics.sql.capacity import SqlCapacity
 from analytics.sql.protocol import ProtocolError, error_response, read_request
 from analytics.sql.running import QueryResponse
@@ -14,8 +15,11 @@ from analytics.sql.running import QueryResponse
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
-def build_router(capacity: SqlCapacity, database: str, timezone: str) -> APIRouter:
-    """Routes over `capacity`, the SQL port's own handles; `database` is the default database."""
+def build_router(
+    capacity: SqlCapacity, database: str, timezone: str, authenticator: Authenticator | None = None
+) -> APIRouter:
+    """Routes over `capacity`, the SQL port's own handles; `database` is the default database;
+    `authenticator` decides who may query and which tenant's rows they see (None: anyone, all)."""
     router = APIRouter(tags=["sql"])
 
     @router.get("/ping", response_class=PlainTextResponse, include_in_schema=False)

@@ -1,0 +1,78 @@
+"""The audit trail (sql/010 `audit_log`): who, with which key, did what to which item.
+
+Written by the API for every re-run and cancel request, acknowledgement, annotation, tag change
+and key change; read by `GET /v1/audit` (admins)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from warehouse import Warehouse
+
+_COLUMNS = ["tenant_id", "at", "event_id", "actor_key_id", "actor_name", "action", "target", "detail"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a key's id and name, or (auth off, no key) an unverified label and no id."""
+
+    key_id: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.key_id})" if self.key_id else self.name
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    tenant: str
+    at: datetime
+    event_id: str
+    actor_key_id: str
+    actor_name: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+def record(wh: Warehouse, tenant: str, actor: Actor, action: str, target: str, **detail: Any) -> None:
+    """Append one entry; `action` is a dotted name such as `run.cancel` or `key.create`."""
+    values = [
+        tenant, datetime.now(UTC), uuid.uuid4().hex, actor.key_id, actor.name, action, target,
+        json.dumps(detail, default=str, sort_keys=True),
+    ]  # fmt: skip
+    wh.insert_columns("audit_log", _COLUMNS, [[v] for v in values])
+
+
+def entries(
+    wh: Warehouse, tenant: str | None, *, limit: int, before: datetime | None = None, action: str = ""
+) -> list[AuditEntry]:
+    """Newest first; `tenant` None (the platform admin) reads every tenant's entries."""
+    where = ["1"]
+    params: dict[str, Any] = {"limit": limit}
+    if tenant is not None:
+        where.append("tenant_id = {tenant:String}")
+        params["tenant"] = tenant
+    if before is not None:
+        where.append("at < {before:DateTime64(6, 'UTC')}")
+        params["before"] = before
+    if action:
+        where.append("action = {action:String}")
+        params["action"] = action
+    rows = wh.rows(
+        "SELECT tenant_id, at, event_id, actor_key_id, actor_name, action, target, detail FROM audit_log "
+        f"WHERE {' AND '.join(where)} ORDER BY at DESC, event_id DESC LIMIT {{limit:UInt32}}",
+        params,
+    )
+    return [
+        AuditEntry(
+            tenant=r[0], at=r[1], event_id=r[2], actor_key_id=r[3], actor_name=r[4], action=r[5], target=r[6],
+            detail=json.loads(r[7] or "{}"),
+        )  # fmt: skip
+        for r in rows
+    ]
