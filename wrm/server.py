@@ -10,7 +10,7 @@ import time
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from access import Authenticator, resolve_auth
+from access import Authenticator, Role, resolve_auth
 from access.store import KeyStore
 from analytics.api import create_app
 from analytics.prices import store_prices
@@ -128,6 +128,13 @@ class WrmServer:
                 "Stop the server and run `wrm keys create --tenant T --role admin --name NAME` (it opens "
                 "the warehouse directly), or set WRM_ADMIN_KEY"
             )
+
+    def create_key(self, tenant: str, role: str, name: str) -> str:
+        """A new key, in force at once (as `POST /v1/keys` makes one); for set-up and tests."""
+        assert self.keys is not None and self.authenticator is not None
+        record, key = self.keys.create(tenant, Role(role), name, "wrm serve")
+        self.authenticator.remember(record)
+        return key
 
     def _start_http(self) -> None:
         assert self.warehouse is not None and self.receiver is not None
