@@ -11,7 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from access import Authenticator
 from access.store import KeyStore
 from analytics import sql
-from analytics.api import problems, runs_api
+from analytics.api import keys_api, problems, runs_api
+from analytics.api.caller import document_roles
 from warehouse import Warehouse, classify
 
 
@@ -33,7 +34,7 @@ def create_app(
     `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it;
     `degraded`, why the server is degraded (a background job stopped), "" when it is not;
     `authenticator`, who may call and for which tenant (None: auth off, no keys known);
-    `key_store`, where `/v1/keys` keeps keys (None: the routes answer 503 on a server without one).
+    `key_store`, where `/v1/keys` keeps keys (None: no /v1/keys and /v1/audit routes).
 
     /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
     but something needs an operator (ingest still works, so a load balancer should keep the
@@ -69,7 +70,11 @@ def create_app(
         text = b"".join(generate_latest(r) for r in regs)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
+    app.state.authenticator = auth  # read by every /v1 route's role dependency (analytics.api.caller)
     app.include_router(runs_api.build_router(api_warehouse or warehouse, max_exports))
+    if key_store is not None:
+        app.include_router(keys_api.build_router(api_warehouse or warehouse, key_store, auth))
     if sql_capacity is not None:
         app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone(), auth))
+    document_roles(app)
     return app

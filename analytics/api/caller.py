@@ -1,30 +1,102 @@
-"""Who is calling: the one dependency every /v1 route takes, and the one place authentication
-will go (API keys with roles, scoped to a tenant). Until then the tenant comes from the
-`X-WRM-Tenant` header (default `default`) and the actor from `X-WRM-Actor`."""
+"""Who is calling each /v1 route, and whether they may: one dependency per role.
+
+A route takes `Viewer`, `Operator` or `Admin` (the app's `state.authenticator` decides): the key in
+`Authorization: Bearer` is checked, its role must allow the route, and its tenant is the only
+tenant the call sees. Without a key — allowed only while auth is off — the tenant comes from
+`X-WRM-Tenant` (default `default`) and the actor is the unverified `X-WRM-Actor` label. The
+platform admin (`admin_key`) may name any tenant with `X-WRM-Tenant`.
+
+Each dependency carries its role, and `document_roles` copies it into the OpenAPI operation as
+`x-wrm-role`, so the role × route test reads the rules from the schema the server publishes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from access import Authenticator, Forbidden, Principal, Role
+from access.audit import Actor
 from analytics.runs.errors import InvalidInput
 from warehouse.tenants import TENANT_RE
+
+_BEARER = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 
 
 @dataclass(frozen=True)
 class Caller:
     tenant: str
-    actor: str
+    actor: Actor
+    principal: Principal | None  # None: auth is off and no key was sent
+
+    @property
+    def platform(self) -> bool:
+        """Trusted with every tenant: the platform admin key, or anyone while auth is off."""
+        return self.principal is None or self.principal.platform
 
 
-def caller(
-    x_wrm_tenant: Annotated[str, Header(description="tenant whose runs to read and act on")] = "default",
-    x_wrm_actor: Annotated[
-        str, Header(max_length=200, description="who is acting, for the audit trail")
-    ] = "",
-) -> Caller:
-    if not TENANT_RE.match(x_wrm_tenant):
-        raise InvalidInput(f"X-WRM-Tenant {x_wrm_tenant[:80]!r} is not a tenant id")
-    return Caller(tenant=x_wrm_tenant, actor=x_wrm_actor or "anonymous")
+class Need:
+    """The dependency for routes that need `role`."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        x_wrm_tenant: Annotated[
+            str,
+            Header(description="tenant to act on: only without a key (auth off) or with the platform key"),
+        ] = "",
+        x_wrm_actor: Annotated[
+            str, Header(max_length=200, description="who acts, recorded only when no key is sent (auth off)")
+        ] = "",
+    ) -> Caller:
+        authenticator: Authenticator = request.app.state.authenticator
+        principal = authenticator.authorize(credentials.credentials if credentials else None, self.role)
+        if x_wrm_tenant and not TENANT_RE.match(x_wrm_tenant):
+            raise InvalidInput(f"X-WRM-Tenant {x_wrm_tenant[:80]!r} is not a tenant id")
+        if principal is None:
+            return Caller(x_wrm_tenant or "default", Actor("", x_wrm_actor or "anonymous"), None)
+        actor = Actor(principal.key_id, principal.name)
+        if principal.tenant is None:
+            return Caller(x_wrm_tenant or "default", actor, principal)
+        if x_wrm_tenant and x_wrm_tenant != principal.tenant:
+            raise Forbidden(f"this key belongs to another tenant than X-WRM-Tenant {x_wrm_tenant!r} names")
+        return Caller(principal.tenant, actor, principal)
+
+
+Viewer = Annotated[Caller, Depends(Need(Role.VIEWER))]
+Operator = Annotated[Caller, Depends(Need(Role.OPERATOR))]
+Admin = Annotated[Caller, Depends(Need(Role.ADMIN))]
+
+
+def document_roles(app: FastAPI) -> None:
+    """Write each route's role into its OpenAPI operation (`x-wrm-role`) and list 401 and 403."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            need = _need_of(route.dependant)
+            if need is not None:
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-wrm-role": need.role.value}
+                route.responses = {
+                    401: {"description": "no key, or an unknown or revoked one (problem+json)"},
+                    403: {"description": f"the key's role is below {need.role.value} (problem+json)"},
+                    **route.responses,
+                }
+    app.openapi_schema = None
+
+
+def _need_of(dependant: Dependant) -> Need | None:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Need):
+            return dep.call
+        found = _need_of(dep)
+        if found is not None:
+            return found
+    return None

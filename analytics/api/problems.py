@@ -1,6 +1,9 @@
 """Errors as RFC 9457 problem details (`application/problem+json`), rendered in one place so
 handlers never build error responses themselves:
 
+    access.Unauthenticated               → 401 unauthenticated, with `WWW-Authenticate: Bearer`
+                                           (no key, an unknown or revoked one)
+    access.Forbidden                     → 403 forbidden (the key's role or tenant does not allow it)
     analytics.runs.errors.InvalidInput   → 400 bad-request (a bad filter, cursor or format)
     analytics.runs.errors.UnknownItem    → 404 not-found (an unknown run or action)
     analytics.runs.errors.StateConflict  → 409 conflict (an idempotency key reused for another
@@ -32,6 +35,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from access import AccessError, Unauthenticated
 from analytics.runs.errors import Busy, InvalidInput, RunsError, StateConflict, UnknownItem
 from warehouse.errors import WarehouseError, WarehouseUnavailable, classify
 
@@ -125,6 +129,14 @@ def install(app: FastAPI) -> None:
         if status == 429:
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
+
+    @app.exception_handler(AccessError)
+    async def _access(request: Request, exc: AccessError) -> JSONResponse:
+        if isinstance(exc, Unauthenticated):
+            response = _body(401, "Unauthenticated", "unauthenticated", str(exc), request.url.path)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="wrm"'
+            return response
+        return _body(403, "Forbidden", "forbidden", str(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

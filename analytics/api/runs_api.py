@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
-from analytics.api.caller import Caller, caller
+from access import audit as audit_log
+from analytics.api.caller import Caller, Operator, Viewer
 from analytics.api.export_stream import ExportResponse, ExportStream
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
@@ -32,8 +33,6 @@ from analytics.runs.schemas import (
     TagsRequest,
 )
 from warehouse import Warehouse
-
-Who = Annotated[Caller, Depends(caller)]
 
 
 def run_filter(
@@ -73,13 +72,14 @@ Filter = Annotated[RunFilter, Depends(run_filter)]
 def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
     """`wh`: a handle of the API's own (reads on its reader, writes on its client);
     `max_exports`: exports streaming at once, each on an engine handle of its own; one more is
-    answered 429 with Retry-After rather than adding load without bound."""
+    answered 429 with Retry-After rather than adding load without bound. Viewers read, operators act."""
     router = APIRouter(prefix="/v1", tags=["runs"])
+
     export_slots = threading.BoundedSemaphore(max_exports)
 
     @router.get("/runs", response_model=RunPage)
     def get_runs(
-        who: Who,
+        who: Viewer,
         flt: Filter,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -95,7 +95,7 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
         responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
     )
     def export(
-        who: Who,
+        who: Viewer,
         flt: Filter,
         format: Literal["csv", "jsonl", "parquet"] = "csv",
         steps: bool = False,
@@ -124,19 +124,19 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
         return ExportResponse(stream, media_type=MEDIA_TYPES[format], headers=headers)
 
     @router.get("/runs/{run_id}", response_model=RunDetail)
-    def get_run(who: Who, run_id: str) -> RunDetail:
+    def get_run(who: Viewer, run_id: str) -> RunDetail:
         """The run with its timeline, annotations, actions and re-run lineage."""
         return run_detail(wh, who.tenant, run_id)
 
     @router.get("/runs/{run_id}/steps", response_model=StepList)
-    def get_steps(who: Who, run_id: str, view: Literal["tree", "flat"] = "tree") -> StepList:
+    def get_steps(who: Viewer, run_id: str, view: Literal["tree", "flat"] = "tree") -> StepList:
         """Steps with usage, validation and last error: nested by parent step, or flat in start order."""
         run = find_run(wh, who.tenant, run_id)
         steps = steps_of(wh, who.tenant, run)
         return StepList(run_id=run.run_id, view=view, steps=as_tree(steps) if view == "tree" else steps)
 
     def _act(
-        who: Who,
+        who: Caller,
         run_id: str,
         kind: ActionKind,
         reason: str,
@@ -153,15 +153,25 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
             kind,
             reason=reason,
             context=context,
-            requested_by=who.actor,
+            requested_by=who.actor.label,
             idempotency_key=key,
         )
+        if created:
+            audit_log.record(
+                wh,
+                who.tenant,
+                who.actor,
+                f"run.{kind}",
+                run.run_id,
+                action_id=action.action_id,
+                reason=reason,
+            )
         response.status_code = 201 if created else 200
         return action
 
     @router.post("/runs/{run_id}/rerun", response_model=Action, status_code=201, tags=["actions"])
     def rerun(
-        who: Who,
+        who: Operator,
         run_id: str,
         body: RerunRequest,
         response: Response,
@@ -173,7 +183,7 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
 
     @router.post("/runs/{run_id}/cancel", response_model=Action, status_code=201, tags=["actions"])
     def cancel(
-        who: Who,
+        who: Operator,
         run_id: str,
         body: CancelRequest,
         response: Response,
@@ -185,7 +195,7 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
 
     @router.get("/actions", response_model=list[Action], tags=["actions"])
     def get_actions(
-        who: Who,
+        who: Operator,
         state: Literal["", "pending", "done", "failed", "rejected"] = "",
         kind: Literal["", "rerun", "cancel"] = "",
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
@@ -194,19 +204,32 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
         return acts.list_actions(wh, who.tenant, state, kind, limit)
 
     @router.post("/actions/{action_id}/ack", response_model=Action, tags=["actions"])
-    def ack(who: Who, action_id: str, body: AckRequest) -> Action:
+    def ack(who: Operator, action_id: str, body: AckRequest) -> Action:
         """The engine reports the outcome; a re-run may name the run it started."""
-        return acts.acknowledge(wh, who.tenant, action_id, body, who.actor)
+        before = acts.get_action(wh, who.tenant, action_id)
+        done = acts.acknowledge(wh, who.tenant, action_id, body, who.actor.label)
+        if before.state == "pending":
+            audit_log.record(
+                wh, who.tenant, who.actor, "action.ack", action_id, run_id=done.run_id, outcome=done.state
+            )
+        return done
 
     @router.post("/runs/{run_id}/annotations", response_model=Annotation, status_code=201, tags=["actions"])
-    def annotate(who: Who, run_id: str, body: AnnotationRequest) -> Annotation:
+    def annotate(who: Operator, run_id: str, body: AnnotationRequest) -> Annotation:
+        """With a key the author is the key (name and id); without one (auth off), `author`."""
         run = find_run(wh, who.tenant, run_id)
-        return acts.annotate(wh, who.tenant, run.run_id, body)
+        author = who.actor.label if who.principal is not None else body.author or who.actor.label
+        note = acts.annotate(wh, who.tenant, run.run_id, body, author)
+        audit_log.record(
+            wh, who.tenant, who.actor, "run.annotate", run.run_id, annotation_id=note.annotation_id
+        )
+        return note
 
     @router.post("/runs/{run_id}/tags", response_model=Tags, tags=["actions"])
-    def tags(who: Who, run_id: str, body: TagsRequest) -> Tags:
+    def tags(who: Operator, run_id: str, body: TagsRequest) -> Tags:
         run_id = find_run(wh, who.tenant, run_id).run_id
-        acts.change_tags(wh, who.tenant, run_id, body, who.actor)
+        if acts.change_tags(wh, who.tenant, run_id, body, who.actor.label):
+            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=body.add, remove=body.remove)
         return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
 
     return router

@@ -212,14 +212,14 @@ def actions_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Action]:
     return [_action(r) for r in rows]
 
 
-def annotate(wh: Warehouse, tenant: str, run_id: str, req: AnnotationRequest) -> Annotation:
+def annotate(wh: Warehouse, tenant: str, run_id: str, req: AnnotationRequest, author: str) -> Annotation:
     note = Annotation(
         annotation_id=str(uuid.uuid4()),
         run_id=run_id,
         text=req.text,
         label=req.label,
         score=req.score,
-        author=req.author,
+        author=author,
         created_at=_now(),
     )
     wh.insert_columns(
@@ -253,7 +253,8 @@ def annotations_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Annotat
     ]
 
 
-def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, changed_by: str) -> None:
+def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, changed_by: str) -> bool:
+    """Record the changes; False when the request changes nothing (no tag added or removed)."""
     bad = [t for t in (*req.add, *req.remove) if not _TAG_RE.match(t)]
     if bad:
         raise InvalidInput(f"tag {bad[0][:80]!r} is not a tag (1-64 letters, digits, and _ . : / -)")
@@ -262,7 +263,7 @@ def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, chang
         raise InvalidInput(f"tag {sorted(both)[0]!r} is both added and removed")
     changes = [(t, 1) for t in dict.fromkeys(req.add)] + [(t, 0) for t in dict.fromkeys(req.remove)]
     if not changes:
-        return
+        return False
     now = _now()
     wh.insert_columns(
         "run_tags",
@@ -276,3 +277,4 @@ def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, chang
             [now] * len(changes),
         ],
     )
+    return True

@@ -184,7 +184,9 @@ class AnnotationRequest(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
     label: str = Field("", max_length=200)
     score: float | None = None
-    author: str = Field(min_length=1, max_length=200)
+    author: str = Field(
+        "", max_length=200, description="who writes it, only without a key (auth off); with a key, the key"
+    )
 
 
 class TagsRequest(BaseModel):

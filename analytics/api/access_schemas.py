@@ -1,0 +1,68 @@
+"""Bodies of /v1/keys and /v1/audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from access import Role
+
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+
+class KeyRequest(BaseModel):
+    tenant: str | None = Field(
+        None, pattern=TENANT_PATTERN, description="the key's tenant; a tenant admin may name only its own"
+    )
+    role: Role
+    name: str = Field(min_length=1, max_length=200, description="who or what uses it, e.g. `ci-exporter`")
+
+
+class KeyInfo(BaseModel):
+    """A key as listed: never its secret."""
+
+    id: str
+    name: str
+    tenant: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str
+    last_used_at: datetime | None = Field(description="to within a minute; null until first used")
+    active: bool
+
+
+class KeyCreated(BaseModel):
+    """The new key, shown this once: only its digest is stored."""
+
+    id: str
+    key: str
+    tenant: str
+    role: Role
+    name: str
+    created_at: datetime
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+class AuditEntry(BaseModel):
+    tenant: str
+    at: datetime
+    event_id: str
+    actor_key_id: str = Field(description="the acting key's id; empty when no key was sent (auth off)")
+    actor_name: str
+    action: str = Field(
+        description="run.rerun, run.cancel, action.ack, run.annotate, run.tag, key.create, key.revoke"
+    )
+    target: str = Field(description="the run, action or key acted on")
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry]
+    next_before: datetime | None = Field(description="pass as `before` for the next (older) page")

@@ -1,0 +1,109 @@
+"""/v1/keys and /v1/audit: admins manage their tenant's keys and read its audit trail. The
+platform admin (`admin_key`) does both for any tenant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from access import Authenticator, Forbidden
+from access import audit as audit_log
+from access.store import KeyRecord, KeyStore
+from analytics.api.access_schemas import (
+    TENANT_PATTERN,
+    AuditEntry,
+    AuditPage,
+    KeyCreated,
+    KeyInfo,
+    KeyList,
+    KeyRequest,
+)
+from analytics.api.caller import Admin, Caller
+from analytics.runs.errors import InvalidInput, UnknownItem
+from warehouse import Warehouse
+
+MAX_AUDIT = 1000
+
+
+def _info(r: KeyRecord) -> KeyInfo:
+    return KeyInfo(
+        id=r.key_id, name=r.name, tenant=r.tenant, role=r.role, created_at=r.created_at,
+        created_by=r.created_by, revoked_at=r.revoked_at, revoked_by=r.revoked_by,
+        last_used_at=r.last_used_at, active=r.active,
+    )  # fmt: skip
+
+
+def _scope(who: Caller, tenant: str | None) -> str | None:
+    """The tenant a listing covers: a tenant admin's own; the platform admin's choice (None: all)."""
+    if not who.platform:
+        if tenant not in (None, who.tenant):
+            raise Forbidden("a tenant admin manages its own tenant's keys and audit trail only")
+        return who.tenant
+    return tenant
+
+
+def build_router(wh: Warehouse, store: KeyStore, authenticator: Authenticator) -> APIRouter:
+    """`wh`: the API's handle (audit reads and writes); `store`: where keys are kept."""
+    router = APIRouter(prefix="/v1", tags=["access"])
+
+    @router.post("/keys", response_model=KeyCreated, status_code=201)
+    def create_key(who: Admin, body: KeyRequest) -> KeyCreated:
+        """A new key for `tenant` with `role`. The answer is the only time `key` is shown."""
+        tenant = body.tenant or (None if who.principal is not None and who.platform else who.tenant)
+        if tenant is None:
+            raise InvalidInput("the platform admin names the key's `tenant`")
+        _scope(who, tenant)
+        record, key = store.create(tenant, body.role, body.name, who.actor.label)
+        authenticator.remember(record)
+        audit_log.record(
+            wh, tenant, who.actor, "key.create", record.key_id, name=body.name, role=body.role.value
+        )
+        return KeyCreated(
+            id=record.key_id,
+            key=key,
+            tenant=tenant,
+            role=record.role,
+            name=record.name,
+            created_at=record.created_at,
+        )
+
+    @router.get("/keys", response_model=KeyList)
+    def list_keys(
+        who: Admin,
+        tenant: Annotated[
+            str | None, Query(pattern=TENANT_PATTERN, description="platform admin only")
+        ] = None,
+    ) -> KeyList:
+        """Keys newest first, revoked ones included, with when each was last used."""
+        return KeyList(keys=[_info(r) for r in store.all(_scope(who, tenant))])
+
+    @router.delete("/keys/{key_id}", response_model=KeyInfo)
+    def revoke_key(who: Admin, key_id: str) -> KeyInfo:
+        """Revoke a key: refused on every port from now on. Revoking it again changes nothing."""
+        record = store.get(key_id)
+        if record is None or (not who.platform and record.tenant != who.tenant):
+            raise UnknownItem(f"no key {key_id[:80]!r}")  # another tenant's key does not exist here
+        revoked = store.revoke(record, who.actor.label)
+        authenticator.remember(revoked)
+        if record.active:
+            audit_log.record(wh, record.tenant, who.actor, "key.revoke", key_id, name=record.name)
+        return _info(revoked)
+
+    @router.get("/audit", response_model=AuditPage)
+    def audit(
+        who: Admin,
+        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT)] = 100,
+        before: datetime | None = None,
+        action: Annotated[str, Query(max_length=64, description="e.g. run.cancel or key.create")] = "",
+        tenant: Annotated[
+            str | None, Query(pattern=TENANT_PATTERN, description="platform admin only")
+        ] = None,
+    ) -> AuditPage:
+        """Who did what, newest first: actions, annotations, tags and key changes."""
+        rows = audit_log.entries(wh, _scope(who, tenant), limit=limit, before=before, action=action)
+        entries = [AuditEntry(**e.__dict__) for e in rows]
+        return AuditPage(entries=entries, next_before=entries[-1].at if len(entries) == limit else None)
+
+    return router
