@@ -1,4 +1,4 @@
-"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention."""
+"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from warehouse import Warehouse, WarehouseError, migrate
-from wrm import export_command, indicator_commands, retention_command
+from wrm import export_command, indicator_commands, keys_command, retention_command
 from wrm.reading import NoWarehouse, read_source
 from wrm.server import WrmServer
 from wrm.settings import Settings, SettingsError, load_settings
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     indicator_commands.add_parsers(sub, _common)
     retention_command.add_parser(sub, _common)
     export_command.add_parser(sub, _common)
+    keys_command.add_parser(sub, _common)
     return parser
 
 
@@ -79,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return indicator_commands.run_compare(settings, args)
         if args.command == "export":
             return export_command.run(settings, args)
+        if args.command == "keys":
+            return keys_command.run(settings, args)
         if args.command == "retention":
             return retention_command.run(settings, args)
         return _sql(settings, args.query, args.format)

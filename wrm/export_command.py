@@ -21,7 +21,7 @@ from analytics.runs.export import export_runs
 from analytics.runs.listing import STATUSES, RunFilter, count_runs
 from warehouse import Warehouse, WarehouseLocked
 from wrm.indicator_commands import day_arg
-from wrm.reading import NoWarehouse, server_answers, server_url
+from wrm.reading import NoWarehouse, auth_headers, server_answers, server_url
 from wrm.settings import Settings
 
 
@@ -31,7 +31,7 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
     p.add_argument("--out", metavar="FILE", help="where to write (default runs.FORMAT; - for stdout)")
     p.add_argument("--steps", action="store_true", help="include each run's steps")
-    p.add_argument("--tenant", default="default")
+    p.add_argument("--tenant", default=None, help="default: the key's tenant (WRM_KEY), else `default`")
     p.add_argument("--workflow", default="")
     p.add_argument("--version", dest="wf_version", metavar="VERSION", default="")
     p.add_argument("--environment", default="")
@@ -76,6 +76,12 @@ class Progress:
             print(file=sys.stderr)
 
 
+def _headers(settings: Settings, args: argparse.Namespace) -> dict[str, str]:
+    """The key decides the tenant; `--tenant` is sent only when given (or no key is set)."""
+    tenant = args.tenant or ("" if settings.key else "default")
+    return {**auth_headers(settings), **({"X-WRM-Tenant": tenant} if tenant else {})}
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     flt = _filter(args)
     out_name = args.out or f"runs.{args.format}"
@@ -84,7 +90,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         try:
             if server_answers(url):
                 print(f"wrm export: via the running server at {url}", file=sys.stderr)
-                total, written = _via_server(url, settings.database, args, out)
+                total, written = _via_server(url, settings, args, out)
             else:
                 total, written = _direct(settings, args, flt, out, url)
         except InvalidInput as exc:
@@ -118,9 +124,10 @@ def _direct(
         raise NoWarehouse(f"no server answers at {url}, and {exc}") from exc
     try:
         print(f"wrm export: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
-        total = count_runs(wh.reader, args.tenant, flt)
+        tenant = args.tenant or "default"
+        total = count_runs(wh.reader, tenant, flt)
         progress = Progress(total)
-        written = _copy(export_runs(wh.reader, args.tenant, flt, args.format, with_steps=args.steps,
+        written = _copy(export_runs(wh.reader, tenant, flt, args.format, with_steps=args.steps,
                                     progress=progress.add), out)  # fmt: skip
         progress.finish()
         return total, written
@@ -128,7 +135,7 @@ def _direct(
         wh.close()
 
 
-def _via_server(url: str, database: str, args: argparse.Namespace, out: BinaryIO) -> tuple[int, int]:
+def _via_server(url: str, settings: Settings, args: argparse.Namespace, out: BinaryIO) -> tuple[int, int]:
     query: list[tuple[str, str]] = [("format", args.format), ("steps", str(args.steps).lower())]
     for name, value in (("workflow", args.workflow), ("version", args.wf_version),
                         ("environment", args.environment), ("tag", args.tag),
@@ -142,7 +149,7 @@ def _via_server(url: str, database: str, args: argparse.Namespace, out: BinaryIO
     if args.min_duration_ms is not None:
         query.append(("min_duration_ms", str(args.min_duration_ms)))
     request = urllib.request.Request(
-        f"{url}/v1/runs/export?{urllib.parse.urlencode(query)}", headers={"X-WRM-Tenant": args.tenant}
+        f"{url}/v1/runs/export?{urllib.parse.urlencode(query)}", headers=_headers(settings, args)
     )
     try:
         resp = urllib.request.urlopen(request, timeout=600)

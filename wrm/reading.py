@@ -38,6 +38,11 @@ def server_url(settings: Settings) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
+def auth_headers(settings: Settings) -> dict[str, str]:
+    """The `Authorization` header carrying setting `key` (WRM_KEY), when one is set."""
+    return {"Authorization": f"Bearer {settings.key.get_secret_value()}"} if settings.key else {}
+
+
 def server_answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:
@@ -52,7 +57,8 @@ def read_source(settings: Settings, command: str) -> Iterator[Source]:
     url = server_url(settings)
     if server_answers(url):
         host, port = server_address(settings)
-        client = clickhouse_connect.get_client(host=host, port=port, database=settings.database)
+        key = settings.key.get_secret_value() if settings.key else ""
+        client = clickhouse_connect.get_client(host=host, port=port, database=settings.database, password=key)
         source = Source(client, f"via the running server at {url}")
         try:
             print(f"wrm {command}: {source.description}", file=sys.stderr)
