@@ -102,13 +102,18 @@ def plan(versions: list[VersionPlan], seed: int = 7) -> list[PlannedRun]:
 
 
 def send(
-    otlp_address: str, runs: list[PlannedRun], workflow: str, tenant: str = "", env: str = "production"
+    otlp_address: str,
+    runs: list[PlannedRun],
+    workflow: str,
+    tenant: str = "",
+    env: str = "production",
+    key: str = "",
 ) -> list[ReadableSpan]:
-    """Send the runs; returns the spans as sent, for `resend`."""
+    """Send the runs (with `key`, an API key, when given); returns the spans as sent, for `resend`."""
     resource = {"deployment.environment.name": env}
     if tenant:
         resource["wrm.tenant.id"] = tenant
-    provider = sdk_provider(otlp_address, service=f"{workflow}-svc", **resource)
+    provider = sdk_provider(otlp_address, service=f"{workflow}-svc", key=key, **resource)
     sent = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(sent))
     tracer = provider.get_tracer("tests.indicators")
@@ -181,13 +186,15 @@ def _send_run(tracer: Tracer, run: PlannedRun, workflow: str) -> None:
     root.end(end_time=t0 + dur)
 
 
-def start_running_run(otlp_address: str, name: str) -> None:
+def start_running_run(otlp_address: str, name: str, key: str = "") -> None:
     """A run whose run span has not arrived yet, so its status is running: one step of workflow
     `live` under a remote parent."""
     parent = NonRecordingSpan(
         SpanContext(int.from_bytes(name.encode().ljust(16, b"x")[:16]), 77, True, TraceFlags(1))
     )
-    provider = sdk_provider(otlp_address, service="live-svc", **{"deployment.environment.name": "production"})
+    provider = sdk_provider(
+        otlp_address, service="live-svc", key=key, **{"deployment.environment.name": "production"}
+    )
     span = provider.get_tracer("t").start_span(
         name, context=set_span_in_context(parent), attributes={"wrm.workflow.name": "live"}
     )

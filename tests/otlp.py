@@ -25,8 +25,9 @@ class CheckedExporter(OTLPSpanExporter):
     """The SDK's OTLP/gRPC exporter, counting the spans of exports that failed: the SDK's
     `force_flush()` says only that the queue was handed over, not that WRM took it."""
 
-    def __init__(self, otlp_address: str, timeout: float = 30) -> None:
-        super().__init__(endpoint=f"http://{otlp_address}", insecure=True, timeout=timeout)
+    def __init__(self, otlp_address: str, timeout: float = 30, key: str = "") -> None:
+        headers = {"authorization": f"Bearer {key}"} if key else None
+        super().__init__(endpoint=f"http://{otlp_address}", insecure=True, timeout=timeout, headers=headers)
         self.exported = 0
         self.failed = 0
 
@@ -42,13 +43,16 @@ class CheckedExporter(OTLPSpanExporter):
 _EXPORTERS: weakref.WeakKeyDictionary[TracerProvider, CheckedExporter] = weakref.WeakKeyDictionary()
 
 
-def sdk_provider(otlp_address: str, service: str = "checkout-agent", **resource: str) -> TracerProvider:
-    """A TracerProvider exporting to WRM with the SDK's own OTLP/gRPC exporter.
+def sdk_provider(
+    otlp_address: str, service: str = "checkout-agent", key: str = "", **resource: str
+) -> TracerProvider:
+    """A TracerProvider exporting to WRM with the SDK's own OTLP/gRPC exporter (sending `key`,
+    an API key, as `authorization: Bearer` metadata when given).
 
     The processor queue is large so that the client never drops spans on its side.
     """
     provider = TracerProvider(resource=Resource.create({"service.name": service, **resource}))
-    exporter = _EXPORTERS[provider] = CheckedExporter(otlp_address)
+    exporter = _EXPORTERS[provider] = CheckedExporter(otlp_address, key=key)
     provider.add_span_processor(
         BatchSpanProcessor(
             exporter, max_queue_size=100_000, max_export_batch_size=512, schedule_delay_millis=50
@@ -66,14 +70,17 @@ def flush(provider: TracerProvider, timeout_ms: int = 60_000) -> int:
     return exporter.exported
 
 
-def send_raw(otlp_address: str, request: ExportTraceServiceRequest | bytes) -> ExportTraceServiceResponse:
-    """Send one request as is (bytes may be deliberately malformed); raises grpc.RpcError."""
+def send_raw(
+    otlp_address: str, request: ExportTraceServiceRequest | bytes, key: str = ""
+) -> ExportTraceServiceResponse:
+    """Send one request as is (bytes may be deliberately malformed), with `key` as
+    `authorization: Bearer` metadata when given; raises grpc.RpcError."""
     data = request if isinstance(request, bytes) else request.SerializeToString()
     with grpc.insecure_channel(otlp_address) as channel:
         call: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
             EXPORT_METHOD, response_deserializer=ExportTraceServiceResponse.FromString
         )
-        return call(data, timeout=30)
+        return call(data, timeout=30, metadata=(("authorization", f"Bearer {key}"),) if key else None)
 
 
 def make_span(
