@@ -1,0 +1,129 @@
+"""Each tenant's own database of views on the SQL port: what a tenant key's queries read.
+
+For tenant T the database `{database}_t_{slug}` holds one view per exposed object, each
+`SELECT * FROM {database}.name WHERE tenant_id = 'T'`, and wrappers of the parameterized views
+that fix the tenant (a `tenant_id` parameter set to T, else the same filter on their rows). The
+embedded engine refuses CREATE USER and CREATE ROW POLICY, so the filter is ours, in the views.
+
+They are created (or replaced) on a tenant's first query in this process, on the warehouse's
+writer handle, so they follow schema changes after each restart; anything else found in a
+tenant's database is dropped, so it holds only what this code made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from typing import Any
+
+from warehouse.tenants import TENANT_RE
+
+log = logging.getLogger(__name__)
+
+# What a tenant key reads: views of these, each filtered to the tenant's rows.
+EXPOSED = (
+    "spans", "span_facts", "priced_span_facts", "steps", "steps_store", "runs", "runs_store",
+    "runs_by_time", "runs_listing", "runs_daily_store", "effectiveness", "throughput",
+    "throughput_hourly", "time_to_benefit", "run_actions", "run_annotations", "run_tags", "trace_runs",
+    "trace_links",
+)  # fmt: skip
+# Parameterized views, called as table functions. comparison_sides is there because the engine
+# resolves the `comparison_sides(...)` inside version_comparison in the caller's database.
+PARAMETERIZED = ("effectiveness_window", "version_comparison", "comparison_sides")
+# Objects with a tenant_id column that a tenant key deliberately does not read: keys and the audit
+# trail (the admin API only), the assembler's and retention's bookkeeping, materialized views.
+INTERNAL = frozenset(
+    {
+        "api_keys", "audit_log", "assembly_parts", "dirty_traces", "dirty_traces_mv", "run_queue",
+        "summary_dirty", "retention_policies", "spans_from_otlp_mv", "span_facts_mv",
+        "runs_by_time_mv", "trace_links_mv",
+    }
+)  # fmt: skip
+_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
+
+
+def tenant_database(database: str, tenant: str) -> str:
+    """The name of `tenant`'s database: readable characters of the id and a hash of it, so that
+    distinct tenants never share one (`Acme` and `acme` differ in their hash)."""
+    if not TENANT_RE.match(tenant):
+        raise ValueError(f"{tenant[:80]!r} is not a tenant id")
+    readable = re.sub(r"[^a-z0-9]+", "_", tenant.lower()).strip("_")[:24]
+    return f"{database}_t_{readable}_{hashlib.sha256(tenant.encode()).hexdigest()[:12]}"
+
+
+def quote(text: str) -> str:
+    """A ClickHouse string literal of `text`."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parameters(view_text: str) -> list[tuple[str, str]]:
+    """The `{name:Type}` parameters a parameterized view's text takes, each once, in order."""
+    seen: dict[str, str] = {}
+    for name, kind in _PARAM_RE.findall(view_text):
+        seen.setdefault(name, kind)
+    return list(seen.items())
+
+
+def wrapper_sql(database: str, target: str, name: str, tenant: str, view_text: str) -> str:
+    """The statement that makes `target`.`name`, the tenant's version of parameterized view
+    `database`.`name` whose text is `view_text`: other parameters are passed through."""
+    params = parameters(view_text)
+    given = [f"{p} = {{{p}:{kind}}}" for p, kind in params if p != "tenant_id"]
+    fixed = any(p == "tenant_id" for p, _ in params)
+    args = ", ".join(([f"tenant_id = {quote(tenant)}"] if fixed else []) + given)
+    where = "" if fixed else f" WHERE tenant_id = {quote(tenant)}"
+    return f"CREATE OR REPLACE VIEW `{target}`.`{name}` AS SELECT * FROM `{database}`.`{name}`({args}){where}"
+
+
+class TenantSpaces:
+    """Makes each tenant's database once per process; `client` is a handle that may run DDL."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        self.client = client
+        self.database = database
+        self._lock = threading.Lock()
+        self._ready: set[str] = set()
+
+    def ensure(self, tenant: str) -> str:
+        """The tenant's database, made first if this process has not made it yet."""
+        target = tenant_database(self.database, tenant)
+        if target in self._ready:
+            return target
+        with self._lock:  # concurrent first queries: one makes it, the others wait for it
+            if target not in self._ready:
+                self._make(tenant, target)
+                self._ready.add(target)
+        return target
+
+    def _make(self, tenant: str, target: str) -> None:
+        rows = self.client.query(
+            "SELECT name, create_table_query FROM system.tables "
+            "WHERE database = {db:String} AND name IN {names:Array(String)}",
+            parameters={"db": self.database, "names": [*EXPOSED, *PARAMETERIZED]},
+        ).result_rows
+        found = {str(r[0]): str(r[1]) for r in rows}
+        self.client.command(f"CREATE DATABASE IF NOT EXISTS `{target}`")
+        made: list[str] = []
+        for name in EXPOSED:
+            if name in found:
+                self.client.command(
+                    f"CREATE OR REPLACE VIEW `{target}`.`{name}` AS SELECT * FROM `{self.database}`.`{name}` "
+                    f"WHERE tenant_id = {quote(tenant)}"
+                )
+                made.append(name)
+        for name in PARAMETERIZED:
+            if name in found:
+                self.client.command(wrapper_sql(self.database, target, name, tenant, found[name]))
+                made.append(name)
+        missing = sorted(set(EXPOSED + PARAMETERIZED) - set(made))
+        if missing:
+            log.warning("tenant views: %s missing from database %s", ", ".join(missing), self.database)
+        stale = self.client.query(
+            "SELECT name FROM system.tables "
+            "WHERE database = {db:String} AND name NOT IN {names:Array(String)}",
+            parameters={"db": target, "names": made},
+        ).result_rows
+        for (name,) in stale:
+            self.client.command(f"DROP TABLE IF EXISTS `{target}`.`{str(name).replace('`', '``')}`")
