@@ -48,6 +48,20 @@ _TOKEN_RE = re.compile(
     |(?P<punct>[^\sA-Za-z0-9_'"`]+?)""",
     re.VERBOSE | re.DOTALL,
 )
+# Scalar functions that read a table or dictionary named in a string argument: a tenant key's
+# statement may not call them (its rows come only through its own views).
+_BY_NAME_SQL = (
+    "SELECT name FROM system.functions WHERE lower(name) LIKE 'dict%' "
+    "OR lower(name) IN ('joinget', 'joingetornull', 'hascolumnintable')"
+)
+# Table functions a tenant key may call: generators only, and its own parameterized views.
+TENANT_TABLE_FUNCTIONS = frozenset(
+    {
+        "numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateseries",
+        "generaterandom", "values", "null", "format",
+    }
+)  # fmt: skip
+ACCESS_DENIED = 497
 _TRAILING_FORMAT_RE = re.compile(r"\nFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*$")
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -62,6 +76,7 @@ class Policy:
 
     outside_functions: frozenset[str]
     handle_settings: dict[str, str]
+    tenant_refused: frozenset[str] = frozenset()  # lower-case; refused for tenant keys only
 
     @classmethod
     def read(cls, reader: Any, sandboxed: Any, names: list[str]) -> Policy:
@@ -78,7 +93,9 @@ class Policy:
             parameters={"names": names},
         ).result_rows
         settings.update({str(r[0]): str(r[1]) for r in changed})
-        return cls(frozenset((tables - SAFE_TABLE_FUNCTIONS) | scalars | {"file"}), settings)
+        by_name = {str(r[0]).lower() for r in reader.query(_BY_NAME_SQL).result_rows}
+        tenant_refused = frozenset(by_name | (tables - TENANT_TABLE_FUNCTIONS))
+        return cls(frozenset((tables - SAFE_TABLE_FUNCTIONS) | scalars | {"file"}), settings, tenant_refused)
 
     def check_settings(self, settings: dict[str, str]) -> None:
         """URL or form settings pass only when they change nothing: the engine refuses any change
@@ -90,9 +107,10 @@ class Policy:
             if value != current:
                 raise Refused(f"Cannot modify '{name}' setting in readonly mode. (READONLY)", READONLY)
 
-    def check_statement(self, canonical: str) -> str:
+    def check_statement(self, canonical: str, tenant: bool = False) -> str:
         """Refuse `canonical` (the engine's formatQuery output) unless it only reads the warehouse;
-        return its first keyword (SELECT, WITH, SHOW, …)."""
+        return its first keyword (SELECT, WITH, SHOW, …). With `tenant`, also refuse functions
+        that read a table, dictionary or other database by name (`tenant_refused`)."""
         tokens = _tokens(canonical)
         words = [(kind, text) for kind, text in tokens if text != "("]
         first = words[0][1].upper() if words and words[0][0] == "word" else ""
@@ -116,6 +134,12 @@ class Policy:
                         "the warehouse. (READONLY)",
                         READONLY,
                     )
+                if tenant and name.lower() in self.tenant_refused:
+                    raise Refused(
+                        f"Not enough privileges: function {name}() reads tables or dictionaries by name; "
+                        "a tenant key reads its own tenant's views in its default database. (ACCESS_DENIED)",
+                        ACCESS_DENIED,
+                    )
         return first
 
 
@@ -125,6 +149,22 @@ def formatted(canonical: str, default_format: str) -> tuple[str, str]:
     if m:
         return canonical, m.group(1)
     return f"{canonical}\nFORMAT {default_format}", default_format
+
+
+def without_format(canonical: str) -> str:
+    """The statement without its trailing FORMAT clause (to analyse it, as EXPLAIN, unchanged)."""
+    m = _TRAILING_FORMAT_RE.search(canonical)
+    return canonical[: m.start()] if m else canonical
+
+
+def tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) of each token of a formatted statement: word, str, qid, num, param, punct."""
+    return _tokens(text)
+
+
+def unquote(text: str) -> str:
+    """A quoted identifier's name."""
+    return _unquote(text)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
