@@ -23,6 +23,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from analytics.sql.gate import Policy
+from analytics.sql.tenant_space import TenantSpaces
 from warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class SqlCapacity:
             Slot(warehouse.sandboxed_reader(settings), f"wrm-sql-{i}") for i in range(limits.max_concurrent)
         ]
         self.policy = Policy.read(warehouse.reader, self.slots[0].client, [*settings, "readonly"])
+        self.tenants = TenantSpaces(warehouse.client, warehouse.database)  # DDL: the writer handle
         self._control = warehouse.sandboxed_reader(settings)  # KILL QUERY is allowed in readonly=1
         self._control_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrm-sql-kill")
         self._free: collections.deque[Slot] = collections.deque(self.slots)

@@ -1,18 +1,35 @@
-"""The SQL port's routes: `/` answers read-only SQL in the ClickHouse HTTP protocol, `/ping` Ok."""
+"""The SQL port's routes: `/` answers read-only SQL in the ClickHouse HTTP protocol, `/ping` Ok.
+
+Every statement needs a key when auth is required, sent as ClickHouse clients send a password
+(HTTP basic auth with any user name, `X-ClickHouse-Key`, `?password=`) or as a Bearer token. The
+platform admin's key (and no key, with auth off) reads the whole warehouse; a tenant's key reads
+only its tenant's views (tenant_space), checked on the engine's analysis (tenant_scope).
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from access import Authenticator
+from access import Authenticator, Forbidden, Role, Unauthenticated
+from access.credentials import sql_port_key
 from analytics.sql.capacity import SqlCapacity
-from analytics.sql.protocol import ProtocolError, error_response, read_request
+from analytics.sql.protocol import ProtocolError, SqlRequest, error_response, read_request
 from analytics.sql.running import QueryResponse
+from analytics.sql.tenant_scope import TenantScope
+from analytics.sql.tenant_space import tenant_database
 
 _DATABASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+AUTHENTICATION_FAILED = 516
+ACCESS_DENIED = 497
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="wrm"'}
+_HOW = (
+    "; on this port send the key as the password (HTTP basic auth with any user name, "
+    "X-ClickHouse-Key, or ?password=) or as Authorization: Bearer"
+)
 
 
 def build_router(
@@ -21,21 +38,51 @@ def build_router(
     """Routes over `capacity`, the SQL port's own handles; `database` is the default database;
     `authenticator` decides who may query and which tenant's rows they see (None: anyone, all)."""
     router = APIRouter(tags=["sql"])
+    auth = authenticator or Authenticator(None, required=False)
 
     @router.get("/ping", response_class=PlainTextResponse, include_in_schema=False)
     def ping() -> str:
         return "Ok.\n"
 
     async def sql(request: Request) -> Response:
+        refused: ProtocolError | None = None
         try:
             parsed = await read_request(request, database)
-        except ProtocolError as exc:
-            return error_response(str(exc), exc.code)
-        if parsed is None:
-            return PlainTextResponse("Ok.\n")
-        if not _DATABASE_RE.match(parsed.database):
-            return error_response(f"Database {parsed.database!r} does not exist. (UNKNOWN_DATABASE)", 81)
-        return QueryResponse(capacity, parsed, timezone)
+        except ProtocolError as exc:  # answered after authentication: a stranger learns nothing
+            parsed, refused = None, exc
+        if parsed is None and refused is None:
+            return PlainTextResponse("Ok.\n")  # a GET of `/` with no query: a health check
+        key = sql_port_key(request.headers, request.query_params)
+        try:
+            principal = auth.authorize(key, Role.VIEWER)
+        except Unauthenticated as exc:
+            return error_response(f"{exc}{_HOW}. (AUTHENTICATION_FAILED)", AUTHENTICATION_FAILED, _CHALLENGE)
+        except Forbidden as exc:
+            return error_response(f"Not enough privileges: {exc}. (ACCESS_DENIED)", ACCESS_DENIED)
+        if refused is not None:
+            return error_response(str(refused), refused.code)
+        assert parsed is not None
+        if principal is None or principal.tenant is None:  # auth off without a key, or the platform
+            if not _DATABASE_RE.match(parsed.database):
+                return _unknown_database(parsed.database)
+            return QueryResponse(capacity, parsed, timezone)
+        scope = TenantScope(principal.tenant, tenant_database(database, principal.tenant))
+        return _tenant_query(capacity, parsed, timezone, scope, database)
 
     router.add_api_route("/", sql, methods=["GET", "POST"], include_in_schema=False)
     return router
+
+
+def _tenant_query(
+    capacity: SqlCapacity, parsed: SqlRequest, timezone: str, scope: TenantScope, database: str
+) -> Response:
+    """A tenant key's statement runs in its tenant's database: naming the warehouse's database or
+    its own is the same; any other is unknown to it."""
+    if parsed.database not in (database, scope.database):
+        hint = f" for a tenant key: it reads its own tenant's views, in database {database!r} (the default)"
+        return _unknown_database(parsed.database, hint)
+    return QueryResponse(capacity, replace(parsed, database=scope.database), timezone, scope)
+
+
+def _unknown_database(name: str, hint: str = "") -> Response:
+    return error_response(f"Database {name[:100]!r} does not exist{hint}. (UNKNOWN_DATABASE)", 81)

@@ -32,7 +32,7 @@ _QUERY_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces
 _INSERT_RE = re.compile(r"^\s*INSERT\b", re.IGNORECASE)
 STATUS_BY_CODE = {
     62: 400, 60: 404, 81: 404, 164: 403, 497: 403, 46: 400, 47: 400, 53: 400, 36: 400, 115: 400,
-    202: 429,
+    202: 429, 516: 401,
 }  # fmt: skip
 CONTENT_TYPES = {
     "TabSeparated": "text/tab-separated-values; charset=UTF-8",

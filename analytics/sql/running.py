@@ -25,6 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from analytics.sql.capacity import Slot, SqlCapacity
 from analytics.sql.gate import STREAMED, formatted
 from analytics.sql.protocol import CONTENT_TYPES, ProtocolError, SqlRequest, error_response
+from analytics.sql.tenant_scope import TenantScope
 
 CHUNK = 1 << 20
 GRACE_S = 5.0  # beyond the engine's own time limit, for a client that reads too slowly
@@ -57,21 +58,27 @@ class _Abandoned(Exception):
 class _Query:
     """State of one query on its slot; its methods run on the slot's thread only."""
 
-    def __init__(self, slot: Slot, capacity: SqlCapacity, sql: SqlRequest) -> None:
+    def __init__(self, slot: Slot, capacity: SqlCapacity, sql: SqlRequest, scope: TenantScope | None) -> None:
         self.slot = slot
         self.capacity = capacity
         self.sql = sql
+        self.scope = scope
         self.tag = capacity.new_tag()
         self.fmt = sql.default_format
         self.stream: Any = None
 
     def open(self) -> bytes:
-        """Check the statement, start it, and return its first chunk."""
-        policy, client = self.capacity.policy, self.slot.client
+        """Check the statement, start it, and return its first chunk. A tenant key's statement
+        runs in its tenant's database, after the allow-list check on the same text and handle."""
+        policy, client, scope = self.capacity.policy, self.slot.client, self.scope
         policy.check_settings(self.sql.settings)
+        if scope is not None:
+            self.capacity.tenants.ensure(scope.tenant)
         client.database = self.sql.database
         canonical = json.loads(client.raw_query(_FORMAT_SQL, parameters={"q": self.sql.query}))["q"]
-        kind = policy.check_statement(canonical)
+        kind = policy.check_statement(canonical, tenant=scope is not None)
+        if scope is not None:
+            scope.check(canonical, kind, self._explain)
         text, self.fmt = formatted(canonical, self.sql.default_format)
         binds = server_side_binds(text, self.sql.binds)
         if kind in STREAMED:
@@ -82,6 +89,11 @@ class _Query:
 
     def read(self) -> bytes:
         return bytes(self.stream.read(CHUNK))
+
+    def _explain(self, text: str) -> str:
+        """An EXPLAIN of the statement, with its binds, tagged so that it can be killed too."""
+        binds = server_side_binds(text, self.sql.binds)
+        return bytes(self.slot.client.raw_query(self.tag + text, parameters=binds)).decode("utf-8", "replace")
 
     def close(self) -> None:
         """Close the stream (freeing the handle), then give the slot back."""
@@ -95,13 +107,16 @@ class _Query:
 
 
 class QueryResponse(Response):
-    """Runs `sql` on a slot of `capacity` and streams its result."""
+    """Runs `sql` on a slot of `capacity` and streams its result; `scope`: a tenant key's."""
 
-    def __init__(self, capacity: SqlCapacity, sql: SqlRequest, timezone: str) -> None:
+    def __init__(
+        self, capacity: SqlCapacity, sql: SqlRequest, timezone: str, scope: TenantScope | None = None
+    ) -> None:
         super().__init__()
         self.capacity = capacity
         self.sql = sql
         self.timezone = timezone
+        self.scope = scope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
@@ -121,7 +136,7 @@ class QueryResponse(Response):
             )
             await error_response(message, 202, {"Retry-After": "1"})(scope, _no_receive, send)
             return
-        query = _Query(slot, self.capacity, self.sql)
+        query = _Query(slot, self.capacity, self.sql, self.scope)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.capacity.limits.max_execution_s + GRACE_S
         try:
