@@ -13,6 +13,7 @@ from typing import Any
 
 from warehouse import Warehouse
 
+_FIRST, _LAST = datetime(1900, 1, 1), datetime(2262, 4, 11)  # what DateTime64(6) holds
 _COLUMNS = ["tenant_id", "at", "event_id", "actor_key_id", "actor_name", "action", "target", "detail"]
 
 
@@ -59,6 +60,10 @@ def entries(
         where.append("tenant_id = {tenant:String}")
         params["tenant"] = tenant
     if before is not None:
+        before = before if before.tzinfo is None else before.astimezone(UTC).replace(tzinfo=None)
+        if before <= _FIRST:
+            return []  # nothing was recorded before the first time the column can hold
+    if before is not None and before < _LAST:
         where.append("at < {before:DateTime64(6, 'UTC')}")
         params["before"] = before
     if action:
@@ -71,8 +76,14 @@ def entries(
     )
     return [
         AuditEntry(
-            tenant=r[0], at=r[1], event_id=r[2], actor_key_id=r[3], actor_name=r[4], action=r[5], target=r[6],
+            tenant=r[0],
+            at=r[1],
+            event_id=r[2],
+            actor_key_id=r[3],
+            actor_name=r[4],
+            action=r[5],
+            target=r[6],
             detail=json.loads(r[7] or "{}"),
-        )  # fmt: skip
+        )
         for r in rows
     ]

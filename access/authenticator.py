@@ -69,7 +69,9 @@ class Authenticator:
         """authenticate, then refuse a role that does not allow `needed` (Forbidden)."""
         principal = self.authenticate(key)
         if principal is not None and not principal.role.allows(needed):
-            raise Forbidden(f"a key with role {principal.role.value!r} may not do this; it needs {needed.value!r}")
+            raise Forbidden(
+                f"a key with role {principal.role.value!r} may not do this; it needs {needed.value!r}"
+            )
         return principal
 
     # --- the cache --------------------------------------------------------------------------------

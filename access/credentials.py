@@ -34,4 +34,10 @@ def basic_password(authorization: str | None) -> str | None:
 def sql_port_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
     """The key a ClickHouse client sent: Bearer, basic auth, `X-ClickHouse-Key`, or `password`."""
     auth = headers.get("authorization")
-    return bearer(auth) or basic_password(auth) or headers.get("x-clickhouse-key") or params.get("password") or None
+    return (
+        bearer(auth)
+        or basic_password(auth)
+        or headers.get("x-clickhouse-key")
+        or params.get("password")
+        or None
+    )

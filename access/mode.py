@@ -30,8 +30,11 @@ def resolve_auth(setting: str | None, hosts: Iterable[str]) -> AuthMode:
         return AuthMode(True, "auth required (setting auth = required)")
     if setting == "off":
         where = f" on {', '.join(outside)}" if outside else ""
-        return AuthMode(False, f"auth is OFF (setting auth = off): anyone who reaches the ports{where} "
-                        "reads and writes every tenant")
+        return AuthMode(
+            False,
+            f"auth is OFF (setting auth = off): anyone who reaches the ports{where} "
+            "reads and writes every tenant",
+        )
     if outside:
         return AuthMode(True, f"auth required: listening on {', '.join(outside)}, not only loopback")
     return AuthMode(

@@ -91,7 +91,9 @@ class KeyStore:
 
     def note_uses(self, uses: Mapping[str, datetime]) -> None:
         if uses:
-            self.wh.insert_columns("api_key_uses", ["key_id", "last_used_at"], [list(uses), list(uses.values())])
+            self.wh.insert_columns(
+                "api_key_uses", ["key_id", "last_used_at"], [list(uses), list(uses.values())]
+            )
 
     def _write(self, r: KeyRecord) -> None:
         values = [

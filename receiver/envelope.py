@@ -29,10 +29,14 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
-def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields, retention_days: int) -> bytes:
+def frame(
+    request: bytes, stamp_ms: int, fields: EnvelopeFields, retention_days: int, key_tenant: str = ""
+) -> bytes:
     """One length-delimited Envelope: request (1), ingested_at_ms (2), retention_days (3),
-    default_tenant (4), max_attribute_bytes (5)."""
+    default_tenant (4), max_attribute_bytes (5), and key_tenant (6) when a key fixes the tenant
+    (an empty string is proto3's default, so it is left out)."""
     tenant = fields.default_tenant.encode()
+    owner = key_tenant.encode()
     body = b"".join(
         (
             b"\x0a", varint(len(request)), request,
@@ -40,6 +44,7 @@ def frame(request: bytes, stamp_ms: int, fields: EnvelopeFields, retention_days:
             b"\x18", varint(retention_days),
             b"\x22", varint(len(tenant)), tenant,
             b"\x28", varint(fields.max_attribute_bytes),
+            b"\x32" + varint(len(owner)) + owner if owner else b"",
         )
     )  # fmt: skip
     return varint(len(body)) + body

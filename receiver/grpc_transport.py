@@ -1,6 +1,11 @@
 """OTLP/gRPC transport: TraceService/Export on a grpcio server.
 
 The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
+  no API key (auth required), or   → UNAUTHENTICATED    (permanent; checked before the request
+  an unknown, malformed or revoked                        is read. The message never holds the key)
+  one (even with auth off)
+  a key whose role may not ingest  → PERMISSION_DENIED  (permanent; only `ingest` and `admin`
+  (viewer, operator)                                      keys write spans)
   malformed request                → INVALID_ARGUMENT   (permanent: do not retry)
   queue full                       → RESOURCE_EXHAUSTED (retryable; no RetryInfo, so exporters
                                      use their own exponential back-off, which spreads them out)
@@ -17,6 +22,10 @@ the server broke (a missing table, a broken view), not the request: INVALID_ARGU
 the client, FAILED_PRECONDITION suggests the client can fix the state. A request whose own data
 the engine cannot read is not a failure of the server: its spans are stored where they can be
 and the rest reported in partial_success.
+
+The key travels in the `authorization` metadata as `Bearer <key>`. A tenant's key decides the
+tenant of every span it sends, whatever the resource's `wrm.tenant.id` claims; that attribute
+counts only without a key (auth off) or with the platform admin's key, which has no tenant.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from access import Authenticator
+from access import Authenticator, Forbidden, Role, Unauthenticated
+from access.credentials import bearer
 from receiver.config import ReceiverConfig
 from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
@@ -115,12 +125,13 @@ class TraceReceiver:
         self._writer.close()
 
     def _export(self, data: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        key_tenant = self._key_tenant(context)
         try:
             request, escaped = parse_request(data)
         except MalformedRequest as exc:
             self.stats.requests.labels("malformed").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        screened = screen_request(request)
+        screened = screen_request(request, tenant_fixed=bool(key_tenant))
         refused = Rejection()
         if screened.spans:
             parts = split_by_retention(
@@ -130,6 +141,7 @@ class TraceReceiver:
                 default_tenant=self.config.default_tenant,
                 default_days=self.config.retention_days,
                 days_by_tenant=self.config.tenant_retention_days,
+                key_tenant=key_tenant,
             )
             refused = self._store(parts, context)
         rejected = screened.rejected
@@ -146,6 +158,22 @@ class TraceReceiver:
             response.partial_success.error_message = "; ".join(notes)
         return response
 
+    def _key_tenant(self, context: grpc.ServicerContext) -> str:
+        """The tenant the caller's key fixes for every span it sends; "" when none does (no key
+        while auth is off, or the platform admin's key). Aborts a call the key does not allow."""
+        if self.authenticator is None:
+            return ""
+        authorization = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
+        try:
+            principal = self.authenticator.authorize(bearer(str(authorization or "")), Role.INGEST)
+        except Unauthenticated as exc:
+            self.stats.requests.labels("unauthenticated").inc()
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        except Forbidden as exc:
+            self.stats.requests.labels("forbidden").inc()
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        return principal.tenant or "" if principal is not None else ""
+
     def _store(self, parts: Sequence[Part], context: grpc.ServicerContext) -> Rejection:
         """Queue every part (one, unless tenants with different retention share the request),
         then answer once all are stored. If back-pressure refuses a later part, the earlier ones
@@ -154,7 +182,9 @@ class TraceReceiver:
         futures_: list[Future[None]] = []
         try:
             for part in parts:
-                futures_.append(self._writer.submit(part.payload, part.spans, part.retention_days))
+                futures_.append(
+                    self._writer.submit(part.payload, part.spans, part.retention_days, part.key_tenant)
+                )
             refused = Rejection()
             for part, future in zip(parts, futures_, strict=True):
                 try:
@@ -183,7 +213,7 @@ class TraceReceiver:
 
     def _recover(self, part: Part, refusal: WarehouseRejected, context: grpc.ServicerContext) -> Rejection:
         def store(payload: bytes, spans: int) -> None:
-            self._writer.submit(payload, spans, part.retention_days).result()
+            self._writer.submit(payload, spans, part.retention_days, part.key_tenant).result()
 
         # None when the client set no deadline (grpc's documented answer; types-grpcio says float)
         remaining: float | None = context.time_remaining()

@@ -115,9 +115,12 @@ def _tenant_problem(resource: Any) -> tuple[str, str] | None:
     return None
 
 
-def screen_request(request: Any) -> Screened:
+def screen_request(request: Any, *, tenant_fixed: bool = False) -> Screened:
     """Refuse invalid spans (and resources with a malformed tenant); count the rest; encode
-    what is left canonically (see the module docstring for why never the exporter's bytes)."""
+    what is left canonically (see the module docstring for why never the exporter's bytes).
+
+    `tenant_fixed`: the sender's key decides the tenant, so `wrm.tenant.id` is not read and a
+    malformed one refuses nothing."""
     rejected = same = accepted = 0
     first: tuple[str, str] | None = None
 
@@ -131,7 +134,7 @@ def screen_request(request: Any) -> Screened:
     resource_spans = request.resource_spans
     dropped_resources: list[int] = []
     for r, rs in enumerate(resource_spans):
-        problem = _tenant_problem(rs.resource)
+        problem = None if tenant_fixed else _tenant_problem(rs.resource)
         if problem is not None:
             refuse(problem, sum(len(ss.spans) for ss in rs.scope_spans))
             dropped_resources.append(r)

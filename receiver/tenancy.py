@@ -1,8 +1,11 @@
 """Per-tenant span retention at ingest: the retention each stored span row carries.
 
-A request's spans get the retention of their resource's tenant (`wrm.tenant.id`, else the
-default tenant). Requests almost always hold one tenant and go on as they came; one that mixes
-tenants with different retention is split into one request per retention value.
+A request sent with a tenant's API key is all that tenant's (`key_tenant`): it goes on whole,
+with that tenant's retention, whatever its resources claim. Otherwise (auth off and no key, or
+the platform admin's key) its spans get the retention of their resource's tenant
+(`wrm.tenant.id`, else the default tenant). Requests almost always hold one tenant and go on as
+they came; one that mixes tenants with different retention is split into one request per
+retention value.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class Part:
     spans: int
     retention_days: int
     message: Any  # the ExportTraceServiceRequest `payload` encodes, to bisect if its data is refused
+    key_tenant: str = ""  # the tenant of every span, fixed by the sender's key; "": as the resource says
 
 
 def split_by_retention(
@@ -32,8 +36,12 @@ def split_by_retention(
     default_tenant: str,
     default_days: int,
     days_by_tenant: Mapping[str, int],
+    key_tenant: str = "",
 ) -> list[Part]:
-    """`request` is the screened message that `payload` encodes."""
+    """`request` is the screened message that `payload` encodes; `key_tenant`, when not empty,
+    the tenant of the key that sent it."""
+    if key_tenant:
+        return [Part(payload, spans, days_by_tenant.get(key_tenant, default_days), request, key_tenant)]
     if not days_by_tenant:
         return [Part(payload, spans, default_days, request)]
     groups: dict[int, list[Any]] = {}

@@ -42,6 +42,7 @@ class _Item:
     request: bytes
     spans: int
     retention_days: int
+    key_tenant: str = ""
     future: Future[None] = field(default_factory=Future)
 
 
@@ -82,12 +83,15 @@ class GroupWriter:
         for t in self._threads:
             t.start()
 
-    def submit(self, request: bytes, spans: int, retention_days: int | None = None) -> Future[None]:
+    def submit(
+        self, request: bytes, spans: int, retention_days: int | None = None, key_tenant: str = ""
+    ) -> Future[None]:
         """Queue a request's bytes; the Future resolves once its rows are in the warehouse.
 
-        `retention_days` overrides the default retention its span rows carry."""
+        `retention_days` overrides the default retention its span rows carry; `key_tenant`, when
+        not empty, is the tenant of all its spans (the sender's key's, receiver.envelope)."""
         days = self._fields.retention_days if retention_days is None else retention_days
-        item = _Item(request, spans, days)
+        item = _Item(request, spans, days, key_tenant)
         with self._cond:
             if self._closing:
                 raise WriterClosed("the receiver is shutting down")
@@ -156,7 +160,12 @@ class GroupWriter:
         n = sum(item.spans for item in taken)
         started = time.perf_counter()
         try:
-            sink(b"".join(frame(item.request, stamp, self._fields, item.retention_days) for item in taken))
+            sink(
+                b"".join(
+                    frame(item.request, stamp, self._fields, item.retention_days, item.key_tenant)
+                    for item in taken
+                )
+            )
         except Exception as exc:
             kind = "transient" if is_transient(exc) else "permanent"
             self._stats.flush_failures.inc()

@@ -6,6 +6,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from wrm.server import WrmServer
@@ -16,12 +18,19 @@ class Answer(NamedTuple):
     code: str  # X-ClickHouse-Exception-Code, "" when the query succeeded
     body: str
     retry_after: str
+    headers: Mapping[str, str] = MappingProxyType({})  # every response header, lower-case names
 
 
-def post(server: WrmServer, sql: str, timeout: float = 60, **params: str) -> Answer:
+def post(
+    server: WrmServer, sql: str, timeout: float = 60, headers: dict[str, str] | None = None, **params: str
+) -> Answer:
     """POST `sql` as the body; `params` go in the URL (settings, default_format, param_*)."""
     url = f"http://{server.http_address}/?" + urllib.parse.urlencode(params)
-    return _send(urllib.request.Request(url, data=sql.encode()), timeout)
+    return _send(urllib.request.Request(url, data=sql.encode(), headers=headers or {}), timeout)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def post_form(server: WrmServer, fields: dict[str, str], timeout: float = 60) -> Answer:
@@ -43,7 +52,8 @@ def post_form(server: WrmServer, fields: dict[str, str], timeout: float = 60) ->
 def _send(request: urllib.request.Request, timeout: float) -> Answer:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
-            return Answer(resp.status, "", resp.read().decode(), resp.headers.get("Retry-After", ""))
+            names = {k.lower(): v for k, v in resp.headers.items()}
+            return Answer(resp.status, "", resp.read().decode(), resp.headers.get("Retry-After", ""), names)
     except urllib.error.HTTPError as err:
         headers = err.headers
         return Answer(
@@ -51,4 +61,5 @@ def _send(request: urllib.request.Request, timeout: float) -> Answer:
             headers["X-ClickHouse-Exception-Code"] or "",
             err.read().decode(),
             headers["Retry-After"] or "",
+            {k.lower(): v for k, v in headers.items()},
         )

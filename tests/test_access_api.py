@@ -70,11 +70,11 @@ def env(engine_dir: Path) -> Iterator[Env]:
 
 
 def _live(env: Env, tenant: str, n: int) -> str:
-    return [r["run_id"] for r in env.runs[tenant] if r["status"] == "running"][n]
+    return str([r["run_id"] for r in env.runs[tenant] if r["status"] == "running"][n])
 
 
 def _done(env: Env, tenant: str) -> str:
-    return next(r["run_id"] for r in env.runs[tenant] if r["status"] in ("completed", "failed"))
+    return str(next(r["run_id"] for r in env.runs[tenant] if r["status"] in ("completed", "failed")))
 
 
 def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:

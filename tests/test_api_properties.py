@@ -1,6 +1,7 @@
 """Property-based test of the /v1 API over its own OpenAPI schema (schemathesis): every operation,
 driven with generated path parameters, query parameters, headers (X-WRM-Tenant, X-WRM-Actor,
-Idempotency-Key) and JSON bodies, valid and invalid, against a real `wrm serve` over HTTP, never
+Idempotency-Key) and JSON bodies, valid and invalid, against a real `wrm serve` that requires
+API keys (each request carries the tenant admin's key), over HTTP, never
 answers 5xx, answers every 4xx with a problem document (`application/problem+json` with a
 `detail`), and answers every 2xx with a body that matches the schema; and every operation is
 exercised and reaches a 2xx at least once.
@@ -53,7 +54,12 @@ OPERATIONS = (
     "POST /v1/actions/{action_id}/ack",
     "POST /v1/runs/{run_id}/annotations",
     "POST /v1/runs/{run_id}/tags",
+    "POST /v1/keys",
+    "GET /v1/keys",
+    "DELETE /v1/keys/{key_id}",
+    "GET /v1/audit",
 )
+ADMIN_KEY = "platform-admin-" + "p" * 40
 
 
 @dataclass
@@ -63,7 +69,9 @@ class Known:
     base_url: str = ""
     run_ids: list[str] = field(default_factory=list)
     action_ids: list[str] = field(default_factory=list)
+    key_ids: list[str] = field(default_factory=list)  # throwaway keys: DELETE revokes them
     cursors: list[str] = field(default_factory=list)
+    auth: dict[str, str] = field(default_factory=dict)  # the tenant admin's Authorization header
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +79,17 @@ def known(engine_dir: Path) -> Iterator[Known]:
     """One server for the module, fed with finished runs and live ones, with pending actions;
     fills KNOWN, which the hooks read."""
     warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
-    server = start_server(warehouse)
-    send(server.otlp_address, RUNS, "props")
+    server = start_server(warehouse, auth="required", admin_key=ADMIN_KEY)
+    ingest = server.create_key(TENANT, "ingest", "props-exporter")
+    send(server.otlp_address, RUNS, "props", key=ingest)
     for name in ("live-p1", "live-p2", "live-p3"):
-        start_running_run(server.otlp_address, name)
+        start_running_run(server.otlp_address, name, key=ingest)
     settle(server)
     found = KNOWN
     found.base_url = f"http://{server.http_address}"
-    with httpx.Client(base_url=found.base_url, timeout=30) as client:
+    found.auth = {"Authorization": f"Bearer {server.create_key(TENANT, 'admin', 'props-admin')}"}
+    found.key_ids = [server.create_key(TENANT, "viewer", f"props-{i}").split("_")[1] for i in range(3)]
+    with httpx.Client(base_url=found.base_url, timeout=30, headers=found.auth) as client:
         served = client.get("/openapi.json").json()
         assert served["paths"] == OPENAPI["paths"] and served["components"] == OPENAPI["components"]
         runs = client.get("/v1/runs", params={"limit": 500}).json()["runs"]
@@ -132,7 +143,8 @@ def _openapi() -> dict[str, Any]:
     Built at import because the parametrized tests are made at collection (schemathesis'
     lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
     # a stand-in warehouse
-    return create_app(SimpleNamespace(timezone=lambda: "UTC")).openapi()  # type: ignore[arg-type]
+    stand_in = SimpleNamespace(timezone=lambda: "UTC")
+    return create_app(stand_in, key_store=stand_in).openapi()  # type: ignore[arg-type]
 
 
 OPENAPI = _openapi()
@@ -154,7 +166,7 @@ def _setting(params: dict[str, Any], name: str) -> Callable[[Any], dict[str, Any
 def flatmap_path_parameters(
     ctx: schemathesis.HookContext, params: dict[str, Any] | None
 ) -> st.SearchStrategy[Any]:
-    for name, ids in (("run_id", KNOWN.run_ids), ("action_id", KNOWN.action_ids)):
+    for name, ids in (("run_id", KNOWN.run_ids), ("action_id", KNOWN.action_ids), ("key_id", KNOWN.key_ids)):
         if params and name in params:
             return _either(params[name], *ids).map(_setting(params, name))
     return st.just(params)
@@ -245,7 +257,7 @@ def http() -> Iterator[requests.Session]:
 def test_no_server_errors_and_problems_for_client_errors(
     case: schemathesis.Case[Any], known: Known, http: requests.Session
 ) -> None:
-    response = case.call(base_url=known.base_url, session=http)
+    response = case.call(base_url=known.base_url, session=http, headers=known.auth)
     seen = SEEN.setdefault(case.operation.label, Counter())
     seen[case.meta.phase.name.value if case.meta else "explicit"] += 1
     seen[str(response.status_code)] += 1

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from access import Role
+from analytics.runs.schemas import Utc
 
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 
@@ -27,11 +27,11 @@ class KeyInfo(BaseModel):
     name: str
     tenant: str
     role: Role
-    created_at: datetime
+    created_at: Utc
     created_by: str
-    revoked_at: datetime | None
+    revoked_at: Utc | None
     revoked_by: str
-    last_used_at: datetime | None = Field(description="to within a minute; null until first used")
+    last_used_at: Utc | None = Field(description="to within a minute; null until first used")
     active: bool
 
 
@@ -43,7 +43,7 @@ class KeyCreated(BaseModel):
     tenant: str
     role: Role
     name: str
-    created_at: datetime
+    created_at: Utc
 
 
 class KeyList(BaseModel):
@@ -52,7 +52,7 @@ class KeyList(BaseModel):
 
 class AuditEntry(BaseModel):
     tenant: str
-    at: datetime
+    at: Utc
     event_id: str
     actor_key_id: str = Field(description="the acting key's id; empty when no key was sent (auth off)")
     actor_name: str
@@ -65,4 +65,4 @@ class AuditEntry(BaseModel):
 
 class AuditPage(BaseModel):
     entries: list[AuditEntry]
-    next_before: datetime | None = Field(description="pass as `before` for the next (older) page")
+    next_before: Utc | None = Field(description="pass as `before` for the next (older) page")

@@ -71,10 +71,9 @@ def create_app(
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     app.state.authenticator = auth  # read by every /v1 route's role dependency (analytics.api.caller)
-    app.include_router(runs_api.build_router(api_warehouse or warehouse, max_exports))
+    app.include_router(document_roles(runs_api.build_router(api_warehouse or warehouse, max_exports)))
     if key_store is not None:
-        app.include_router(keys_api.build_router(api_warehouse or warehouse, key_store, auth))
+        app.include_router(document_roles(keys_api.build_router(api_warehouse or warehouse, key_store, auth)))
     if sql_capacity is not None:
         app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone(), auth))
-    document_roles(app)
     return app

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -77,9 +77,10 @@ Operator = Annotated[Caller, Depends(Need(Role.OPERATOR))]
 Admin = Annotated[Caller, Depends(Need(Role.ADMIN))]
 
 
-def document_roles(app: FastAPI) -> None:
-    """Write each route's role into its OpenAPI operation (`x-wrm-role`) and list 401 and 403."""
-    for route in app.routes:
+def document_roles(router: APIRouter) -> APIRouter:
+    """Write each route's role into its OpenAPI operation (`x-wrm-role`) and list 401 and 403;
+    called on a router before it is included (FastAPI includes routers lazily)."""
+    for route in router.routes:
         if isinstance(route, APIRoute):
             need = _need_of(route.dependant)
             if need is not None:
@@ -89,7 +90,7 @@ def document_roles(app: FastAPI) -> None:
                     403: {"description": f"the key's role is below {need.role.value} (problem+json)"},
                     **route.responses,
                 }
-    app.openapi_schema = None
+    return router
 
 
 def _need_of(dependant: Dependant) -> Need | None:

@@ -32,13 +32,15 @@ EXPOSED = (
 # Parameterized views, called as table functions. comparison_sides is there because the engine
 # resolves the `comparison_sides(...)` inside version_comparison in the caller's database.
 PARAMETERIZED = ("effectiveness_window", "version_comparison", "comparison_sides")
-# Objects with a tenant_id column that a tenant key deliberately does not read: keys and the audit
-# trail (the admin API only), the assembler's and retention's bookkeeping, materialized views.
+# Objects with tenant rows that a tenant key deliberately does not read: keys and the audit trail
+# (the admin API only), retention settings, the run assembler's and summarizer's bookkeeping and
+# working views, and the materialized views (triggers; their rows are in the tables exposed).
 INTERNAL = frozenset(
     {
-        "api_keys", "audit_log", "assembly_parts", "dirty_traces", "dirty_traces_mv", "run_queue",
-        "summary_dirty", "retention_policies", "spans_from_otlp_mv", "span_facts_mv",
-        "runs_by_time_mv", "trace_links_mv",
+        "api_keys", "audit_log", "retention_policies", "assembly_parts", "dirty_traces", "run_queue",
+        "summary_dirty", "assemble_runs", "assemble_steps", "assembly_window", "cycle_parts",
+        "cycle_runs", "queued_runs", "relinked_traces", "stale_runs", "summarize_runs", "trace_keys",
+        "dirty_traces_mv", "spans_from_otlp_mv", "span_facts_mv", "runs_by_time_mv", "trace_links_mv",
     }
 )  # fmt: skip
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
