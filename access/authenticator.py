@@ -82,25 +82,25 @@ class Authenticator:
             self._keys[record.key_id] = record
 
     def _lookup(self, key_id: str) -> KeyRecord | None:
-        now = time.monotonic()
+        loaded_at = self._loaded_at
+        age = time.monotonic() - loaded_at
         record = self._keys.get(key_id)
-        stale = now - self._loaded_at > self.refresh_s
-        if stale or (record is None and now - self._loaded_at > MISS_RELOAD_S):
-            self._reload(now)
+        if age > self.refresh_s or (record is None and age > MISS_RELOAD_S):
+            self._reload(loaded_at)
             record = self._keys.get(key_id)
         return record
 
-    def _reload(self, now: float) -> None:
+    def _reload(self, seen_loaded_at: float) -> None:
         if self.store is None:
             return
         with self._lock:
-            if now - self._loaded_at <= MISS_RELOAD_S and self._keys:
-                return  # another thread just did
+            if self._loaded_at != seen_loaded_at:
+                return  # another thread reloaded while this one waited for the lock
             try:
                 self._keys = {r.key_id: r for r in self.store.all()}
             except Exception:  # keep answering from the last good cache; the next call retries
                 log.warning("reading API keys failed; using the keys read before", exc_info=True)
-            self._loaded_at = now
+            self._loaded_at = time.monotonic()
 
     # --- last use ---------------------------------------------------------------------------------
 
