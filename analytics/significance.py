@@ -12,8 +12,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 ALPHA = 0.05
 
 MIN_RUNS = 30  # per side, for the z- and t-tests' large-sample approximations
@@ -76,6 +74,8 @@ def proportions(
         return TestResult(test, 1.0, "not significant")
     se = math.sqrt(pooled * (1 - pooled) * (1 / baseline_n + 1 / candidate_n))
     z = (x2 / candidate_n - x1 / baseline_n) / se
+    from scipy import stats  # here, not at import: scipy.stats costs every `wrm` command ~1.3 s
+
     return _decide(test, float(2 * stats.norm.sf(abs(z))), alpha)
 
 
@@ -100,6 +100,8 @@ def means(
     if baseline_sd == 0 and candidate_sd == 0:
         # No spread on either side: any difference is deterministic, none is certain.
         return _decide(test, 1.0 if baseline_mean == candidate_mean else 0.0, alpha)
+    from scipy import stats
+
     result = stats.ttest_ind_from_stats(
         baseline_mean,
         baseline_sd,
@@ -120,6 +122,8 @@ def distributions(
     if min(len(baseline), len(candidate)) < MIN_VALUES:
         return _too_few(test, len(baseline), len(candidate), MIN_VALUES, "values")
     large = min(len(baseline), len(candidate)) > ASYMPTOTIC_ABOVE
+    from scipy import stats
+
     result = stats.mannwhitneyu(
         baseline, candidate, alternative="two-sided", method="asymptotic" if large else "auto"
     )

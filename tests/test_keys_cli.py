@@ -1,0 +1,70 @@
+"""`wrm keys`: on the warehouse directly when no server runs (how a server that requires keys
+gets its first one), and through a running server with an admin key in WRM_KEY."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import start_server
+from warehouse import Warehouse
+
+ADMIN_KEY = "platform-admin-" + "c" * 40
+
+
+def _wrm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WRM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "wrm.cli", *args],
+        capture_output=True, text=True, timeout=120, env={**clean, **(env or {})},
+    )  # fmt: skip
+
+
+def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
+    where = f"chdb://{tmp_path / 'wh'}"
+    http = "127.0.0.1:9"  # nothing listens there: the command opens the warehouse itself
+    made = _wrm("keys", "--warehouse", where, "--http", http, "create", "--tenant", "acme", "--role", "admin",
+                "--name", "first-admin")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("wrm_") and "\n" not in key  # the key alone on stdout
+    assert "opened" in made.stderr and "directly" in made.stderr
+    listed = _wrm("keys", "--warehouse", where, "--http", http, "list")
+    assert "first-admin" in listed.stdout and "active" in listed.stdout and key not in listed.stdout
+    key_id = key.split("_")[1]
+    assert _wrm("keys", "--warehouse", where, "--http", http, "revoke", key_id).returncode == 0
+    assert "revoked" in _wrm("keys", "--warehouse", where, "--http", http, "list").stdout
+    missing = _wrm("keys", "--warehouse", where, "--http", http, "create", "--role", "viewer", "--name", "x")
+    assert missing.returncode == 2 and "--tenant" in missing.stderr
+
+
+def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
+    srv = start_server(warehouse, auth="required", admin_key=ADMIN_KEY)
+    try:
+        http = srv.http_address
+        env = {"WRM_KEY": ADMIN_KEY}
+        made = _wrm(
+            "keys", "--http", http, "create", "--tenant", "acme", "--role", "viewer", "--name", "dash",
+            env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert "via the running server" in made.stderr
+        key = made.stdout.strip()
+        assert (
+            httpx.get(f"http://{http}/v1/runs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        )
+        listed = _wrm("keys", "--http", http, "list", "--tenant", "acme", env=env)
+        assert "dash" in listed.stdout and key not in listed.stdout
+        refused = _wrm("keys", "--http", http, "list", env={"WRM_KEY": key})  # a viewer key
+        assert refused.returncode == 1 and "403" in refused.stderr and "WRM_KEY" in refused.stderr
+        assert key not in refused.stderr
+        assert _wrm("keys", "--http", http, "revoke", key.split("_")[1], env=env).returncode == 0
+        assert (
+            httpx.get(f"http://{http}/v1/runs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        )
+    finally:
+        srv.stop()
