@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analytics.sql.protocol import READONLY, ProtocolError
+from analytics.sql.tenant_space import readable
 
 # Statements that only read; the engine streams the results of the first two only.
 STREAMED = frozenset({"SELECT", "WITH"})
@@ -135,11 +136,8 @@ class Policy:
                         READONLY,
                     )
                 if tenant and name.lower() in self.tenant_refused:
-                    raise Refused(
-                        f"Not enough privileges: function {name}() reads tables or dictionaries by name; "
-                        "a tenant key reads its own tenant's views in its default database. (ACCESS_DENIED)",
-                        ACCESS_DENIED,
-                    )
+                    what = f"function {name}() reads tables, dictionaries or other databases by name"
+                    raise Refused(f"Not enough privileges: {readable(what)}. (ACCESS_DENIED)", ACCESS_DENIED)
         return first
 
 

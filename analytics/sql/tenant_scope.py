@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analytics.sql.gate import ACCESS_DENIED, TENANT_TABLE_FUNCTIONS, Refused, tokens, unquote, without_format
-from analytics.sql.tenant_space import EXPOSED, PARAMETERIZED
+from analytics.sql.tenant_space import PARAMETERIZED, readable
 
 # System tables a tenant key may read: constants and the engine's own catalogue of functions,
 # formats and settings (clickhouse-connect reads system.settings as it connects). Nothing that
@@ -43,23 +43,15 @@ _IN_FUNCTIONS = frozenset(
 )
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHILDREN_RE = re.compile(r" \(children (\d+)\)$")
+# A node's name ends at a comma: modifiers (`, final: 1`, sampling) may follow it.
 _TREE_NODE_RE = re.compile(
-    r"TABLE id: \d+(?:, alias: __table\d+)?, table_name: (?P<table>\S+)"
-    r"|TABLE_FUNCTION id: \d+(?:, alias: __table\d+)?, table_function_name: (?P<function>\S+)"
+    r"(?:TABLE id: \d+(?:, alias: __table\d+)?, table_name: (?P<table>[^\s,]+)"
+    r"|TABLE_FUNCTION id: \d+(?:, alias: __table\d+)?, table_function_name: (?P<function>[^\s,]+))(?:, .*)?"
 )
 _TREE_NAMES = ("table_name:", "table_function_name:", "TABLE id", "TABLE_FUNCTION id")
 _SHOW_TABLES_TAIL = frozenset({"NOT", "LIKE", "ILIKE", "LIMIT"})
 
 Explain = Callable[[str], str]  # runs an EXPLAIN statement on the query's own handle, returns its text
-
-
-def readable(what: str) -> str:
-    """What a tenant key may read, for refusal messages: `what` says what it may not."""
-    return (
-        f"{what}. A tenant key reads its own tenant's views in its default database ({', '.join(EXPOSED)}, "
-        f"{', '.join(n + '(…)' for n in PARAMETERIZED[:2])}), generators such as numbers() and values(), "
-        "and constant system tables such as system.one, system.settings and system.functions"
-    )
 
 
 def denied(what: str) -> Refused:

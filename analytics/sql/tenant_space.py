@@ -46,6 +46,15 @@ INTERNAL = frozenset(
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}")
 
 
+def readable(what: str) -> str:
+    """What a tenant key may read, for refusal messages: `what` says what it may not."""
+    return (
+        f"{what}. A tenant key reads its own tenant's views in its default database ({', '.join(EXPOSED)}, "
+        f"{', '.join(n + '(…)' for n in PARAMETERIZED[:2])}), generators such as numbers() and values(), "
+        "and constant system tables such as system.one, system.settings and system.functions"
+    )
+
+
 def tenant_database(database: str, tenant: str) -> str:
     """The name of `tenant`'s database: readable characters of the id and a hash of it, so that
     distinct tenants never share one (`Acme` and `acme` differ in their hash)."""
