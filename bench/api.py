@@ -1,6 +1,6 @@
 """Run API benchmark: the /v1 runs endpoints over 1M runs and 10M steps, timed from an HTTP client.
 
-    python -m bench.api [--runs 1000000] [--steps-per-run 10] [--repeat 50] [--out result.json]
+    python -m bench.api [--runs 1000000] [--steps-per-run 10] [--repeat 50] [--auth] [--out result.json]
 
 Runs are generated into `runs_store` with the indicator benchmark's SQL (which also fills
 `runs_by_time` through its materialized view); failed runs then get a failure reason and a failed
@@ -170,8 +170,9 @@ def _measure(call: Callable[[int], Any], repeat: int) -> dict[str, float]:
 class Api:
     """The HTTP client; every call checks for a 2xx answer."""
 
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=120)
+    def __init__(self, base_url: str, key: str = "") -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.http = httpx.Client(base_url=base_url, timeout=120, headers=headers)
 
     def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         r = self.http.get(path, params=params)
@@ -328,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--keep", action="store_true", help="keep the warehouse directory (for EXPLAIN afterwards)"
     )
+    p.add_argument(
+        "--auth", action="store_true", help="require API keys; every request sends an operator key"
+    )
     args = p.parse_args(argv)
     if args.runs < (100 + 1) * PAGE or args.steps_per_run < 1:
         p.error(f"--runs must be at least {(100 + 1) * PAGE} (page 100 must exist), --steps-per-run >= 1")
@@ -344,11 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         result["tables_before"] = table_facts(wh)
 
         settings = load_settings(
-            otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", database="wrm", stats_log_interval_s=0
-        )
+            otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", database="wrm", stats_log_interval_s=0,
+            auth="required" if args.auth else None,
+        )  # fmt: skip
         server = WrmServer(settings, warehouse=wh)
         server.start()
         base = f"http://{server.http_address}"
+        key = server.create_key("default", "operator", "bench") if args.auth else ""
+        result["auth"] = bool(args.auth)
         # random existing runs: to tag, and distinct ones for detail and steps in each pass
         per_case = WARMUP + args.repeat
         sample = [
@@ -363,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         ids = [rest[i * per_case : (i + 1) * per_case] for i in range(4)]
 
         with RssSampler() as rss:
-            clients.append(Api(base))
+            clients.append(Api(base, key))
             tag_ms = []
             for run_id in to_tag:
                 t0 = time.perf_counter()
@@ -373,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             result["http"] = measure_http(clients[0], args.repeat, ids[0], ids[1])
             # the same again on a new connection, the listener set to TCP_NODELAY
             _set_nodelay(server)
-            clients.append(Api(base))
+            clients.append(Api(base, key))
             result["http_nodelay"] = measure_http(clients[1], args.repeat, ids[2], ids[3])
         result["rss_api_phase_peak_mib"] = _mib(rss.peak)
         result["tables_after"] = table_facts(wh)
