@@ -1,6 +1,6 @@
 """Ingest benchmark: OTLP/gRPC load against a real `wrm serve`, then check nothing was lost.
 
-    python -m bench.ingest --seconds 30 [--procs 2 --threads 4] [--out result.json]
+    python -m bench.ingest --seconds 30 [--procs 2 --threads 4] [--auth] [--out result.json]
 
 Starts `wrm serve` on a fresh embedded warehouse, drives it from separate load processes with
 pre-serialized 1,000-span requests, and reports acknowledged spans/s, request latency, retries
@@ -8,6 +8,9 @@ and the server's peak RSS. After the load it counts the stored rows through the 
 endpoint (`FINAL`, so only distinct spans count) and SIGTERMs the server. The exit status is
 non-zero when stored != acknowledged, a request failed for good, or the server did not exit 0;
 falling short of the throughput/RSS targets is reported but does not fail the run.
+
+`--auth` runs the same load with API keys required: an `ingest` key, made before the server
+starts, goes with every request, so the figures show what authentication costs ingest.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import multiprocessing as mp
 import queue
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -30,7 +34,7 @@ from typing import Any
 import psutil
 
 from bench.loadgen import WorkerConfig, WorkerResult, worker_main
-from bench.server import ServerError, WrmProcess
+from bench.server import ServerError, WrmProcess, create_key
 
 TARGET_SPANS_PER_S = 50_000
 TARGET_RSS_BYTES = 1 << 30
@@ -45,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--spans", type=int, default=1000, help="spans per request (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="seed for the generated traces")
     p.add_argument("--stats-interval", type=float, default=5.0, help="server counter log period, s")
+    p.add_argument("--auth", action="store_true", help="require API keys; an ingest key on every request")
     p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
     p.add_argument("--src", metavar="DIR", help="run the server from this source tree (e.g. a git archive)")
     p.add_argument("--keep", action="store_true", help="keep the warehouse and server log (temp dir)")
@@ -69,7 +74,7 @@ def _machine_busy_s() -> float:
 
 
 def _drive(
-    args: argparse.Namespace, target: str, on_start: Callable[[], None]
+    args: argparse.Namespace, target: str, on_start: Callable[[], None], key: str = ""
 ) -> tuple[WorkerResult, float, float]:
     """Run the load processes; returns their merged result, the start time and the load's end."""
     ctx = mp.get_context("spawn")  # gRPC and fork do not mix; spawn starts each worker clean
@@ -80,7 +85,7 @@ def _drive(
     per_proc = max(1, args.pool // args.procs)
     procs = []
     for i in range(args.procs):
-        cfg = WorkerConfig(i + 1, target, args.threads, per_proc, args.spans, args.seed * 100 + i)
+        cfg = WorkerConfig(i + 1, target, args.threads, per_proc, args.spans, args.seed * 100 + i, key)
         proc = ctx.Process(target=worker_main, args=(cfg, ready, go, deadline, results), daemon=True)
         proc.start()
         procs.append(proc)
@@ -120,7 +125,11 @@ def _drive(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="wrm-bench-"))
     src = Path(args.src) if args.src else None
-    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log", src)
+    key = admin_key = ""
+    if args.auth:  # the key is made on the warehouse before the server opens it
+        key = create_key(tmp / "warehouse", "bench", "ingest", "bench-loadgen")
+        admin_key = secrets.token_hex(32)  # reads the stored count through the SQL endpoint
+    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log", src, admin_key or None)
     exit_code: int | None = None
     try:
         print(server.wait_ready(), flush=True)
@@ -138,7 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.py_spy:
                 spy.append(server.profile(Path(args.py_spy), args.seconds, shlex.split(args.py_spy_args)))
 
-        load, started, ended = _drive(args, server.otlp, on_start)
+        load, started, ended = _drive(args, server.otlp, on_start, key)
         cpu_used, busy = server.cpu_seconds() - before[0], _machine_busy_s() - before[1]
         for p in spy:
             _, err = p.communicate(timeout=120)
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rate = load.acked_spans / elapsed if elapsed > 0 else 0.0
     flushes = int(metrics.get("wrm_flush_seconds_count", 0))
     summary: dict[str, Any] = {
+        "auth": bool(args.auth),
         "seconds": round(elapsed, 2),
         "procs": args.procs,
         "threads": args.threads,
@@ -198,7 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _report(s: dict[str, Any]) -> None:
     print(
         f"acknowledged {s['acked_spans']:,} spans in {s['seconds']} s = {s['spans_per_s']:,} spans/s "
-        f"({s['requests_ok']:,} requests)\n"
+        f"({s['requests_ok']:,} requests{', each with an ingest key' if s['auth'] else ''})\n"
         f"latency p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; "
         f"retries {s['retries']} {s['retry_codes'] or ''}\n"
         f"stored {s['stored_spans']:,} (server counter {s['server_accepted_metric']}), "

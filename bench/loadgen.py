@@ -37,6 +37,7 @@ class WorkerConfig:
     templates: int
     spans_per_request: int
     seed: int
+    key: str = ""  # an API key sent with every request (`authorization: Bearer`), as exporters do
 
 
 @dataclass
@@ -78,6 +79,7 @@ def _send_loop(
     export: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
         EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
     )
+    metadata = (("authorization", f"Bearer {cfg.key}"),) if cfg.key else None
     rng = random.Random(cfg.seed * 1000 + thread)
     seq = 0
     i = thread % len(templates)
@@ -87,18 +89,25 @@ def _send_loop(
             stamp = (cfg.index << 56) | (thread << 44) | seq
             template = templates[i]
             i = (i + 1) % len(templates)
-            _send_one(export, template.render(stamp), template.spans, rng, out)
+            _send_one(export, template.render(stamp), template.spans, rng, out, metadata)
     except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
         out.failures.append(f"sender thread {thread} crashed: {exc!r}")
     finally:
         channel.close()
 
 
-def _send_one(export: Any, data: bytes, spans: int, rng: random.Random, out: WorkerResult) -> None:
+def _send_one(
+    export: Any,
+    data: bytes,
+    spans: int,
+    rng: random.Random,
+    out: WorkerResult,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> None:
     for attempt in range(MAX_ATTEMPTS):
         started = time.monotonic()
         try:
-            response: ExportTraceServiceResponse = export(data, timeout=RPC_TIMEOUT_S)
+            response: ExportTraceServiceResponse = export(data, timeout=RPC_TIMEOUT_S, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code()
             if code in RETRYABLE:

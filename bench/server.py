@@ -11,6 +11,7 @@ import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,18 +30,50 @@ class ServerError(RuntimeError):
     """The server did not start, answer or stop as expected; the message holds its stderr tail."""
 
 
+def create_key(warehouse_dir: Path, tenant: str, role: str, name: str) -> str:
+    """A new API key, made with `wrm keys create` on the warehouse directly (no server runs on
+    it yet: chdb lets one process open a warehouse), as an operator makes a server's first key."""
+    wrm = Path(sys.executable).with_name("wrm")
+    argv = [
+        str(wrm), "keys",
+        "--warehouse", f"chdb://{warehouse_dir}",
+        "--database", "wrm",
+        "--http", f"127.0.0.1:{_unused_port()}",  # so no server already running is asked
+        "create", "--tenant", tenant, "--role", role, "--name", name,
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise ServerError(f"wrm keys create failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class WrmProcess:
-    """One `wrm serve` on a fresh embedded warehouse, with ephemeral ports."""
+    """One `wrm serve` on a fresh embedded warehouse, with ephemeral ports. With `admin_key`, it
+    requires API keys (WRM_AUTH=required) and reads its SQL endpoint with that key."""
 
     def __init__(
-        self, warehouse_dir: Path, stats_interval_s: float, log_path: Path, src: Path | None = None
+        self,
+        warehouse_dir: Path,
+        stats_interval_s: float,
+        log_path: Path,
+        src: Path | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.warehouse_dir = warehouse_dir
         self.log_path = log_path
         self.otlp = ""
         self.http = ""
         self.peak_rss = 0
+        self._headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
         env = dict(os.environ, WRM_STATS_LOG_INTERVAL_S=str(stats_interval_s))
+        if admin_key:
+            env.update(WRM_AUTH="required", WRM_ADMIN_KEY=admin_key)
         if src is not None:  # another checkout's packages shadow the editable install
             env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(src.resolve()), env.get("PYTHONPATH"))))
         wrm = Path(sys.executable).with_name("wrm")
@@ -97,7 +130,9 @@ class WrmProcess:
 
     def sql(self, query: str, timeout_s: float = 300.0) -> str:
         """Run read-only SQL through the server's ClickHouse-compatible HTTP endpoint."""
-        req = urllib.request.Request(f"http://{self.http}/", data=query.encode(), method="POST")
+        req = urllib.request.Request(
+            f"http://{self.http}/", data=query.encode(), method="POST", headers=self._headers
+        )
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             body: bytes = resp.read()
         return body.decode()
@@ -105,7 +140,8 @@ class WrmProcess:
     def metrics(self) -> dict[str, float]:
         """Unlabelled samples from /metrics, e.g. `wrm_spans_accepted_total`."""
         out: dict[str, float] = {}
-        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=30) as resp:
+        req = urllib.request.Request(f"http://{self.http}/metrics", headers=self._headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
             for line in resp.read().decode().splitlines():
                 name, _, value = line.partition(" ")
                 if line and not line.startswith("#") and "{" not in name:
