@@ -3,7 +3,8 @@
 The views are the contract; this module only binds parameters, shapes frames and adds what
 SQL does poorly: a significance test per indicator of a comparison, so a small sample is not
 read as a win. `client` is any clickhouse-connect client: the warehouse's own reader, or one
-connected to a running `wrm serve` through its SQL endpoint.
+connected to a running `wrm serve` through its SQL endpoint. A `tenant` of "" reads every
+tenant the client may read: through the SQL port with a tenant's key, that tenant's rows only.
 """
 
 from __future__ import annotations
@@ -77,19 +78,21 @@ _DURATIONS = (
 )
 _EFFECTIVENESS = (
     "SELECT * FROM effectiveness_window(since = {since:Date}, until = {until:Date}, by_day = {by_day:UInt8}) "
-    "WHERE tenant_id = {tenant_id:String} AND ({workflow:String} = '' OR workflow_name = {workflow:String}) "
+    "WHERE ({tenant_id:String} = '' OR tenant_id = {tenant_id:String}) "
+    "AND ({workflow:String} = '' OR workflow_name = {workflow:String}) "
     "ORDER BY workflow_name, workflow_version, environment, day"
 )
 _TIME_TO_BENEFIT = (
-    "SELECT * FROM time_to_benefit WHERE tenant_id = {tenant_id:String} "
+    "SELECT * FROM time_to_benefit WHERE ({tenant_id:String} = '' OR tenant_id = {tenant_id:String}) "
     "AND ({workflow:String} = '' OR workflow_name = {workflow:String}) "
     "ORDER BY workflow_name, environment, first_run_in_env"
 )
 _THROUGHPUT = {
-    "day": "SELECT * FROM throughput WHERE tenant_id = {tenant_id:String} "
+    "day": "SELECT * FROM throughput WHERE ({tenant_id:String} = '' OR tenant_id = {tenant_id:String}) "
     "AND ({workflow:String} = '' OR workflow_name = {workflow:String}) AND day >= {since:Date} "
     "ORDER BY workflow_name, workflow_version, environment, day",
-    "hour": "SELECT * FROM throughput_hourly WHERE tenant_id = {tenant_id:String} "
+    "hour": "SELECT * FROM throughput_hourly "
+    "WHERE ({tenant_id:String} = '' OR tenant_id = {tenant_id:String}) "
     "AND ({workflow:String} = '' OR workflow_name = {workflow:String}) AND hour >= {since:Date} "
     "ORDER BY workflow_name, workflow_version, environment, hour",
 }

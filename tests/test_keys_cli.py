@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import start_server
+from tests.conftest import settle, start_server
+from tests.indicator_data import VersionPlan, plan, send
 from warehouse import Warehouse
 
 ADMIN_KEY = "platform-admin-" + "c" * 40
+RUNS = plan([VersionPlan("v1", range(2, 0, -1), 3, 1, 1, 5, (100, 10), 2, 0.7)])
 
 
 def _wrm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,6 +64,29 @@ def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
         refused = _wrm("keys", "--http", http, "list", env={"WRM_KEY": key})  # a viewer key
         assert refused.returncode == 1 and "403" in refused.stderr and "WRM_KEY" in refused.stderr
         assert key not in refused.stderr
+        # other commands through the server present WRM_KEY and read the key's tenant only
+        send(srv.otlp_address, RUNS, "refund", key=srv.create_key("acme", "ingest", "exporter"))
+        send(srv.otlp_address, RUNS[:2], "refund", tenant="other", key=ADMIN_KEY)
+        settle(srv)
+        db = warehouse.database
+        counted = _wrm(
+            "sql", "--http", http, "--database", db, "SELECT count() FROM runs", env={"WRM_KEY": key}
+        )
+        assert counted.returncode == 0 and counted.stdout.strip() == str(len(RUNS)), counted.stderr
+        shown = _wrm(
+            "indicators",
+            "--http",
+            http,
+            "--database",
+            db,
+            "--workflow",
+            "refund",
+            "--format",
+            "csv",
+            env={"WRM_KEY": key},
+        )
+        assert shown.returncode == 0 and "refund" in shown.stdout, shown.stderr
+        assert _wrm("sql", "--http", http, "--database", db, "SELECT 1").returncode == 1  # no key: refused
         assert _wrm("keys", "--http", http, "revoke", key.split("_")[1], env=env).returncode == 0
         assert (
             httpx.get(f"http://{http}/v1/runs", headers={"Authorization": f"Bearer {key}"}).status_code == 401

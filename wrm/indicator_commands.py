@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from analytics import indicators
-from wrm.reading import read_source
+from wrm.reading import Source, read_source
 from wrm.settings import Settings
 
 _SINCE_RE = re.compile(r"^(\d{1,5})d$")
@@ -44,7 +44,7 @@ def add_parsers(sub: Any, common: Any) -> None:
     ind = sub.add_parser("indicators", help="effectiveness, throughput or time to benefit of a workflow")
     common(ind)
     ind.add_argument("--workflow", default="", help="workflow name (default: every workflow)")
-    ind.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    ind.add_argument("--tenant", help="tenant id (default: the key's, WRM_KEY; else default)")
     ind.add_argument(
         "--view", choices=["effectiveness", "throughput", "time-to-benefit"], default="effectiveness"
     )
@@ -59,7 +59,7 @@ def add_parsers(sub: Any, common: Any) -> None:
     cmp_ = sub.add_parser("compare", help="baseline against candidate: deltas and significance per indicator")
     common(cmp_)
     cmp_.add_argument("--workflow", required=True, help="workflow name")
-    cmp_.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    cmp_.add_argument("--tenant", help="tenant id (default: the key's, WRM_KEY; else default)")
     cmp_.add_argument("--baseline", metavar="VERSION", help="baseline version")
     cmp_.add_argument("--candidate", metavar="VERSION", help="candidate version")
     cmp_.add_argument("--before", type=day_arg, metavar="DATE", help="baseline: days before this one")
@@ -71,9 +71,16 @@ def add_parsers(sub: Any, common: Any) -> None:
     cmp_.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
 
 
+def _tenant(given: str | None, src: Source) -> str:
+    """The tenant asked for; else, through a server with a key, '' (the key's own: the SQL port
+    shows nothing else); else `default`."""
+    return given or ("" if src.scoped else "default")
+
+
 def run_indicators(settings: Settings, args: argparse.Namespace) -> int:
     since = args.since or indicators.FIRST_DAY
     with read_source(settings, "indicators") as src:
+        args.tenant = _tenant(args.tenant, src)
         if args.view == "effectiveness":
             frame = indicators.effectiveness(src.client, args.tenant, args.workflow, by=args.by, since=since)
             frame = frame[[c for c in _EFFECTIVENESS_COLUMNS if c in frame.columns]]
@@ -83,7 +90,10 @@ def run_indicators(settings: Settings, args: argparse.Namespace) -> int:
             frame = indicators.time_to_benefit(src.client, args.tenant, args.workflow)
     if frame.empty:
         what = f"workflow {args.workflow!r}" if args.workflow else "any workflow"
-        print(f"wrm indicators: no runs of {what} for tenant {args.tenant!r} since {since}", file=sys.stderr)
+        print(
+            f"wrm indicators: no runs of {what} for tenant {args.tenant or 'of the key'!r} since {since}",
+            file=sys.stderr,
+        )
         return 1
     _emit(frame, args.format)
     return 0
@@ -107,6 +117,7 @@ def run_compare(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrm compare: {exc}", file=sys.stderr)
         return 2
     with read_source(settings, "compare") as src:
+        args.tenant = _tenant(args.tenant, src)
         try:
             frame = indicators.compare(src.client, args.tenant, args.workflow, sides)
         except indicators.NoData as exc:

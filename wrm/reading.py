@@ -25,6 +25,7 @@ class NoWarehouse(RuntimeError):
 class Source:
     client: Client
     description: str  # "via the running server at …" or "opened … directly"
+    scoped: bool = False  # through a server with a key: the port shows only the key's tenant
 
 
 def server_address(settings: Settings) -> tuple[str, int]:
@@ -59,7 +60,7 @@ def read_source(settings: Settings, command: str) -> Iterator[Source]:
         host, port = server_address(settings)
         key = settings.key.get_secret_value() if settings.key else ""
         client = clickhouse_connect.get_client(host=host, port=port, database=settings.database, password=key)
-        source = Source(client, f"via the running server at {url}")
+        source = Source(client, f"via the running server at {url}", scoped=bool(key))
         try:
             print(f"wrm {command}: {source.description}", file=sys.stderr)
             yield source
