@@ -1,11 +1,11 @@
 """OTLP/gRPC transport: TraceService/Export on a grpcio server.
 
 The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
-  no API key (auth required), or   → UNAUTHENTICATED    (permanent; checked before the request
-  an unknown, malformed or revoked                        is read. The message never holds the key)
-  one (even with auth off)
-  a key whose role may not ingest  → PERMISSION_DENIED  (permanent; only `ingest` and `admin`
-  (viewer, operator)                                      keys write spans)
+  no API key while auth is         → UNAUTHENTICATED    (not retryable; checked before the
+  required; an unknown, malformed                         request is read; the message never
+  or revoked key, auth on or off                          holds the key)
+  a key whose role may not ingest  → PERMISSION_DENIED  (not retryable: only `ingest` and
+  (viewer, operator)                                      `admin` keys write spans)
   malformed request                → INVALID_ARGUMENT   (permanent: do not retry)
   queue full                       → RESOURCE_EXHAUSTED (retryable; no RetryInfo, so exporters
                                      use their own exponential back-off, which spreads them out)
@@ -163,9 +163,10 @@ class TraceReceiver:
         while auth is off, or the platform admin's key). Aborts a call the key does not allow."""
         if self.authenticator is None:
             return ""
-        authorization = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
+        sent = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
+        key = bearer(sent) if isinstance(sent, str) else None
         try:
-            principal = self.authenticator.authorize(bearer(str(authorization or "")), Role.INGEST)
+            principal = self.authenticator.authorize(key, Role.INGEST)
         except Unauthenticated as exc:
             self.stats.requests.labels("unauthenticated").inc()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
