@@ -22,6 +22,8 @@ MIGRATIONS = [
     (7, "run_api"),
     (8, "derivation_backlog_ttl"),
     (9, "runs_by_run_id"),
+    (10, "access_control"),
+    (11, "ingest_key_tenant"),
 ]
 
 
