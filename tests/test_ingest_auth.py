@@ -124,7 +124,7 @@ def _refused(server: WrmServer, code: grpc.StatusCode, key: str | None, authoriz
     assert refusal.value.code() == code, refusal.value.details()
     details = str(refusal.value.details())
     if key:
-        assert key not in details and key.rsplit("_", 1)[-1] not in details
+        assert key not in details and key.split("_", 2)[-1] not in details
     assert _stored(server, trace.hex()) == {}
     assert _outcomes(server, outcome) == before + 1
     return details
