@@ -23,7 +23,7 @@ from analytics.sql.tenant_space import EXPOSED, INTERNAL, PARAMETERIZED, TenantS
 from tests.conftest import module_server, settle
 from tests.otlp import EXPORT_METHOD
 from tests.sql_http import Answer, bearer, post
-from tests.workflows import request, span
+from tests.workflows import hexid, request, span
 from warehouse import Warehouse, migrate
 from wrm.server import WrmServer
 
@@ -392,3 +392,37 @@ def test_a_tenants_database_holds_only_what_it_should(engine_dir: Path) -> None:
         for name in (target, wh.database):
             wh.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
         wh.close()
+
+
+B_TRACES = [hexid(f"{SECRET}-run-{i}") for i in range(len(VERSIONS[B]))]
+_TELLING = ("trace_id", "run_id", "name")  # columns by which a row of B's is known without tenant_id
+
+
+@pytest.mark.parametrize("name", EXPOSED)
+def test_a_tenant_keys_predicates_never_run_on_other_tenants_rows(
+    server: WrmServer, key_a: str, name: str
+) -> None:
+    """The engine pushes a query's WHERE down into the views it reads, and on to PREWHERE ahead
+    of a sort-key condition such as a view's tenant filter; evaluated there, an error or a
+    throwIf would carry another tenant's values out (found in review: `toUInt8(name)` read B's
+    span names in the error). The predicates here throw on any row of B's, known by its trace id,
+    run id or name; a view whose rows say none of these (daily summaries, actions) is covered
+    by the same barrier, tested here on the others."""
+    described = as_a(server, key_a, f"DESCRIBE TABLE {name} FORMAT TSV")
+    assert described.status == 200, described
+    columns = {line.split("\t")[0] for line in described.body.splitlines()}
+    telling = [c for c in _TELLING if c in columns]
+    if not telling:
+        pytest.skip(f"{name} has no column that tells B's rows apart without tenant_id")
+    traces = ", ".join(f"'{t}'" for t in B_TRACES)
+    is_b = " OR ".join(
+        f"position(toString({c}), 'globex') > 0" if c == "name" else f"toString({c}) IN ({traces})"
+        for c in telling
+    )
+    for where in (
+        f"throwIf({is_b}, 'saw another tenant')",
+        f"toUInt8(if({is_b}, concat({telling[0]}, ' leaked'), '1')) = 1",
+    ):
+        answer = as_a(server, key_a, f"SELECT count() FROM {name} WHERE {where}")
+        assert answer.status == 200, f"{name}: {answer}"
+        assert "leaked" not in answer.body and "another tenant" not in answer.body
