@@ -107,8 +107,9 @@ class Authenticator:
     def _note_use(self, key_id: str) -> None:
         now = time.monotonic()
         if now - self._noted.get(key_id, float("-inf")) >= USE_NOTE_S:
-            self._noted[key_id] = now
-            self._uses[key_id] = datetime.now(UTC)
+            with self._lock:
+                self._noted[key_id] = now
+                self._uses[key_id] = datetime.now(UTC)
 
     def flush_uses(self) -> None:
         """Write the uses noted since the last flush (the background thread does this)."""
@@ -120,6 +121,9 @@ class Authenticator:
             self.store.note_uses(uses)
         except Exception:  # a last-use time is worth a log line, not a failed request
             log.warning("recording when %d API keys were last used failed", len(uses), exc_info=True)
+            with self._lock:  # noted again at the next use, not a minute later
+                for key_id in uses:
+                    self._noted.pop(key_id, None)
 
     def start(self, interval_s: float = 10.0) -> None:
         def run() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from access.keys import digest, new_key
 from access.roles import Role
 from warehouse import Warehouse
+from warehouse.tenants import TENANT_RE
 
 _COLUMNS = (
     "key_id", "tenant_id", "role", "name", "key_digest", "created_at", "created_by", "revoked_at",
@@ -49,6 +50,12 @@ def _record(r: tuple[Any, ...]) -> KeyRecord:
     )  # fmt: skip
 
 
+def _now_ms() -> datetime:
+    """Now, to the millisecond the columns keep, so a key reads the same made and listed."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def _version() -> int:
     """Microseconds: a revocation written after a creation always has the greater version."""
     return time.time_ns() // 1000
@@ -61,11 +68,16 @@ class KeyStore:
         self.wh = wh
 
     def create(self, tenant: str, role: Role, name: str, created_by: str) -> tuple[KeyRecord, str]:
-        """Store a new key and return its record and the key itself (never stored)."""
+        """Store a new key and return its record and the key itself (never stored). A tenant id
+        must follow the `wrm.tenant.id` rule, or ValueError."""
+        if not TENANT_RE.match(tenant):
+            raise ValueError(f"{tenant[:80]!r} is not a tenant id (letters, digits, _ . -; at most 64)")
+        if not 1 <= len(name) <= 200:
+            raise ValueError("a key's name has 1 to 200 characters")
         key_id, key = new_key()
         record = KeyRecord(
             key_id=key_id, tenant=tenant, role=role, name=name, key_digest=digest(key),
-            created_at=datetime.now(UTC), created_by=created_by, revoked_at=None, revoked_by="",
+            created_at=_now_ms(), created_by=created_by, revoked_at=None, revoked_by="",
             last_used_at=None,
         )  # fmt: skip
         self._write(record)
@@ -74,7 +86,7 @@ class KeyStore:
     def revoke(self, record: KeyRecord, revoked_by: str) -> KeyRecord:
         if not record.active:
             return record
-        revoked = KeyRecord(**{**record.__dict__, "revoked_at": datetime.now(UTC), "revoked_by": revoked_by})
+        revoked = KeyRecord(**{**record.__dict__, "revoked_at": _now_ms(), "revoked_by": revoked_by})
         self._write(revoked)
         return revoked
 

@@ -42,6 +42,9 @@ def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
     assert "revoked" in _wrm("keys", "--warehouse", where, "--http", http, "list").stdout
     missing = _wrm("keys", "--warehouse", where, "--http", http, "create", "--role", "viewer", "--name", "x")
     assert missing.returncode == 2 and "--tenant" in missing.stderr
+    bad = _wrm("keys", "--warehouse", where, "--http", http, "create", "--tenant", "bad tenant!", "--role",
+               "viewer", "--name", "x")  # fmt: skip
+    assert bad.returncode == 2 and "is not a tenant id" in bad.stderr
 
 
 def test_keys_through_the_running_server(warehouse: Warehouse) -> None:

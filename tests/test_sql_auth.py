@@ -5,6 +5,7 @@ not read (ingest) gets 403 and Code 497. The key is never echoed; /ping stays op
 from __future__ import annotations
 
 import base64
+import gzip
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -145,3 +146,19 @@ def test_auth_off_reads_everything_without_a_key(engine_dir: Path) -> None:
         srv.warehouse.command(
             f"DROP DATABASE `{tenant_database(srv.warehouse.database, 'someone-else')}` SYNC"
         )
+
+
+def test_a_strangers_body_is_never_inflated_and_a_bomb_stops_at_the_bound(
+    server: WrmServer, viewer: str
+) -> None:
+    """200 MiB of query in 200 KB of gzip: without a key it is refused before the body is read;
+    with one, inflating stops at 16 MiB with Code 62, and the next statement runs."""
+    bomb = gzip.compress(b" " * (200 * 1024 * 1024) + b"SELECT 1")
+    url = f"http://{server.http_address}/"
+    for key, status, code in (("", 401, "516"), (viewer, 400, "62")):
+        headers = {"Content-Encoding": "gzip", **(bearer(key) if key else {})}
+        request = urllib.request.Request(url, data=bomb, headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=60)
+        assert (err.value.code, err.value.headers["X-ClickHouse-Exception-Code"]) == (status, code)
+    assert post(server, "SELECT 1", headers=bearer(viewer)).body == "1\n"

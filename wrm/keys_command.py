@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -59,7 +60,11 @@ def _direct(store: KeyStore, wh: Warehouse, args: argparse.Namespace) -> int:
         if not args.tenant:
             print("wrm keys create: --tenant is required on the warehouse directly", file=sys.stderr)
             return 2
-        record, key = store.create(args.tenant, Role(args.role), args.name, DIRECT_ACTOR.name)
+        try:
+            record, key = store.create(args.tenant, Role(args.role), args.name, DIRECT_ACTOR.name)
+        except ValueError as exc:
+            print(f"wrm keys create: {exc}", file=sys.stderr)
+            return 2
         audit_log.record(
             wh, args.tenant, DIRECT_ACTOR, "key.create", record.key_id, name=args.name, role=args.role
         )
@@ -85,10 +90,10 @@ def _via_server(settings: Settings, url: str, args: argparse.Namespace) -> int:
         made = _call(settings, "POST", f"{url}/v1/keys", body)
         _created(made["id"], made["tenant"], made["role"], made["name"], made["key"])
     elif args.keys_action == "list":
-        query = f"?tenant={args.tenant}" if args.tenant else ""
+        query = f"?{urllib.parse.urlencode({'tenant': args.tenant})}" if args.tenant else ""
         _table([_row_json(k) for k in _call(settings, "GET", f"{url}/v1/keys{query}")["keys"]])
     else:
-        gone = _call(settings, "DELETE", f"{url}/v1/keys/{args.key_id}")
+        gone = _call(settings, "DELETE", f"{url}/v1/keys/{urllib.parse.quote(args.key_id, safe='')}")
         print(f"wrm keys: revoked {gone['id']} ({gone['name']}, tenant {gone['tenant']})", file=sys.stderr)
     return 0
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from access.keys import key_id_of
 from warehouse import Warehouse, WarehouseLocked
 from wrm.settings import Settings, split_hostport
 
@@ -60,7 +61,8 @@ def read_source(settings: Settings, command: str) -> Iterator[Source]:
         host, port = server_address(settings)
         key = settings.key.get_secret_value() if settings.key else ""
         client = clickhouse_connect.get_client(host=host, port=port, database=settings.database, password=key)
-        source = Source(client, f"via the running server at {url}", scoped=bool(key))
+        # a tenant's key (wrm_<id>_…) sees its tenant only; the platform admin_key sees them all
+        source = Source(client, f"via the running server at {url}", scoped=key_id_of(key) is not None)
         try:
             print(f"wrm {command}: {source.description}", file=sys.stderr)
             yield source

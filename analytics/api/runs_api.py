@@ -206,9 +206,8 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
     @router.post("/actions/{action_id}/ack", response_model=Action, tags=["actions"])
     def ack(who: Operator, action_id: str, body: AckRequest) -> Action:
         """The engine reports the outcome; a re-run may name the run it started."""
-        before = acts.get_action(wh, who.tenant, action_id)
-        done = acts.acknowledge(wh, who.tenant, action_id, body, who.actor.label)
-        if before.state == "pending":
+        done, changed = acts.acknowledge(wh, who.tenant, action_id, body, who.actor.label)
+        if changed:
             audit_log.record(
                 wh, who.tenant, who.actor, "action.ack", action_id, run_id=done.run_id, outcome=done.state
             )

@@ -169,9 +169,12 @@ def list_actions(
     return [_action(r) for r in rows]
 
 
-def acknowledge(wh: Warehouse, tenant: str, action_id: str, ack: AckRequest, acked_by: str) -> Action:
+def acknowledge(
+    wh: Warehouse, tenant: str, action_id: str, ack: AckRequest, acked_by: str
+) -> tuple[Action, bool]:
     """The engine reports what became of an action. Repeating the same acknowledgement is a
-    no-op; a different one for an action already acknowledged is a conflict."""
+    no-op; a different one for an action already acknowledged is a conflict. Returns the action
+    and whether this call changed it (decided under the lock, so concurrent repeats agree)."""
     with _lock:
         action = get_action(wh, tenant, action_id)
         if action.state != "pending":
@@ -181,7 +184,7 @@ def acknowledge(wh: Warehouse, tenant: str, action_id: str, ack: AckRequest, ack
                 ack.message,
             )
             if same:
-                return action
+                return action, False
             raise StateConflict(f"action {action_id} was already acknowledged as {action.state}")
         if ack.new_run_id and action.kind != "rerun":
             raise InvalidInput("`new_run_id` only applies to a re-run")
@@ -200,7 +203,7 @@ def acknowledge(wh: Warehouse, tenant: str, action_id: str, ack: AckRequest, ack
             {"t": tenant, "a": action_id},
         )[0][0]
         _write_action(wh, tenant, done, str(key))
-        return done
+        return done, True
 
 
 def actions_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Action]:

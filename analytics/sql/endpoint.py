@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
 from access import Authenticator, Forbidden, Role, Unauthenticated
@@ -45,23 +46,22 @@ def build_router(
         return "Ok.\n"
 
     async def sql(request: Request) -> Response:
-        refused: ProtocolError | None = None
-        try:
-            parsed = await read_request(request, database)
-        except ProtocolError as exc:  # answered after authentication: a stranger learns nothing
-            parsed, refused = None, exc
-        if parsed is None and refused is None:
+        if request.method == "GET" and "query" not in request.query_params:
             return PlainTextResponse("Ok.\n")  # a GET of `/` with no query: a health check
+        # the key first: a stranger's body is never read, let alone inflated or parsed
         key = sql_port_key(request.headers, request.query_params)
-        try:
-            principal = auth.authorize(key, Role.VIEWER)
+        try:  # on a worker thread: a key-cache refresh is a warehouse query
+            principal = await run_in_threadpool(auth.authorize, key, Role.VIEWER)
         except Unauthenticated as exc:
             return error_response(f"{exc}{_HOW}. (AUTHENTICATION_FAILED)", AUTHENTICATION_FAILED, _CHALLENGE)
         except Forbidden as exc:
             return error_response(f"Not enough privileges: {exc}. (ACCESS_DENIED)", ACCESS_DENIED)
-        if refused is not None:
-            return error_response(str(refused), refused.code)
-        assert parsed is not None
+        try:
+            parsed = await read_request(request, database)
+        except ProtocolError as exc:
+            return error_response(str(exc), exc.code)
+        if parsed is None:
+            return PlainTextResponse("Ok.\n")
         if principal is None or principal.tenant is None:  # auth off without a key, or the platform
             if not _DATABASE_RE.match(parsed.database):
                 return _unknown_database(parsed.database)

@@ -42,6 +42,8 @@ CONTENT_TYPES = {
     "JSONEachRow": "application/x-ndjson; charset=UTF-8",
 }
 READONLY = 164
+QUERY_IS_TOO_LARGE = 62  # ClickHouse answers a query past max_query_size with 62 (SYNTAX_ERROR)
+MAX_QUERY_BYTES = 16 * 1024 * 1024  # far beyond any statement; a compressed body inflates no further
 _ONLY_READS = "Cannot execute query in readonly mode"
 
 
@@ -129,10 +131,17 @@ def _query_id(given: str) -> str:
 
 def _body_query(body: bytes, encoding: str, url_query: str) -> str:
     if encoding in ("gzip", "deflate"):
+        inflate = zlib.decompressobj(47)  # 47: zlib or gzip header, detected
         try:
-            body = zlib.decompress(body, 47)  # 47: zlib or gzip header, detected
+            body = inflate.decompress(body, MAX_QUERY_BYTES + 1)  # a small bomb stops at the bound
         except zlib.error as exc:
             raise ProtocolError(f"cannot decompress the {encoding} request body: {exc}", 27) from None
+        if len(body) > MAX_QUERY_BYTES:
+            raise ProtocolError(
+                f"Query is too large: the {encoding} body inflates past {MAX_QUERY_BYTES} bytes. "
+                "(QUERY_IS_TOO_LARGE)",
+                QUERY_IS_TOO_LARGE,
+            )
     elif encoding != "identity":
         # clickhouse-connect compresses only insert bodies (lz4/zstd), never a query
         raise ProtocolError(
