@@ -152,8 +152,13 @@ def test_a_key_sees_only_its_tenant(env: Env) -> None:
     with env.client(env.keys["acme"]["admin"]) as c:
         for path in (f"/v1/runs/{other}", f"/v1/runs/{other}/steps"):
             assert c.get(path).status_code == 404, path
-        for path, body in ((f"/v1/runs/{other}/rerun", {}), (f"/v1/runs/{_live(env, 'globex', 0)}/cancel", {}),
-                           (f"/v1/runs/{other}/annotations", {"text": "x"}), (f"/v1/runs/{other}/tags", {"add": ["x"]})):  # fmt: skip
+        posts = {
+            f"/v1/runs/{other}/rerun": {},
+            f"/v1/runs/{_live(env, 'globex', 0)}/cancel": {},
+            f"/v1/runs/{other}/annotations": {"text": "x"},
+            f"/v1/runs/{other}/tags": {"add": ["x"]},
+        }
+        for path, body in posts.items():
             assert c.post(path, json=body).status_code == 404, path
         for fmt in ("csv", "jsonl", "parquet"):
             data = c.get("/v1/runs/export", params={"format": fmt, "steps": True}).content
@@ -226,9 +231,27 @@ def test_platform_admin_needs_no_tenant_but_a_tenant_admin_stays_home(env: Env) 
     with env.client(env.keys["globex"]["admin"]) as c:
         own = c.post("/v1/keys", json={"role": "ingest", "name": "globex-exporter"})
         assert own.status_code == 201 and own.json()["tenant"] == "globex"
-        assert c.post("/v1/keys", json={"role": "viewer", "name": "x", "tenant": "bad tenant!"}).status_code == 422
+        assert (
+            c.post("/v1/keys", json={"role": "viewer", "name": "x", "tenant": "bad tenant!"}).status_code
+            == 422
+        )
     with env.client(ADMIN_KEY) as c:
         tenants = {k["tenant"] for k in c.get("/v1/keys").json()["keys"]}
         assert tenants >= {"acme", "globex"}
         audit = c.get("/v1/audit", params={"tenant": "globex"}).json()["entries"]
         assert audit and {e["tenant"] for e in audit} == {"globex"}
+
+
+def test_a_missing_key_is_401_whatever_else_is_wrong(env: Env) -> None:
+    """The key is checked before the body is read or a parameter validated: no key with a body
+    that is not JSON, or with an over-long header, is still 401, not 422."""
+    with env.client() as c:
+        bad_json = c.post("/v1/keys", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert bad_json.status_code == 401, bad_json.text
+        long_actor = c.get("/v1/runs", headers={"X-WRM-Actor": "a" * 500})
+        assert long_actor.status_code == 401, long_actor.text
+        assert long_actor.headers["x-request-id"] and long_actor.headers["www-authenticate"].startswith(
+            "Bearer"
+        )
+    with env.client(env.keys["acme"]["viewer"], **{"X-WRM-Actor": "a" * 500}) as c:
+        assert c.get("/v1/runs").status_code == 200  # the label is not even read with a key

@@ -12,7 +12,7 @@ from access import Authenticator
 from access.store import KeyStore
 from analytics import sql
 from analytics.api import keys_api, problems, runs_api
-from analytics.api.caller import document_roles
+from analytics.api.caller import Authentication, document_roles
 from warehouse import Warehouse, classify
 
 
@@ -40,9 +40,10 @@ def create_app(
     but something needs an operator (ingest still works, so a load balancer should keep the
     server); 200 `ok` otherwise."""
     app = FastAPI(title="WRM", version="0.1.0", description="Workflow Run Management")
+    auth = authenticator or Authenticator(None, required=False)
+    app.add_middleware(Authentication, authenticator=auth)  # inside RequestIdMiddleware: 401s get an id
     problems.install(app)
     regs = list(registries)
-    auth = authenticator or Authenticator(None, required=False)
     health = health_warehouse or warehouse
 
     @app.get("/healthz", tags=["ops"])

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from access import Authenticator, Forbidden, Principal, Role
+from access import Authenticator, Forbidden, Principal, Role, Unauthenticated
 from access.audit import Actor
+from access.credentials import bearer
+from analytics.api.problems import unauthenticated
 from analytics.runs.errors import InvalidInput
 from warehouse.tenants import TENANT_RE
 
@@ -55,15 +59,24 @@ class Need:
             Header(description="tenant to act on: only without a key (auth off) or with the platform key"),
         ] = "",
         x_wrm_actor: Annotated[
-            str, Header(max_length=200, description="who acts, recorded only when no key is sent (auth off)")
+            str,
+            Header(description="who acts, recorded only when no key is sent (auth off); 200 characters kept"),
         ] = "",
     ) -> Caller:
-        authenticator: Authenticator = request.app.state.authenticator
-        principal = authenticator.authorize(credentials.credentials if credentials else None, self.role)
+        state = request.scope.get("state", {})
+        if "principal" in state:  # the Authentication middleware has checked the key already
+            principal: Principal | None = state["principal"]
+        else:
+            authenticator: Authenticator = request.app.state.authenticator
+            principal = authenticator.authenticate(credentials.credentials if credentials else None)
+        if principal is not None and not principal.role.allows(self.role):
+            raise Forbidden(
+                f"a key with role {principal.role.value!r} may not do this; it needs {self.role.value!r}"
+            )
         if x_wrm_tenant and not TENANT_RE.match(x_wrm_tenant):
             raise InvalidInput(f"X-WRM-Tenant {x_wrm_tenant[:80]!r} is not a tenant id")
         if principal is None:
-            return Caller(x_wrm_tenant or "default", Actor("", x_wrm_actor or "anonymous"), None)
+            return Caller(x_wrm_tenant or "default", Actor("", x_wrm_actor[:200] or "anonymous"), None)
         actor = Actor(principal.key_id, principal.name)
         if principal.tenant is None:
             return Caller(x_wrm_tenant or "default", actor, principal)
@@ -75,6 +88,30 @@ class Need:
 Viewer = Annotated[Caller, Depends(Need(Role.VIEWER))]
 Operator = Annotated[Caller, Depends(Need(Role.OPERATOR))]
 Admin = Annotated[Caller, Depends(Need(Role.ADMIN))]
+
+
+class Authentication:
+    """ASGI middleware: on /v1 the key is checked before FastAPI reads a body or validates a
+    parameter, so a caller without a valid key gets 401 whatever else is wrong with the request,
+    and a stranger's body is never parsed. The principal is left in the request state for `Need`,
+    which checks the role."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope["path"]).startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"").decode("latin-1")
+        try:  # on a worker thread: a key-cache refresh is a warehouse query
+            principal = await run_in_threadpool(self.authenticator.authenticate, bearer(given))
+        except Unauthenticated as exc:
+            await unauthenticated(str(exc), str(scope["path"]))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
 
 
 def document_roles(router: APIRouter) -> APIRouter:

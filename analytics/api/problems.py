@@ -61,6 +61,13 @@ def _body(status: int, title: str, slug: str, detail: str, instance: str, **extr
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
+def unauthenticated(detail: str, instance: str) -> JSONResponse:
+    """401 with the challenge: no key, or an unknown, malformed or revoked one."""
+    response = _body(401, "Unauthenticated", "unauthenticated", detail, instance)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="wrm"'
+    return response
+
+
 def request_id(scope: Scope) -> str:
     """The request's id, as set by RequestIdMiddleware (a new one if it did not run)."""
     state = scope.setdefault("state", {})
@@ -133,9 +140,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AccessError)
     async def _access(request: Request, exc: AccessError) -> JSONResponse:
         if isinstance(exc, Unauthenticated):
-            response = _body(401, "Unauthenticated", "unauthenticated", str(exc), request.url.path)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="wrm"'
-            return response
+            return unauthenticated(str(exc), request.url.path)
         return _body(403, "Forbidden", "forbidden", str(exc), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
