@@ -112,3 +112,20 @@ def test_secret_settings_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("WRM_AUTH", "required")
     settings = load_settings()
     assert settings.auth == "required" and SECRET not in repr(settings)
+
+
+def test_with_auth_off_keys_are_still_made_only_with_a_key(warehouse: Warehouse) -> None:
+    """A key made by whoever reaches a loopback port would outlive a switch to auth required."""
+    import httpx
+
+    srv = start_server(warehouse, admin_key=SECRET)
+    try:
+        url = f"http://{srv.http_address}/v1/keys"
+        body = {"tenant": "acme", "role": "admin", "name": "sneaky"}
+        refused = httpx.post(url, json=body)
+        assert refused.status_code == 401 and "admin key" in refused.json()["detail"]
+        assert httpx.get(f"http://{srv.http_address}/v1/runs").status_code == 200  # reads stay open
+        made = httpx.post(url, json=body, headers={"Authorization": f"Bearer {SECRET}"})
+        assert made.status_code == 201, made.text
+    finally:
+        srv.stop()

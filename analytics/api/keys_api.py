@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from access import Authenticator, Forbidden
+from access import Authenticator, Forbidden, Unauthenticated
 from access import audit as audit_log
 from access.store import KeyRecord, KeyStore
 from analytics.api.access_schemas import (
@@ -35,6 +35,16 @@ def _info(r: KeyRecord) -> KeyInfo:
     )  # fmt: skip
 
 
+def _keyed(who: Caller) -> None:
+    """Making and revoking keys needs a key even with auth off: a key made by whoever reaches a
+    loopback port would outlive the switch to auth required."""
+    if who.principal is None:
+        raise Unauthenticated(
+            "making or revoking keys needs an admin key even with auth off: set admin_key "
+            "(WRM_ADMIN_KEY), or make a first key with `wrm keys create` while the server is stopped"
+        )
+
+
 def _scope(who: Caller, tenant: str | None) -> str | None:
     """The tenant a listing covers: a tenant admin's own; the platform admin's choice (None: all)."""
     if not who.platform:
@@ -51,7 +61,8 @@ def build_router(wh: Warehouse, store: KeyStore, authenticator: Authenticator) -
     @router.post("/keys", response_model=KeyCreated, status_code=201)
     def create_key(who: Admin, body: KeyRequest) -> KeyCreated:
         """A new key for `tenant` with `role`. The answer is the only time `key` is shown."""
-        tenant = body.tenant or (None if who.principal is not None and who.platform else who.tenant)
+        _keyed(who)
+        tenant = body.tenant or (None if who.platform else who.tenant)
         if tenant is None:
             raise InvalidInput("the platform admin names the key's `tenant`")
         _scope(who, tenant)
@@ -82,6 +93,7 @@ def build_router(wh: Warehouse, store: KeyStore, authenticator: Authenticator) -
     @router.delete("/keys/{key_id}", response_model=KeyInfo)
     def revoke_key(who: Admin, key_id: str) -> KeyInfo:
         """Revoke a key: refused on every port from now on. Revoking it again changes nothing."""
+        _keyed(who)
         record = store.get(key_id)
         if record is None or (not who.platform and record.tenant != who.tenant):
             raise UnknownItem(f"no key {key_id[:80]!r}")  # another tenant's key does not exist here
