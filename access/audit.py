@@ -51,9 +51,17 @@ def record(wh: Warehouse, tenant: str, actor: Actor, action: str, target: str, *
 
 
 def entries(
-    wh: Warehouse, tenant: str | None, *, limit: int, before: datetime | None = None, action: str = ""
+    wh: Warehouse,
+    tenant: str | None,
+    *,
+    limit: int,
+    before: datetime | None = None,
+    after_entry: tuple[datetime, str] | None = None,
+    action: str = "",
 ) -> list[AuditEntry]:
-    """Newest first; `tenant` None (the platform admin) reads every tenant's entries."""
+    """Newest first; `tenant` None (the platform admin) reads every tenant's entries.
+    `after_entry`: the (at, event_id) of the last entry of the previous page, so entries that
+    share a time are neither skipped nor repeated."""
     where = ["1"]
     params: dict[str, Any] = {"limit": limit}
     if tenant is not None:
@@ -66,6 +74,9 @@ def entries(
     if before is not None and before < _LAST:
         where.append("at < {before:DateTime64(6, 'UTC')}")
         params["before"] = before
+    if after_entry is not None:
+        where.append("(at, event_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})")
+        params["after_at"], params["after_id"] = after_entry
     if action:
         where.append("action = {action:String}")
         params["action"] = action

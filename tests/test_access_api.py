@@ -216,6 +216,17 @@ def test_key_lifecycle_and_audit(env: Env) -> None:
         assert gone.status_code == 200 and gone.json()["active"] is False
         assert admin.delete(f"/v1/keys/{key_id}").status_code == 200  # again: no change
         entries = admin.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+        paged, cursor = [], None
+        while True:  # two at a time, by cursor: every entry once, in the same order
+            page = admin.get(
+                "/v1/audit", params={"limit": 2, **({"cursor": cursor} if cursor else {})}
+            ).json()
+            paged += page["entries"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert [e["event_id"] for e in paged] == [e["event_id"] for e in entries]
+        assert admin.get("/v1/audit", params={"cursor": "nonsense"}).status_code == 400
     with env.client(key) as ops:
         refused = ops.get("/v1/runs")
         assert refused.status_code == 401 and key not in refused.text

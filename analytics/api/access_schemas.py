@@ -65,4 +65,6 @@ class AuditEntry(BaseModel):
 
 class AuditPage(BaseModel):
     entries: list[AuditEntry]
-    next_before: Utc | None = Field(description="pass as `before` for the next (older) page")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next (older) page; null on the last"
+    )
