@@ -67,7 +67,6 @@ def test_a_key_made_elsewhere_is_seen_and_a_revoked_one_refused(warehouse: Wareh
     there = KeyStore(warehouse.session())
     with pytest.raises(Unauthenticated):
         here.authenticate(None)
-    time.sleep(1.1)  # past the miss-reload pause of the first lookup
     record, key = there.create("acme", Role.VIEWER, "elsewhere", "test")
     principal = here.authenticate(key)
     assert principal is not None and (principal.tenant, principal.role) == ("acme", Role.VIEWER)
