@@ -23,26 +23,31 @@ from wrm.settings import load_settings
 # (then the rest in file order), so that no long module starts last while the other worker idles.
 # The order decides only when each module runs, never whether it runs: a stale list costs time.
 LONGEST_FIRST = (
-    "test_api_properties",  # 65
-    "test_run_parts",  # 60
-    "test_concurrency",  # 46
-    "test_serve_process",  # 40
+    "test_api_properties",  # 60
+    "test_run_parts",  # 57
+    "test_concurrency",  # 48
+    "test_serve_process",  # 44
     "test_run_invariants",  # 39
-    "test_ingest_errors",  # 36
-    "test_indicators",  # 34
-    "test_export",  # 33
+    "test_ingest_errors",  # 38
+    "test_export",  # 37
+    "test_keys_cli",  # 37
     "test_isolation",  # 33
-    "test_retention",  # 33
+    "test_retention",  # 32
     "test_fuzz_otlp",  # 31
-    "test_crash_recovery",  # 29
-    "test_runs_steps",  # 29
-    "test_run_list",  # 25
-    "test_sql_endpoint",  # 21
+    "test_indicators",  # 27
+    "test_ingest_auth",  # 26
+    "test_crash_recovery",  # 26
+    "test_runs_steps",  # 25
+    "test_assembler_failures",  # 24
+    "test_sql_endpoint",  # 22
+    "test_runs_api",  # 22
+    "test_run_list",  # 22
     "test_summaries",  # 20
-    "test_assembler_failures",  # 17
-    "test_runs_api",  # 16
+    "test_access_api",  # 19
     "test_instrumentation_libs",  # 15
-    "test_packaging",  # 14
+    "test_sql_tenancy",  # 14
+    "test_api_errors",  # 13
+    "test_packaging",  # 11
 )
 
 
