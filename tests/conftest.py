@@ -148,11 +148,21 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("warehouse")
 
 
+def drop_database(wh: Warehouse) -> None:
+    """Drop a test's database and the tenant databases the SQL port made beside it."""
+    prefix = f"{wh.database}_t_"
+    for (name,) in wh.rows(
+        "SELECT name FROM system.databases WHERE startsWith(name, {p:String})", {"p": prefix}
+    ):
+        wh.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+    wh.command(f"DROP DATABASE IF EXISTS `{wh.database}` SYNC")
+
+
 @pytest.fixture
 def warehouse(engine_dir: Path) -> Iterator[Warehouse]:
     wh = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
     yield wh
-    wh.command(f"DROP DATABASE IF EXISTS `{wh.database}` SYNC")
+    drop_database(wh)
     wh.close()
 
 
@@ -183,7 +193,7 @@ def module_server(engine_dir: Path, **overrides: object) -> Iterator[WrmServer]:
         yield srv
     finally:
         srv.stop()
-        wh.command(f"DROP DATABASE IF EXISTS `{wh.database}` SYNC")
+        drop_database(wh)
         wh.close()
 
 

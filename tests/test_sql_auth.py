@@ -31,13 +31,7 @@ UNKNOWN = "wrm_0123456789ab_" + "Q" * 43  # well-formed, never issued
 @pytest.fixture(scope="module")
 def server(engine_dir: Path) -> Iterator[WrmServer]:
     with module_server(engine_dir, auth="required", admin_key=ADMIN) as srv:
-        yield srv
-        assert srv.warehouse is not None
-        for (name,) in srv.warehouse.rows(
-            "SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
-            {"p": f"{srv.warehouse.database}_t_"},
-        ):
-            srv.warehouse.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+        yield srv  # module_server drops the tenant databases with the test's own
 
 
 @pytest.fixture(scope="module")

@@ -64,13 +64,7 @@ def server(engine_dir: Path) -> Iterator[WrmServer]:
             headers=bearer(ADMIN),
         )
         assert got.body == f"{B}\t4\n{A}\t3\n", got  # the set-up itself: both tenants' runs are there
-        yield srv
-        assert srv.warehouse is not None
-        for (name,) in srv.warehouse.rows(
-            "SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
-            {"p": f"{srv.warehouse.database}_t_"},
-        ):
-            srv.warehouse.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+        yield srv  # module_server drops the tenant databases with the test's own
 
 
 @pytest.fixture(scope="module")

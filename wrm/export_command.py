@@ -19,9 +19,8 @@ from typing import Any, BinaryIO
 from analytics.runs.errors import InvalidInput
 from analytics.runs.export import export_runs
 from analytics.runs.listing import STATUSES, RunFilter, count_runs
-from warehouse import Warehouse, WarehouseLocked
 from wrm.indicator_commands import day_arg
-from wrm.reading import NoWarehouse, auth_headers, server_answers, server_url
+from wrm.reading import auth_headers, opened_directly, server_answers, server_url
 from wrm.settings import Settings
 
 
@@ -118,12 +117,7 @@ class _Stdout:
 def _direct(
     settings: Settings, args: argparse.Namespace, flt: RunFilter, out: BinaryIO, url: str
 ) -> tuple[int, int]:
-    try:
-        wh = Warehouse.open(settings.warehouse, settings.database)
-    except WarehouseLocked as exc:
-        raise NoWarehouse(f"no server answers at {url}, and {exc}") from exc
-    try:
-        print(f"wrm export: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
+    with opened_directly(settings, url, "export") as wh:
         tenant = args.tenant or "default"
         total = count_runs(wh.reader, tenant, flt)
         progress = Progress(total)
@@ -131,8 +125,6 @@ def _direct(
                                     progress=progress.add), out)  # fmt: skip
         progress.finish()
         return total, written
-    finally:
-        wh.close()
 
 
 def _via_server(url: str, settings: Settings, args: argparse.Namespace, out: BinaryIO) -> tuple[int, int]:

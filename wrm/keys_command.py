@@ -16,8 +16,8 @@ from typing import Any
 from access import Role
 from access import audit as audit_log
 from access.store import KeyRecord, KeyStore
-from warehouse import Warehouse, WarehouseLocked, migrate
-from wrm.reading import NoWarehouse, auth_headers, server_answers, server_url
+from warehouse import Warehouse, migrate
+from wrm.reading import NoWarehouse, auth_headers, opened_directly, server_answers, server_url
 from wrm.settings import Settings
 
 DIRECT_ACTOR = audit_log.Actor("", "wrm keys (warehouse opened directly)")
@@ -43,16 +43,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if server_answers(url):
         print(f"wrm keys: via the running server at {url}", file=sys.stderr)
         return _via_server(settings, url, args)
-    try:
-        wh = Warehouse.open(settings.warehouse, settings.database)
-    except WarehouseLocked as exc:
-        raise NoWarehouse(f"no server answers at {url}, and {exc}") from exc
-    try:
-        print(f"wrm keys: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
+    with opened_directly(settings, url, "keys") as wh:
         migrate(wh)  # a fresh warehouse gets its api_keys table
         return _direct(KeyStore(wh), wh, args)
-    finally:
-        wh.close()
 
 
 def _direct(store: KeyStore, wh: Warehouse, args: argparse.Namespace) -> int:

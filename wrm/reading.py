@@ -69,13 +69,19 @@ def read_source(settings: Settings, command: str) -> Iterator[Source]:
         finally:
             client.close()
         return
+    with opened_directly(settings, url, command) as wh:
+        yield Source(wh.reader, f"no server at {url}; opened {wh.dsn.describe()} directly")
+
+
+@contextmanager
+def opened_directly(settings: Settings, url: str, command: str) -> Iterator[Warehouse]:
+    """The warehouse itself, when no server answers at `url`; says so on stderr."""
     try:
         wh = Warehouse.open(settings.warehouse, settings.database)
     except WarehouseLocked as exc:
         raise NoWarehouse(f"no server answers at {url}, and {exc}") from exc
     try:
-        source = Source(wh.reader, f"no server at {url}; opened {wh.dsn.describe()} directly")
-        print(f"wrm {command}: {source.description}", file=sys.stderr)
-        yield source
+        print(f"wrm {command}: no server at {url}; opened {wh.dsn.describe()} directly", file=sys.stderr)
+        yield wh
     finally:
         wh.close()
