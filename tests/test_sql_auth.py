@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -156,3 +157,29 @@ def test_a_strangers_body_is_never_inflated_and_a_bomb_stops_at_the_bound(
             urllib.request.urlopen(request, timeout=60)
         assert (err.value.code, err.value.headers["X-ClickHouse-Exception-Code"]) == (status, code)
     assert post(server, "SELECT 1", headers=bearer(viewer)).body == "1\n"
+
+
+def test_a_keyed_body_over_the_bound_is_refused_unread(server: WrmServer, viewer: str) -> None:
+    """A plain body is bounded like an inflated one: a Content-Length past 16 MiB is refused
+    before a byte of the body is sent (the client here sends none and still gets its answer)."""
+    host, port = server.http_address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest("POST", "/")
+        for name, value in {**bearer(viewer), "Content-Length": str(17 * 1024 * 1024)}.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        answer = conn.getresponse()
+        assert (answer.status, answer.getheader("X-ClickHouse-Exception-Code")) == (400, "62")
+        assert "too large" in answer.read().decode()
+    finally:
+        conn.close()
+
+
+def test_host_functions_are_refused_to_a_tenant_key_and_format_null_works(
+    server: WrmServer, viewer: str
+) -> None:
+    for sql in ("SELECT getServerSetting('path')", "SELECT filesystemAvailable()", "SELECT hostName()"):
+        answer = post(server, sql, headers=bearer(viewer))
+        assert (answer.status, answer.code) == (403, "497"), (sql, answer)
+    assert post(server, "SELECT 1 FORMAT Null", headers=bearer(viewer)).status == 200

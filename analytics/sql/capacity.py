@@ -51,6 +51,7 @@ class SqlLimits:
             "max_result_bytes": self.max_result_bytes,
             "result_overflow_mode": "throw",
             "max_threads": self.max_threads or max(1, (os.cpu_count() or 2) // 2),
+            "allow_introspection_functions": 0,  # chdb turns them on: addressToSymbol, demangle, …
         }
 
 

@@ -49,11 +49,14 @@ _TOKEN_RE = re.compile(
     |(?P<punct>[^\sA-Za-z0-9_'"`]+?)""",
     re.VERBOSE | re.DOTALL,
 )
-# Scalar functions that read a table or dictionary named in a string argument: a tenant key's
-# statement may not call them (its rows come only through its own views).
+# Scalar functions that read a table or dictionary named in a string argument, or tell about the
+# host and its disks (the warehouse path, the free space that all tenants' ingest fills): a
+# tenant key's statement may not call them (its rows come only through its own views).
 _BY_NAME_SQL = (
-    "SELECT name FROM system.functions WHERE lower(name) LIKE 'dict%' "
-    "OR lower(name) IN ('joinget', 'joingetornull', 'hascolumnintable')"
+    "SELECT name FROM system.functions WHERE lower(name) LIKE 'dict%' OR lower(name) LIKE 'filesystem%' "
+    "OR lower(name) IN ('joinget', 'joingetornull', 'hascolumnintable', 'getserversetting', "
+    "'getmergetreesetting', 'getmacro', 'hostname', 'fqdn', 'serveruuid', 'uptime', 'getoskernelversion', "
+    "'displayname', 'buildid', 'getclientoption')"
 )
 # Table functions a tenant key may call: generators only, and its own parameterized views.
 TENANT_TABLE_FUNCTIONS = frozenset(
@@ -63,7 +66,7 @@ TENANT_TABLE_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 ACCESS_DENIED = 497
-_TRAILING_FORMAT_RE = re.compile(r"\nFORMAT\s+([A-Za-z][A-Za-z0-9]*)\s*$")
+_TRAILING_FORMAT_RE = re.compile(r"\nFORMAT\s+`?([A-Za-z][A-Za-z0-9]*)`?\s*$")  # formatQuery quotes `Null`
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -136,7 +139,7 @@ class Policy:
                         READONLY,
                     )
                 if tenant and name.lower() in self.tenant_refused:
-                    what = f"function {name}() reads tables, dictionaries or other databases by name"
+                    what = f"function {name}() reads tables or dictionaries by name, or tells about the host"
                     raise Refused(f"Not enough privileges: {readable(what)}. (ACCESS_DENIED)", ACCESS_DENIED)
         return first
 

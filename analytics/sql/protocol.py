@@ -95,7 +95,7 @@ async def read_request(request: Request, default_database: str) -> SqlRequest | 
     """The statement in `request`, or None when it carries none (a GET of `/` is a health check).
     Raises ProtocolError for what is refused before any engine work (an insert body, bad input)."""
     params = dict(request.query_params)
-    body = await request.body()
+    body = await _bounded_body(request)
     query = params.get("query", "")
     ctype = request.headers.get("content-type", "")
     # curl -d and urllib label a plain query body as form-urlencoded; only multipart is a form.
@@ -121,6 +121,29 @@ async def read_request(request: Request, default_database: str) -> SqlRequest | 
         settings={k: v for k, v in params.items() if k not in TRANSPORT and not k.startswith("param_")},
         query_id=_query_id(params.get("query_id", "")),
     )
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused past MAX_QUERY_BYTES before more of it is read (or, for a form, before
+    any of it is: a multipart body must say its length)."""
+    length = request.headers.get("content-length", "")
+    too_large = ProtocolError(
+        f"Query is too large: the request body is over {MAX_QUERY_BYTES} bytes. (QUERY_IS_TOO_LARGE)",
+        QUERY_IS_TOO_LARGE,
+    )
+    if length.isdigit() and int(length) > MAX_QUERY_BYTES:
+        raise too_large
+    if not length and request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ProtocolError("a multipart request body must carry Content-Length", 27)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_QUERY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette reads its cache: request.form() then parses these bytes
+    return body
 
 
 def _query_id(given: str) -> str:
