@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import gzip
 import http.client
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +185,20 @@ def test_host_functions_are_refused_to_a_tenant_key_and_format_null_works(
         answer = post(server, sql, headers=bearer(viewer))
         assert (answer.status, answer.code) == (403, "497"), (sql, answer)
     assert post(server, "SELECT 1 FORMAT Null", headers=bearer(viewer)).status == 200
+
+
+def test_one_tenants_slow_statements_leave_room_for_others(server: WrmServer, viewer: str) -> None:
+    """Tenant t1 fires more sleeping statements than its share: the ones past it get 429 at
+    once, and tenant t2's statement runs meanwhile (with two slots, t1 holds at most one)."""
+    other = server.create_key("t2", "viewer", "other-reader")
+    slow = "SELECT sum(sleepEachRow(0.5)) FROM numbers(6)"  # 3 s, holding a slot, no CPU
+    with ThreadPoolExecutor(8) as pool:
+        floods = [pool.submit(post, server, slow, 60, bearer(viewer)) for _ in range(7)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        answer = post(server, "SELECT 1", 30, bearer(other))
+        waited = time.monotonic() - started
+        codes = sorted(f.result().status for f in floods)
+    assert answer.status == 200 and answer.body == "1\n", answer
+    assert waited < 2.5, f"t2 waited {waited:.1f} s behind t1's statements"
+    assert 429 in codes and 200 in codes, codes

@@ -4,7 +4,9 @@ serializes its calls, and a streaming result holds its handle until it is read).
 
 `max_concurrent` queries run at once; up to `max_queued` more wait, each at most
 `queue_timeout_s`, for a slot; any other gets 429 with Retry-After (Code 202, as ClickHouse's
-TOO_MANY_SIMULTANEOUS_QUERIES). A query is cancelled with `KILL QUERY` on a separate handle, found
+TOO_MANY_SIMULTANEOUS_QUERIES). A tenant's key gets a share: at most all slots but one running and
+half the running-and-waiting places, so one tenant's slow statements never lock out the others or
+the platform key; one more of its own gets 429. A query is cancelled with `KILL QUERY` on a separate handle, found
 by a random tag at the start of its text: chdb 4.4 measured, `StreamingResult.cancel()` from
 another thread while a fetch waits for the engine hangs, while KILL ends the fetch with Code 394.
 """
@@ -77,22 +79,37 @@ class SqlCapacity:
         self._control = warehouse.sandboxed_reader(settings)  # KILL QUERY is allowed in readonly=1
         self._control_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wrm-sql-kill")
         self._free: collections.deque[Slot] = collections.deque(self.slots)
-        self._waiters: collections.deque[asyncio.Future[Slot]] = collections.deque()
+        self._waiters: collections.deque[tuple[str, asyncio.Future[Slot]]] = collections.deque()
+        self._owners: dict[int, str] = {}  # slot -> the tenant running on it ("" for the platform)
+        self._running: collections.Counter[str] = collections.Counter()
+        self._queued: collections.Counter[str] = collections.Counter()
+        # a tenant's share: all slots but one running, half the places running or waiting
+        self._tenant_running = max(1, limits.max_concurrent - 1)
+        self._tenant_places = max(1, (limits.max_concurrent + limits.max_queued) // 2)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def running(self) -> int:
         return len(self.slots) - len(self._free)
 
-    async def acquire(self) -> Slot | None:
-        """A free slot, after waiting in the queue if need be; None when over capacity."""
+    def _fits(self, owner: str) -> bool:
+        """Whether `owner` may run one more statement now: a tenant (owner != "") holds at most
+        all slots but one, so one tenant's slow statements never lock the others out."""
+        return not owner or self._running[owner] < self._tenant_running
+
+    async def acquire(self, owner: str = "") -> Slot | None:
+        """A free slot, after waiting in the queue if need be; None when over capacity or, for a
+        tenant (`owner`), over its share of the port (half its running and waiting places)."""
         self._loop = asyncio.get_running_loop()
-        if self._free:
-            return self._free.popleft()
+        if owner and self._running[owner] + self._queued[owner] >= self._tenant_places:
+            return None
+        if self._free and self._fits(owner):
+            return self._take(self._free.popleft(), owner)
         if len(self._waiters) >= self.limits.max_queued or self.limits.queue_timeout_s <= 0:
             return None
         waiter: asyncio.Future[Slot] = self._loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((owner, waiter))
+        self._queued[owner] += 1
         try:
             return await asyncio.wait_for(waiter, self.limits.queue_timeout_s)
         except TimeoutError:
@@ -102,8 +119,14 @@ class SqlCapacity:
                 self._release(waiter.result())
             raise
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            self._queued[owner] -= 1
+            if (owner, waiter) in self._waiters:
+                self._waiters.remove((owner, waiter))
+
+    def _take(self, slot: Slot, owner: str) -> Slot:
+        self._owners[id(slot)] = owner
+        self._running[owner] += 1
+        return slot
 
     def release_soon(self, slot: Slot) -> None:
         """Give `slot` back from any thread (the slot's own thread, once its query is closed)."""
@@ -111,12 +134,20 @@ class SqlCapacity:
             self._loop.call_soon_threadsafe(self._release, slot)
 
     def _release(self, slot: Slot) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(slot)
-                return
+        owner = self._owners.pop(id(slot), "")
+        self._running[owner] -= 1
         self._free.append(slot)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Free slots go to the first waiters that may run now, in arrival order."""
+        for owner, waiter in list(self._waiters):
+            if not self._free:
+                return
+            if waiter.done() or not self._fits(owner):
+                continue
+            self._waiters.remove((owner, waiter))
+            waiter.set_result(self._take(self._free.popleft(), owner))
 
     @staticmethod
     def new_tag() -> str:

@@ -127,7 +127,7 @@ class QueryResponse(Response):
             listener.cancel()
 
     async def _serve(self, scope: Scope, send: Send, gone: asyncio.Event) -> None:
-        slot = await self.capacity.acquire()
+        slot = await self.capacity.acquire(self.scope.tenant if self.scope is not None else "")
         if slot is None:
             limits = self.capacity.limits
             message = (
