@@ -6,9 +6,10 @@ serializes its calls, and a streaming result holds its handle until it is read).
 `queue_timeout_s`, for a slot; any other gets 429 with Retry-After (Code 202, as ClickHouse's
 TOO_MANY_SIMULTANEOUS_QUERIES). A tenant's key gets a share: at most all slots but one running and
 half the running-and-waiting places, so one tenant's slow statements never lock out the others or
-the platform key; one more of its own gets 429. A query is cancelled with `KILL QUERY` on a separate handle, found
-by a random tag at the start of its text: chdb 4.4 measured, `StreamingResult.cancel()` from
-another thread while a fetch waits for the engine hangs, while KILL ends the fetch with Code 394.
+the platform key; one more of its own gets 429. A query is cancelled with `KILL QUERY` on a
+separate handle, found by a random tag at the start of its text: chdb 4.4 measured,
+`StreamingResult.cancel()` from another thread while a fetch waits for the engine hangs, while
+KILL ends the fetch with Code 394.
 """
 
 from __future__ import annotations
