@@ -30,7 +30,6 @@ LONGEST_FIRST = (
     "test_run_invariants",  # 39
     "test_ingest_errors",  # 38
     "test_export",  # 37
-    "test_keys_cli",  # 37
     "test_isolation",  # 33
     "test_retention",  # 32
     "test_fuzz_otlp",  # 31
@@ -38,6 +37,7 @@ LONGEST_FIRST = (
     "test_ingest_auth",  # 26
     "test_crash_recovery",  # 26
     "test_runs_steps",  # 25
+    "test_keys_cli",  # 24
     "test_assembler_failures",  # 24
     "test_sql_endpoint",  # 22
     "test_runs_api",  # 22

@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send
 from warehouse import Warehouse
+from wrm.cli import main
 
 ADMIN_KEY = "platform-admin-" + "c" * 40
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 3, 1, 1, 5, (100, 10), 2, 0.7)])
@@ -24,6 +28,31 @@ def _wrm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         [sys.executable, "-m", "wrm.cli", *args],
         capture_output=True, text=True, timeout=120, env={**clean, **(env or {})},
     )  # fmt: skip
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def wrm_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """`wrm` in this process (a subprocess spends ~3 s importing): for commands that reach a
+    running server over HTTP; one that opens the warehouse itself needs a process of its own."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        for name in [k for k in os.environ if k.startswith("WRM_")]:
+            monkeypatch.delenv(name)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
 
 
 def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
@@ -47,12 +76,12 @@ def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "is not a tenant id" in bad.stderr
 
 
-def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
+def test_keys_through_the_running_server(warehouse: Warehouse, wrm_here: Callable[..., Ran]) -> None:
     srv = start_server(warehouse, auth="required", admin_key=ADMIN_KEY)
     try:
         http = srv.http_address
         env = {"WRM_KEY": ADMIN_KEY}
-        made = _wrm(
+        made = wrm_here(
             "keys", "--http", http, "create", "--tenant", "acme", "--role", "viewer", "--name", "dash",
             env=env,
         )  # fmt: skip
@@ -62,9 +91,9 @@ def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
         assert (
             httpx.get(f"http://{http}/v1/runs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
         )
-        listed = _wrm("keys", "--http", http, "list", "--tenant", "acme", env=env)
+        listed = wrm_here("keys", "--http", http, "list", "--tenant", "acme", env=env)
         assert "dash" in listed.stdout and key not in listed.stdout
-        refused = _wrm("keys", "--http", http, "list", env={"WRM_KEY": key})  # a viewer key
+        refused = wrm_here("keys", "--http", http, "list", env={"WRM_KEY": key})  # a viewer key
         assert refused.returncode == 1 and "403" in refused.stderr and "WRM_KEY" in refused.stderr
         assert key not in refused.stderr
         # other commands through the server present WRM_KEY and read the key's tenant only
@@ -72,11 +101,11 @@ def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
         send(srv.otlp_address, RUNS[:2], "refund", tenant="other", key=ADMIN_KEY)
         settle(srv)
         db = warehouse.database
-        counted = _wrm(
+        counted = wrm_here(
             "sql", "--http", http, "--database", db, "SELECT count() FROM runs", env={"WRM_KEY": key}
         )
         assert counted.returncode == 0 and counted.stdout.strip() == str(len(RUNS)), counted.stderr
-        shown = _wrm(
+        shown = wrm_here(
             "indicators",
             "--http",
             http,
@@ -89,8 +118,10 @@ def test_keys_through_the_running_server(warehouse: Warehouse) -> None:
             env={"WRM_KEY": key},
         )
         assert shown.returncode == 0 and "refund" in shown.stdout, shown.stderr
-        assert _wrm("sql", "--http", http, "--database", db, "SELECT 1").returncode == 1  # no key: refused
-        assert _wrm("keys", "--http", http, "revoke", key.split("_")[1], env=env).returncode == 0
+        assert (
+            wrm_here("sql", "--http", http, "--database", db, "SELECT 1").returncode == 1
+        )  # no key: refused
+        assert wrm_here("keys", "--http", http, "revoke", key.split("_")[1], env=env).returncode == 0
         assert (
             httpx.get(f"http://{http}/v1/runs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         )
