@@ -28,6 +28,16 @@ NO_KEY = "an API key is required: send `Authorization: Bearer <key>`"
 BAD_KEY = "the API key is not valid (unknown, malformed or revoked)"
 
 
+def permit(principal: Principal | None, needed: Role) -> Principal | None:
+    """`principal`, unless its role does not allow a call that needs `needed` (Forbidden). None
+    (no key, auth off) is allowed everything."""
+    if principal is not None and not principal.role.allows(needed):
+        raise Forbidden(
+            f"a key with role {principal.role.value!r} may not do this; it needs {needed.value!r}"
+        )
+    return principal
+
+
 class Authenticator:
     """`required`: whether a call without a key is refused (setting `auth`); `admin_key`: the
     platform admin's key (setting `admin_key`), or None."""
@@ -67,12 +77,7 @@ class Authenticator:
 
     def authorize(self, key: str | None, needed: Role) -> Principal | None:
         """authenticate, then refuse a role that does not allow `needed` (Forbidden)."""
-        principal = self.authenticate(key)
-        if principal is not None and not principal.role.allows(needed):
-            raise Forbidden(
-                f"a key with role {principal.role.value!r} may not do this; it needs {needed.value!r}"
-            )
-        return principal
+        return permit(self.authenticate(key), needed)
 
     # --- the cache --------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from access import Authenticator, Forbidden, Principal, Role, Unauthenticated
 from access.audit import Actor
+from access.authenticator import permit
 from access.credentials import bearer
 from analytics.api.problems import unauthenticated
 from analytics.runs.errors import InvalidInput
@@ -63,16 +64,9 @@ class Need:
             Header(description="who acts, recorded only when no key is sent (auth off); 200 characters kept"),
         ] = "",
     ) -> Caller:
-        state = request.scope.get("state", {})
-        if "principal" in state:  # the Authentication middleware has checked the key already
-            principal: Principal | None = state["principal"]
-        else:
-            authenticator: Authenticator = request.app.state.authenticator
-            principal = authenticator.authenticate(credentials.credentials if credentials else None)
-        if principal is not None and not principal.role.allows(self.role):
-            raise Forbidden(
-                f"a key with role {principal.role.value!r} may not do this; it needs {self.role.value!r}"
-            )
+        # `credentials` only declares the Bearer scheme in OpenAPI: the Authentication middleware,
+        # which create_app installs in front of every /v1 route, has read and checked the key
+        principal = permit(request.scope["state"]["principal"], self.role)
         if x_wrm_tenant and not TENANT_RE.match(x_wrm_tenant):
             raise InvalidInput(f"X-WRM-Tenant {x_wrm_tenant[:80]!r} is not a tenant id")
         if principal is None:
