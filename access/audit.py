@@ -56,12 +56,13 @@ def entries(
     *,
     limit: int,
     before: datetime | None = None,
-    after_entry: tuple[datetime, str] | None = None,
+    cursor: str | None = None,
     action: str = "",
-) -> list[AuditEntry]:
-    """Newest first; `tenant` None (the platform admin) reads every tenant's entries.
-    `after_entry`: the (at, event_id) of the last entry of the previous page, so entries that
-    share a time are neither skipped nor repeated."""
+) -> tuple[list[AuditEntry], str | None]:
+    """A page, newest first, and the cursor of the next one (None after the last); `tenant` None
+    (the platform admin) reads every tenant's entries. The cursor is the (at, event_id) of the
+    page's last entry, so entries that share a time are neither skipped nor repeated; a cursor
+    this function did not make is a ValueError."""
     where = ["1"]
     params: dict[str, Any] = {"limit": limit}
     if tenant is not None:
@@ -70,13 +71,13 @@ def entries(
     if before is not None:
         before = before if before.tzinfo is None else before.astimezone(UTC).replace(tzinfo=None)
         if before <= _FIRST:
-            return []  # nothing was recorded before the first time the column can hold
+            return [], None  # nothing was recorded before the first time the column can hold
     if before is not None and before < _LAST:
         where.append("at < {before:DateTime64(6, 'UTC')}")
         params["before"] = before
-    if after_entry is not None:
+    if cursor:
         where.append("(at, event_id) < ({after_at:DateTime64(6, 'UTC')}, {after_id:String})")
-        params["after_at"], params["after_id"] = after_entry
+        params["after_at"], params["after_id"] = _decode(cursor)
     if action:
         where.append("action = {action:String}")
         params["action"] = action
@@ -85,7 +86,7 @@ def entries(
         f"WHERE {' AND '.join(where)} ORDER BY at DESC, event_id DESC LIMIT {{limit:UInt32}}",
         params,
     )
-    return [
+    page = [
         AuditEntry(
             tenant=r[0],
             at=r[1],
@@ -98,3 +99,16 @@ def entries(
         )
         for r in rows
     ]
+    last = page[-1] if len(page) == limit else None
+    return page, f"{last.at.isoformat()}|{last.event_id}" if last else None
+
+
+def _decode(cursor: str) -> tuple[datetime, str]:
+    at, _, event_id = cursor.partition("|")
+    try:
+        when = datetime.fromisoformat(at).replace(tzinfo=None)
+    except ValueError:
+        raise ValueError(f"cursor {cursor[:80]!r} is not a `next_cursor` of the audit trail") from None
+    if not event_id.isalnum() or not _FIRST <= when < _LAST:
+        raise ValueError(f"cursor {cursor[:80]!r} is not a `next_cursor` of the audit trail")
+    return when, event_id

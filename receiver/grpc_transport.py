@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -129,8 +129,7 @@ class TraceReceiver:
         try:
             request, escaped = parse_request(data)
         except MalformedRequest as exc:
-            self.stats.requests.labels("malformed").inc()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            self._refuse(context, "malformed", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         screened = screen_request(request, tenant_fixed=bool(key_tenant))
         refused = Rejection()
         if screened.spans:
@@ -168,11 +167,9 @@ class TraceReceiver:
         try:
             principal = self.authenticator.authorize(key, Role.INGEST)
         except Unauthenticated as exc:
-            self.stats.requests.labels("unauthenticated").inc()
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            self._refuse(context, "unauthenticated", grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except Forbidden as exc:
-            self.stats.requests.labels("forbidden").inc()
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            self._refuse(context, "forbidden", grpc.StatusCode.PERMISSION_DENIED, str(exc))
         return principal.tenant or "" if principal is not None else ""
 
     def _store(self, parts: Sequence[Part], context: grpc.ServicerContext) -> Rejection:
@@ -194,22 +191,33 @@ class TraceReceiver:
                     refused = refused.plus(self._recover(part, refusal, context))
             return refused
         except Backpressure as exc:
-            self.stats.requests.labels("backpressure").inc()
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            self._refuse(context, "backpressure", grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except WriterClosed as exc:
-            self.stats.requests.labels("closing").inc()
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            self._refuse(context, "closing", grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception as exc:
             error = classify(exc)
             if isinstance(error, WarehouseRejected):
-                self.stats.requests.labels("store_permanent").inc()
                 log.error("spans refused for good by the warehouse (code %s): %s", error.code, _short(error))
-                context.abort(
+                self._refuse(
+                    context,
+                    "store_permanent",
                     grpc.StatusCode.INTERNAL,
                     f"spans were not stored and a retry would fail the same way: {_short(error)}",
                 )
-            self.stats.requests.labels("store_transient").inc()
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"spans were not stored, retry: {_short(error)}")
+            self._refuse(
+                context,
+                "store_transient",
+                grpc.StatusCode.UNAVAILABLE,
+                f"spans were not stored, retry: {_short(error)}",
+            )
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    def _refuse(
+        self, context: grpc.ServicerContext, outcome: str, code: grpc.StatusCode, message: str
+    ) -> NoReturn:
+        """Count the request under `outcome` and end the call with `code`."""
+        self.stats.requests.labels(outcome).inc()
+        context.abort(code, message)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     def _recover(self, part: Part, refusal: WarehouseRejected, context: grpc.ServicerContext) -> Rejection:

@@ -44,6 +44,21 @@ def test_a_server_on_every_interface_requires_keys_unless_told(warehouse: Wareho
         srv.stop()
 
 
+def test_on_loopback_auth_is_off_by_default_and_says_so(
+    warehouse: Warehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wrm"):
+        srv = start_server(warehouse)  # every listener on 127.0.0.1, setting auth unset
+    try:
+        assert srv.authenticator is not None and not srv.authenticator.required
+        assert "auth OFF" in srv.banner()
+        assert any(
+            "auth is off" in r.getMessage() and "WRM_AUTH=required" in r.getMessage() for r in caplog.records
+        )
+    finally:
+        srv.stop()
+
+
 def test_auth_off_on_every_interface_is_allowed_but_said(
     warehouse: Warehouse, caplog: pytest.LogCaptureFixture
 ) -> None:

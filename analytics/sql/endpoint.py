@@ -33,13 +33,10 @@ _HOW = (
 )
 
 
-def build_router(
-    capacity: SqlCapacity, database: str, timezone: str, authenticator: Authenticator | None = None
-) -> APIRouter:
+def build_router(capacity: SqlCapacity, database: str, timezone: str, auth: Authenticator) -> APIRouter:
     """Routes over `capacity`, the SQL port's own handles; `database` is the default database;
-    `authenticator` decides who may query and which tenant's rows they see (None: anyone, all)."""
+    `auth` decides who may query and which tenant's rows they see (the API's own, create_app)."""
     router = APIRouter(tags=["sql"])
-    auth = authenticator or Authenticator(None, required=False)
 
     @router.get("/ping", response_class=PlainTextResponse, include_in_schema=False)
     def ping() -> str:
