@@ -46,6 +46,7 @@ from receiver.config import ReceiverConfig
 from receiver.envelope import EnvelopeFields
 from receiver.parse import MalformedRequest, parse_request
 from receiver.recover import recover
+from receiver.redact import IngestRedaction
 from receiver.screen import Rejection, screen_request
 from receiver.stats import ReceiverStats
 from receiver.tenancy import Part, split_by_retention
@@ -68,12 +69,15 @@ class TraceReceiver:
         on_commit: Callable[[int], None] = lambda stamp: None,
         stamps_after: int = 0,
         authenticator: Authenticator | None = None,
+        redaction: IngestRedaction | None = None,
     ) -> None:
         """`sinks`: one per writer thread, each storing framed requests (receiver.store);
         `stamps_after`: the greatest `ingested_at` stamp already stored (see GroupWriter);
-        `authenticator`: who may send spans, and for which tenant (None: anyone, as sent)."""
+        `authenticator`: who may send spans, and for which tenant (None: anyone, as sent);
+        `redaction`: the tenants' redaction rules (None: spans are stored as sent)."""
         self.config = config
         self.authenticator = authenticator
+        self.redaction = redaction
         self.stats = ReceiverStats()
         self._writer = GroupWriter(
             sinks,
@@ -130,7 +134,11 @@ class TraceReceiver:
             request, escaped = parse_request(data)
         except MalformedRequest as exc:
             self._refuse(context, "malformed", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        screened = screen_request(request, tenant_fixed=bool(key_tenant))
+        redaction = self.redaction
+        cleaner = redaction.cleaner(key_tenant) if redaction is not None else None
+        screened = screen_request(request, tenant_fixed=bool(key_tenant), cleaner=cleaner)
+        if redaction is not None:
+            screened = redaction.apply(request, screened, key_tenant)
         refused = Rejection()
         if screened.spans:
             parts = split_by_retention(

@@ -16,6 +16,7 @@ reads the canonical encoding of what was screened, which it reads as protobuf do
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,39 +66,44 @@ class Screened:
     rejected: Rejection
 
 
-def span_problem(span: Any) -> tuple[str, str] | None:
-    """(kind, description) of the first thing wrong with a span, or None when it is valid."""
+def span_problem(span: Any, clean: Callable[[str], str] = str) -> tuple[str, str] | None:
+    """(kind, description) of the first thing wrong with a span, or None when it is valid.
+    `clean` redacts the span's name before a description quotes it (receiver.redact)."""
+    problem = _problem(span)
+    if problem is None:
+        return None
+    kind, description = problem
+    return kind, f"span {clean(span.name)[:80]!r}: {description}"
+
+
+def _problem(span: Any) -> tuple[str, str] | None:
     tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
     if len(tid) != 16:
-        return "trace_id length", f"{_label(span)}: trace_id is {len(tid)} bytes, expected 16"
+        return "trace_id length", f"trace_id is {len(tid)} bytes, expected 16"
     if tid == _ZERO_TRACE:
-        return "trace_id zero", f"{_label(span)}: trace_id is all zeros"
+        return "trace_id zero", "trace_id is all zeros"
     if len(sid) != 8:
-        return "span_id length", f"{_label(span)}: span_id is {len(sid)} bytes, expected 8"
+        return "span_id length", f"span_id is {len(sid)} bytes, expected 8"
     if sid == _ZERO_SPAN:
-        return "span_id zero", f"{_label(span)}: span_id is all zeros"
+        return "span_id zero", "span_id is all zeros"
     if len(pid) not in (0, 8):
-        return "parent_span_id length", f"{_label(span)}: parent_span_id is {len(pid)} bytes, expected 0 or 8"
+        return "parent_span_id length", f"parent_span_id is {len(pid)} bytes, expected 0 or 8"
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if start == 0:
-        return "start zero", f"{_label(span)}: start_time_unix_nano is 0"
+        return "start zero", "start_time_unix_nano is 0"
     if start > _MAX_NS or end > _MAX_NS:
-        return "time range", f"{_label(span)}: a timestamp is past 2262-04-11, the largest storable"
+        return "time range", "a timestamp is past 2262-04-11, the largest storable"
     if start >= _MAX_START_NS:
         return (
             "start too late",
-            f"{_label(span)}: start_time_unix_nano is after 2096-01-01, past which retention cannot be kept",
+            "start_time_unix_nano is after 2096-01-01, past which retention cannot be kept",
         )
     if end < start:
         return (
             "end before start",
-            f"{_label(span)}: end_time_unix_nano {end} is before start_time_unix_nano {start}",
+            f"end_time_unix_nano {end} is before start_time_unix_nano {start}",
         )
     return None
-
-
-def _label(span: Any) -> str:
-    return f"span {span.name[:80]!r}"
 
 
 def resource_tenant(resource: Any) -> str | None:
@@ -108,19 +114,22 @@ def resource_tenant(resource: Any) -> str | None:
     return None
 
 
-def _tenant_problem(resource: Any) -> tuple[str, str] | None:
+def _tenant_problem(resource: Any, clean: Callable[[str], str]) -> tuple[str, str] | None:
     tenant = resource_tenant(resource)
     if tenant is not None and not TENANT_RE.match(tenant):
-        return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={tenant[:80]!r} is not a tenant id"
+        return "tenant", f"resource attribute {TENANT_ATTRIBUTE}={clean(tenant)[:80]!r} is not a tenant id"
     return None
 
 
-def screen_request(request: Any, *, tenant_fixed: bool = False) -> Screened:
+def screen_request(
+    request: Any, *, tenant_fixed: bool = False, cleaner: Callable[[Any], Callable[[str], str]] | None = None
+) -> Screened:
     """Refuse invalid spans (and resources with a malformed tenant); count the rest; encode
     what is left canonically (see the module docstring for why never the exporter's bytes).
 
     `tenant_fixed`: the sender's key decides the tenant, so `wrm.tenant.id` is not read and a
-    malformed one refuses nothing."""
+    malformed one refuses nothing. `cleaner(resource_spans)`: what redacts the text a refusal
+    quotes from that resource's spans (its tenant's rules), so no secret is echoed."""
     rejected = same = accepted = 0
     first: tuple[str, str] | None = None
 
@@ -134,7 +143,8 @@ def screen_request(request: Any, *, tenant_fixed: bool = False) -> Screened:
     resource_spans = request.resource_spans
     dropped_resources: list[int] = []
     for r, rs in enumerate(resource_spans):
-        problem = None if tenant_fixed else _tenant_problem(rs.resource)
+        clean = cleaner(rs) if cleaner is not None else str
+        problem = None if tenant_fixed else _tenant_problem(rs.resource, clean)
         if problem is not None:
             refuse(problem, sum(len(ss.spans) for ss in rs.scope_spans))
             dropped_resources.append(r)
@@ -143,7 +153,7 @@ def screen_request(request: Any, *, tenant_fixed: bool = False) -> Screened:
             spans = ss.spans
             bad: list[int] = []
             for i, span in enumerate(spans):
-                problem = span_problem(span)
+                problem = span_problem(span, clean)
                 if problem is not None:
                     refuse(problem, 1)
                     bad.append(i)

@@ -19,7 +19,10 @@ from derivation.assembler import AssemblyConfig, RunAssembler
 from derivation.stats import FAILED
 from receiver.config import ReceiverConfig
 from receiver.grpc_transport import TraceReceiver
+from receiver.redact import IngestRedaction
 from receiver.store import SpanStore
+from redaction.book import PolicyBook
+from redaction.store import hashing_secret
 from warehouse import Warehouse, migrate
 from warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from wrm.settings import Settings, split_hostport
@@ -47,6 +50,7 @@ class WrmServer:
         self.authenticator: Authenticator | None = None
         self.keys: KeyStore | None = None
         self.auth_reason = ""
+        self.policies: PolicyBook | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -93,18 +97,29 @@ class WrmServer:
         self.assembler.start()
         writers = [wh.session() for _ in range(s.writer_threads)]
         self._sessions += writers
+        self.policies = self._policy_book(wh)
         self.receiver = TraceReceiver(
             config,
             [SpanStore(session).insert for session in writers],
             on_commit=self.assembler.committed,
             stamps_after=self.assembler.stored_through_ms,
             authenticator=self.authenticator,
+            redaction=IngestRedaction(self.policies, config.default_tenant),
         )
         self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
         self._start_http()
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
             self._stats_thread.start()
+
+    def _policy_book(self, wh: Warehouse) -> PolicyBook:
+        """Redaction policies: the settings' and those set through the API, on a handle of their own."""
+        s = self.settings
+        session = wh.session(own_reader=True)
+        self._sessions.append(session)
+        given = s.redaction_secret
+        secret = given.get_secret_value().encode() if given is not None else hashing_secret(session)
+        return PolicyBook(s.redaction, s.tenant_redaction, secret, session, s.redaction_refresh_s)
 
     def _start_access(self, hosts: list[str]) -> None:
         """Keys and the auth mode: required unless set off or every listener is on loopback."""

@@ -22,11 +22,13 @@ from pydantic_settings import (
 )
 
 from derivation.rebuild import StalePolicy
+from redaction.policy import Policy
 from warehouse.retention import RetentionPolicy, TierDays
 from warehouse.tenants import TENANT_RE
 
 ENV_PREFIX = "WRM_"
-SECRET_SETTINGS = frozenset({"admin_key", "key"})  # never echoed in an error message or a log line
+# never echoed in an error message or a log line
+SECRET_SETTINGS = frozenset({"admin_key", "key", "redaction_secret"})
 _ATTRIBUTE_RE = re.compile(r"^[A-Za-z0-9_.\-/]{1,255}$")
 _HOSTPORT_RE = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(?P<port>\d{1,5})$")
 
@@ -168,9 +170,25 @@ class Settings(BaseSettings):
     key_refresh_s: float = Field(
         5.0, ge=0.1, le=3600, description="how soon a key created or revoked by another process is seen"
     )
+    redaction: Policy = Field(
+        default_factory=Policy,
+        description="the global redaction policy: built-in detectors on/off and rules of your own "
+        "(credentials and card numbers are masked unless turned off)",
+    )
+    tenant_redaction: dict[str, Policy] = Field(
+        default_factory=dict, description="per-tenant redaction policies, layered over `redaction`"
+    )
+    redaction_secret: SecretStr | None = Field(
+        None,
+        description="keys the HMAC of `hash` actions (at least 32 characters); unset: a secret the "
+        "warehouse makes on first start",
+    )
+    redaction_refresh_s: float = Field(
+        5.0, ge=0.1, le=3600, description="how soon a policy set through another process applies"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    @field_validator("admin_key")
+    @field_validator("admin_key", "redaction_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
@@ -224,9 +242,9 @@ class Settings(BaseSettings):
         split_hostport(value)
         return value
 
-    @field_validator("tenant_retention")
+    @field_validator("tenant_retention", "tenant_redaction")
     @classmethod
-    def _tenant_ids(cls, value: dict[str, TenantRetention]) -> dict[str, TenantRetention]:
+    def _tenant_ids(cls, value: dict[str, Any]) -> dict[str, Any]:
         for tenant in value:
             if not TENANT_RE.match(tenant):
                 raise ValueError(f"{tenant!r} is not a tenant id (letters, digits, _ . -; at most 64)")

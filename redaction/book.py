@@ -1,0 +1,126 @@
+"""Every tenant's effective policy and its compiled Redactor, kept current.
+
+Sources, lowest first: the built-in defaults, the global policy (setting `redaction`), the
+tenant's settings policy (`tenant_redaction`), or instead of that one the tenant's policy set
+through the API (stored in the warehouse; removing it brings the settings policy back). API-set
+policies are re-read every `refresh_s`, so a change made through another process applies to
+spans received after it; one made through this process applies at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from redaction.policy import Effective, Policy, effective
+from redaction.redactor import Redactor, Rules
+from redaction.store import StoredPolicy, load_policies, save_policy
+from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+Source = Literal["api", "settings", "global"]
+_MAX_CACHED = 10_000  # tenants whose Redactor is kept; senders may name many
+
+
+def tenant_hash_key(secret: bytes, tenant: str) -> bytes:
+    """The HMAC key of one tenant's `hash` actions: equal values hash alike within a tenant only."""
+    return hmac.new(secret, b"wrm.redaction.tenant\x00" + tenant.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """What applies to a tenant and where its own part comes from."""
+
+    tenant: str
+    effective: Effective
+    own: Policy | None  # the tenant's policy (API-set, else from settings), None: the global one only
+    source: Source
+    stored: StoredPolicy | None  # the last API change, if any
+
+
+class PolicyBook:
+    def __init__(
+        self,
+        global_policy: Policy,
+        tenant_policies: Mapping[str, Policy],
+        secret: bytes,
+        wh: Warehouse | None = None,
+        refresh_s: float = 5.0,
+    ) -> None:
+        """`wh` None: settings only (a workflow process using the library)."""
+        self.global_policy = global_policy
+        self._settings = dict(tenant_policies)
+        self._secret = secret
+        self._wh = wh
+        self._refresh_s = refresh_s
+        self._stored: dict[str, StoredPolicy] = {}
+        self._loaded_at = float("-inf")
+        self._redactors: dict[str, Redactor] = {}
+        self._compiled: dict[str, Rules] = {}  # by effective policy: tenants without their own share one
+        self._lock = threading.Lock()
+        self._reload()
+
+    def redactor(self, tenant: str) -> Redactor:
+        """The tenant's Redactor (built once per policy change)."""
+        if self._wh is not None and time.monotonic() - self._loaded_at > self._refresh_s:
+            self._reload()
+        found = self._redactors.get(tenant)
+        if found is None:
+            policy = self.policy(tenant).effective
+            text = policy.model_dump_json()
+            rules = self._compiled.get(text)
+            if rules is None:
+                rules = self._compiled[text] = Rules(policy)
+            found = Redactor(rules, tenant_hash_key(self._secret, tenant), tenant)
+            if len(self._redactors) >= _MAX_CACHED:
+                self._redactors = {}
+            self._redactors[tenant] = found
+        return found
+
+    def policy(self, tenant: str) -> TenantPolicy:
+        stored = self._stored.get(tenant)
+        own: Policy | None = None
+        source: Source = "global"
+        if stored is not None and stored.policy is not None:
+            own, source = stored.policy, "api"
+        elif tenant in self._settings:
+            own, source = self._settings[tenant], "settings"
+        return TenantPolicy(tenant, effective(self.global_policy, own), own, source, stored)
+
+    def set(self, tenant: str, policy: Policy | None, changed_by: str) -> tuple[TenantPolicy, TenantPolicy]:
+        """Set or (None) remove a tenant's API policy; (before, after)."""
+        if self._wh is None:
+            raise RuntimeError("policies are set through the server that owns the warehouse")
+        before = self.policy(tenant)
+        saved = save_policy(self._wh, tenant, policy, changed_by)
+        with self._lock:
+            self._stored = {**self._stored, tenant: saved}
+            self._redactors = {t: r for t, r in self._redactors.items() if t != tenant}
+        return before, self.policy(tenant)
+
+    def _reload(self) -> None:
+        if self._wh is None:
+            return
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is reloading; this one goes on with what is loaded
+        try:
+            self._loaded_at = time.monotonic()
+            stored = load_policies(self._wh)
+            if stored != self._stored:  # rebuild every Redactor: rare, and a few ms
+                changed = {
+                    t for t in stored.keys() | self._stored.keys() if stored.get(t) != self._stored.get(t)
+                }
+                self._stored = stored
+                self._redactors = {t: r for t, r in self._redactors.items() if t not in changed}
+                self._compiled = {}
+        except Exception:  # keep redacting with what is loaded; the next call tries again
+            log.exception("could not read the redaction policies; keeping the ones loaded")
+        finally:
+            self._lock.release()
