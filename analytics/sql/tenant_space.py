@@ -33,11 +33,13 @@ EXPOSED = (
 # resolves the `comparison_sides(...)` inside version_comparison in the caller's database.
 PARAMETERIZED = ("effectiveness_window", "version_comparison", "comparison_sides")
 # Objects with tenant rows that a tenant key deliberately does not read: keys and the audit trail
-# (the admin API only), retention settings, redaction policies and the hashing secret, the run assembler's and summarizer's bookkeeping and
-# working views, and the materialized views (triggers; their rows are in the tables exposed).
+# (the admin API only), retention settings, redaction policies and the hashing secret, the run
+# assembler's and summarizer's bookkeeping and working views, and the materialized views
+# (triggers; their rows are in the tables exposed).
 INTERNAL = frozenset(
     {
-        "api_keys", "audit_log", "retention_policies", "redaction_policies", "redaction_secrets", "assembly_parts", "dirty_traces", "run_queue",
+        "api_keys", "audit_log", "retention_policies", "redaction_policies", "redaction_secrets",
+        "assembly_parts", "dirty_traces", "run_queue",
         "summary_dirty", "assemble_runs", "assemble_steps", "assembly_window", "cycle_parts",
         "cycle_runs", "queued_runs", "relinked_traces", "stale_runs", "summarize_runs", "trace_keys",
         "dirty_traces_mv", "spans_from_otlp_mv", "span_facts_mv", "runs_by_time_mv", "trace_links_mv",
