@@ -215,8 +215,9 @@ DETECTORS: tuple[Detector, ...] = (
         "card_number",
         "a payment card number: 13-19 digits, spaces or dashes allowed, issuer digit 2-6, Luhn-checked",
         True,
-        pattern=r"[0-9](?:[ -]?[0-9]){12,}",
-        trigger=r"[0-9](?:[ -]?[0-9]){12,}",
+        # \b: digits inside a hex id or a word (5b4111…) are not a card
+        pattern=r"\b[0-9](?:[ -]?[0-9]){12,}\b",
+        trigger=r"[2-6](?:[ -]?[0-9]){12,}",
         confirm=confirm_card,
     ),
     Detector(

@@ -1,12 +1,14 @@
 """Redact a parsed OTLP trace request in place, before its canonical bytes go to the warehouse.
 
 Reading every string of every span in Python would cost more than the rest of ingest allows, so
-the work is narrowed in three steps. A tenant's `Redactor.trigger` is searched for in the whole
-request's protobuf bytes (RE2, about 1 µs a span): most requests hold nothing and go on as they
-are. Otherwise each resource, scope and span is serialized and searched on its own, and only
-those that match are read string by string. Strings are contiguous UTF-8 in protobuf, and a
-trigger has no anchors or word boundaries, so a span whose bytes do not match holds nothing a
-rule would redact (the rules that cannot be checked this way set `Redactor.always`).
+the work is narrowed first. A tenant's `Redactor.trigger` is searched for in the request's
+canonical protobuf bytes (RE2, about 1 µs a span): most requests hold nothing and go on as
+they are. Each match is then placed in the span (or resource, or scope) whose bytes it overlaps
+(redaction.wire), and only those are read string by string. Strings are contiguous UTF-8 in
+protobuf and a trigger has no anchors or word boundaries, so a string a rule would redact
+always holds a trigger match, and some match the search reports overlaps it (the search moves
+left to right, so it cannot step over it). Rules that cannot be checked this way set
+`Redactor.always`: every span of that tenant is read.
 
 A span that lost anything gets `wrm.redacted`: a JSON object of rule name → how many values
 (its own, its events' and links', and its resource's and scope's, which its row carries too).
@@ -21,47 +23,90 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from redaction.redactor import DROPPED, Redactor, render
+from redaction.wire import Regions, regions, span_parts
 
 REDACTED_ATTRIBUTE = "wrm.redacted"
 TENANT_ATTRIBUTE = "wrm.tenant.id"  # routes the resource's spans: never redacted
 
 
 def redact_request(request: Any, payload: bytes, redactor_for: Callable[[Any], Redactor]) -> bool:
-    """Redact `request` (an ExportTraceServiceRequest that `payload` encodes) in place, each
-    ResourceSpans with `redactor_for(resource_spans)`. True when anything changed, so the
-    caller encodes the request again."""
+    """Redact `request` (an ExportTraceServiceRequest whose canonical encoding is `payload`) in
+    place, each ResourceSpans with `redactor_for(resource_spans)`. True when anything changed,
+    so the caller encodes the request again."""
     resources = list(request.resource_spans)
     redactors = [redactor_for(rs) for rs in resources]
-    distinct = {id(r): r for r in redactors}.values()
+    distinct = list({id(r): r for r in redactors}.values())
     if all(r.inert for r in distinct):
         return False
-    if not any(r.always or r.trigger.search(payload) for r in distinct if not r.inert):
-        return False
+    # What to read, per resource: None for everything, else the regions a trigger match overlaps
+    # with those matches ((-1, -1): the resource; (scope, -1): a scope; (scope, span): a span).
+    hits: dict[int, dict[tuple[int, int], list[tuple[int, int]]] | None] = {}
+    layout: Regions | None = None
+    for redactor in distinct:
+        if redactor.inert:
+            continue
+        mine = [r for r, each in enumerate(redactors) if each is redactor]
+        if redactor.always:
+            hits.update({r: None for r in mine})
+            continue
+        matches = [m.span() for m in redactor.trigger.finditer(payload)]
+        if not matches:
+            continue
+        layout = layout or regions(payload)
+        own = set(mine)
+        for start, end in matches:
+            for index in layout.overlapping(start, end):
+                r, sc, i = layout.where[index]
+                found = hits.setdefault(r, {}) if r in own else None
+                if found is not None:
+                    found.setdefault((sc, i), []).append((start, end))
     changed = False
-    for rs, redactor in zip(resources, redactors, strict=True):
-        if not redactor.inert:
-            changed |= _resource_spans(rs, redactor)
+    for r, found in hits.items():
+        spans = None
+        if found is not None:
+            assert layout is not None
+            spans = {where: _parts(payload, layout, r, where, ranges) for where, ranges in found.items()}
+        changed |= _resource_spans(resources[r], redactors[r], spans)
     return changed
 
 
-def _hit(redactor: Redactor, message: Any) -> bool:
-    return redactor.always or bool(redactor.trigger.search(message.SerializeToString()))
+def _parts(
+    payload: bytes, layout: Regions, r: int, where: tuple[int, int], ranges: list[tuple[int, int]]
+) -> set[tuple[object, ...]] | None:
+    """For a span, the parts of it the matches overlap; None (all of it) for a resource or scope."""
+    if where[1] < 0:
+        return None
+    index = layout.where.index((r, *where))
+    return span_parts(payload, layout.starts[index], layout.ends[index], ranges)
 
 
-def _resource_spans(rs: Any, redactor: Redactor) -> bool:
+def _resource_spans(
+    rs: Any, redactor: Redactor, hits: dict[tuple[int, int], set[tuple[object, ...]] | None] | None
+) -> bool:
+    """Redact what `hits` names (see redact_request; for a span, the parts to read), or
+    everything when it is None."""
     resource_tally: Counter[str] = Counter()
-    if _hit(redactor, rs.resource):
+    if hits is None or (-1, -1) in hits:
         attributes(rs.resource.attributes, redactor, resource_tally, keep=TENANT_ATTRIBUTE)
     changed = bool(resource_tally)
-    for ss in rs.scope_spans:
+    for sc, ss in enumerate(rs.scope_spans):
         scope_tally = resource_tally.copy()
-        if _hit(redactor, ss.scope):
+        if hits is None or (sc, -1) in hits:
             scope_tally.update(_scope(ss.scope, redactor))
         changed |= scope_tally != resource_tally
-        for span in ss.spans:
+        spans = ss.spans
+        # Only the spans hit need reading, unless the resource or scope lost something, which
+        # every span of the scope then records.
+        chosen = (
+            range(len(spans))
+            if hits is None or scope_tally
+            else sorted(i for s, i in hits if s == sc and i >= 0)
+        )
+        for i in chosen:
+            span = spans[i]
             tally = scope_tally.copy()
-            if _hit(redactor, span):
-                found = redact_span(span, redactor)
+            if hits is None or (sc, i) in hits:
+                found = redact_span(span, redactor, None if hits is None else hits[(sc, i)])
                 if found is not None:
                     tally.update(found)
                     changed = True
@@ -82,35 +127,52 @@ def _scope(scope: Any, redactor: Redactor) -> Counter[str]:
     return tally
 
 
-def redact_span(span: Any, redactor: Redactor) -> Counter[str] | None:
-    """Redact one Span; what was found, or None when it held nothing (a sender's `wrm.redacted`
-    removed still counts as a change)."""
+def redact_span(
+    span: Any, redactor: Redactor, parts: set[tuple[object, ...]] | None = None
+) -> Counter[str] | None:
+    """Redact one Span, or only its `parts` (redaction.wire.span_parts); what was found, or
+    None when it held nothing (a sender's `wrm.redacted` removed still counts as a change)."""
     tally: Counter[str] = Counter()
-    removed = _strip_record(span.attributes)
+
+    def wanted(*part: object) -> bool:
+        return parts is None or part in parts
+
     for field in ("name", "trace_state"):
         text = getattr(span, field)
-        if text:
+        if text and wanted(field):
             done = redactor.text(text, tally)
             if done != text:
                 setattr(span, field, done)
-    attributes(span.attributes, redactor, tally)
-    if span.status.message:
+    removed = attributes(
+        span.attributes, redactor, tally, only=None if parts is None else _indices(parts, "attr")
+    )
+    if span.status.message and wanted("status"):
         done = redactor.text(span.status.message, tally)
         if done != span.status.message:
             span.status.message = done
-    for event in span.events:
-        if event.name:
+    for e, event in enumerate(span.events):
+        if event.name and wanted("event_name", e):
             done = redactor.text(event.name, tally)
             if done != event.name:
                 event.name = done
-        attributes(event.attributes, redactor, tally)
-    for link in span.links:
-        if link.trace_state:
+        only = None if parts is None else _indices(parts, "event_attr", e)
+        if only is None or only:
+            attributes(event.attributes, redactor, tally, only=only)
+    for n, link in enumerate(span.links):
+        if link.trace_state and wanted("link_state", n):
             done = redactor.text(link.trace_state, tally)
             if done != link.trace_state:
                 link.trace_state = done
-        attributes(link.attributes, redactor, tally)
+        only = None if parts is None else _indices(parts, "link_attr", n)
+        if only is None or only:
+            attributes(link.attributes, redactor, tally, only=only)
     return tally if (tally or removed) else None
+
+
+def _indices(parts: set[tuple[object, ...]], kind: str, *within: int) -> set[int]:
+    """The attribute indices `parts` names of one kind (and event or link)."""
+    n = len(within)
+    return {int(p[-1]) for p in parts if p[0] == kind and p[1 : 1 + n] == within}  # type: ignore[call-overload]
 
 
 def _strip_record(kvs: Any) -> bool:
@@ -127,16 +189,25 @@ def _record(span: Any, tally: Counter[str]) -> None:
     kv.value.string_value = json.dumps(dict(sorted(tally.items())), separators=(",", ":"))
 
 
-def attributes(kvs: Any, redactor: Redactor, tally: Counter[str], keep: str = "") -> None:
-    """Redact repeated KeyValue in place, removing what a drop rule matches."""
+def attributes(
+    kvs: Any, redactor: Redactor, tally: Counter[str], keep: str = "", only: set[int] | None = None
+) -> bool:
+    """Redact repeated KeyValue in place (those at indices `only`, or all), removing what a
+    drop rule matches and any `wrm.redacted` a sender set; True when one was removed."""
     dropped: list[int] = []
-    for i, kv in enumerate(kvs):
+    spoofed = False
+    for i in sorted(only) if only is not None else range(len(kvs)):
+        kv = kvs[i]
         if kv.key == keep:
             continue
-        if _key_value(kv, redactor, tally) is DROPPED:
+        if kv.key == REDACTED_ATTRIBUTE:
+            dropped.append(i)
+            spoofed = True
+        elif _key_value(kv, redactor, tally) is DROPPED:
             dropped.append(i)
     for i in reversed(dropped):
         del kvs[i]
+    return spoofed
 
 
 def _key_value(kv: Any, redactor: Redactor, tally: Counter[str]) -> object:
