@@ -235,7 +235,12 @@ class Redactor:
     # -- attributes ------------------------------------------------------------------------
 
     def whole(self, rule: _KeyRule, rendered: str, tally: Counter[str]) -> str:
-        """What a key rule without a pattern leaves of a whole value (not `drop`)."""
+        """What a key rule without a pattern leaves of a whole value (not `drop`). What
+        `truncate` keeps still meets the value rules (a drop among them blanks it)."""
+        if rule.action == "truncate":
+            if len(rendered) > rule.keep:
+                tally[rule.name] += 1
+            return self.text(rendered[: rule.keep], tally)
         tally[rule.name] += 1
         return self._replace(rule.name, rule.action, rule.keep, rendered)
 
