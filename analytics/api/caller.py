@@ -1,6 +1,7 @@
 """Who is calling each /v1 route, and whether they may: one dependency per role.
 
-A route takes `Viewer`, `Operator` or `Admin` (the app's `state.authenticator` decides): the key in
+A route takes `Viewer`, `Operator` or `Admin` (the app's `state.authenticator` decides), or
+`Sender` for what only the senders of data may do (ingest and admin keys: `Role.allows`): the key in
 `Authorization: Bearer` is checked, its role must allow the route, and its tenant is the only
 tenant the call sees. Without a key — allowed only while auth is off — the tenant comes from
 `X-WRM-Tenant` (default `default`) and the actor is the unverified `X-WRM-Actor` label. The
@@ -82,6 +83,7 @@ class Need:
 Viewer = Annotated[Caller, Depends(Need(Role.VIEWER))]
 Operator = Annotated[Caller, Depends(Need(Role.OPERATOR))]
 Admin = Annotated[Caller, Depends(Need(Role.ADMIN))]
+Sender = Annotated[Caller, Depends(Need(Role.INGEST))]  # ingest or admin keys: apart from the ladder
 
 
 class Authentication:
@@ -116,9 +118,14 @@ def document_roles(router: APIRouter) -> APIRouter:
             need = _need_of(route.dependant)
             if need is not None:
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-wrm-role": need.role.value}
+                below = (
+                    "is neither ingest nor admin"
+                    if need.role is Role.INGEST
+                    else f"is below {need.role.value}"
+                )
                 route.responses = {
                     401: {"description": "no key, or an unknown or revoked one (problem+json)"},
-                    403: {"description": f"the key's role is below {need.role.value} (problem+json)"},
+                    403: {"description": f"the key's role {below} (problem+json)"},
                     **route.responses,
                 }
     return router
