@@ -1,10 +1,13 @@
-"""One run: its row, its parts, its steps (as a tree or flat), its timeline and its re-run lineage."""
+"""One run: its row, its parts, its steps (as a tree or flat), its timeline, its re-run lineage,
+and what redaction took out of its spans (rule names and counts from each span's `wrm.redacted`,
+never values)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
@@ -65,6 +68,7 @@ _STEP_COLUMNS = ", ".join((
     "step_id", "parent_step_id", "name", "type", "attempt", "status", "start_time", "end_time", "duration_ns",
     "model", "input_tokens", "output_tokens", "cost_usd", "validation_name", "validation_passed",
     "quality_score", "human_decision", "human_actor", "human_wait_ms", "error_type", "error_message",
+    "attributes['wrm.redacted']",
 ))  # fmt: skip
 
 
@@ -154,7 +158,21 @@ def _step(trace_id: str, r: list[Any]) -> Step:
         human_actor=r[17],
         human_wait_ms=r[18],
         last_error=": ".join(p for p in (r[19], r[20]) if p) if r[5] == "failed" else "",
+        redactions=_counts(r[21]),
     )
+
+
+def _counts(recorded: str) -> dict[str, int]:
+    """A span's `wrm.redacted` (rule → count, written by ingest), or {} when it has none."""
+    if not recorded:
+        return {}
+    try:
+        found = json.loads(recorded)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def as_tree(steps: list[Step]) -> list[Step]:
@@ -168,16 +186,25 @@ def as_tree(steps: list[Step]) -> list[Step]:
     return roots
 
 
-def _waits(wh: Warehouse, tenant: str, trace_ids: list[str]) -> list[datetime]:
-    """When the run started waiting for a person, in any part (wrm.hitl.state=requested markers,
-    kept as long as the run's spans are)."""
+class SpanNotes(NamedTuple):
+    waits: list[datetime]
+    redactions: dict[str, int]
+
+
+def _span_notes(wh: Warehouse, tenant: str, trace_ids: list[str]) -> SpanNotes:
+    """In one read of the run's spans (span_facts, kept as long as the spans are): when the run
+    started waiting for a person, in any part (wrm.hitl.state=requested markers), and what
+    redaction took out of its spans, every span's `wrm.redacted` summed (steps or not)."""
     rows = wh.rows(
-        "SELECT start_time FROM span_facts FINAL "
-        "WHERE tenant_id = {t:String} AND trace_id IN {trs:Array(String)} "
-        "AND is_marker = 1 ORDER BY start_time",
+        "SELECT arraySort(groupArrayIf(start_time, is_marker = 1)), "
+        "sumMap(JSONExtract(attributes['wrm.redacted'], 'Map(String, UInt64)')) FROM span_facts FINAL "
+        "WHERE tenant_id = {t:String} AND trace_id IN {trs:Array(String)}",
         {"t": tenant, "trs": trace_ids},
     )
-    return [r[0] for r in rows]
+    if not rows:
+        return SpanNotes([], {})
+    waits, redactions = rows[0]
+    return SpanNotes(list(waits), {str(k): int(v) for k, v in sorted(redactions.items()) if v})
 
 
 _RUN_ENDED: dict[str, TimelineKind] = {
@@ -295,6 +322,7 @@ def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
     actions = acts.actions_for_run(wh, tenant, run_id)
     notes = acts.annotations_for_run(wh, tenant, run_id)
     cancels = {a.state for a in actions if a.kind == "cancel"}
+    spans = _span_notes(wh, tenant, run.trace_ids)
     return RunDetail(
         run_id=run_id,
         trace_id=run.trace_id,
@@ -325,10 +353,11 @@ def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
         user_id=run.user_id,
         session_id=run.session_id,
         service_name=run.service_name,
-        timeline=timeline(run, steps, _waits(wh, tenant, run.trace_ids), actions, notes),
+        timeline=timeline(run, steps, spans.waits, actions, notes),
         annotations=notes,
         actions=actions,
         lineage=lineage(wh, tenant, run, actions),
+        redactions=spans.redactions,
     )
 
 

@@ -132,6 +132,10 @@ class RunDetail(RunSummary):
     annotations: list[Annotation]
     actions: list[Action]
     lineage: Lineage
+    redactions: dict[str, int] = Field(
+        default_factory=dict,
+        description="rule or detector name → values redacted at ingest, over all the run's spans",
+    )
 
 
 class Step(BaseModel):
@@ -156,6 +160,9 @@ class Step(BaseModel):
     human_actor: str
     human_wait_ms: int
     last_error: str = Field("", description="error type and message when the step failed")
+    redactions: dict[str, int] = Field(
+        default_factory=dict, description="rule or detector name → values redacted at ingest from its span"
+    )
     children: list[Step] = Field(default_factory=list)
 
 
