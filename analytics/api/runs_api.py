@@ -1,9 +1,16 @@
 """/v1: runs, steps, actions, annotations and tags. Handlers only bind HTTP to analytics.runs;
-errors are raised as analytics.runs.errors and rendered by analytics.api.problems."""
+errors are raised as analytics.runs.errors and rendered by analytics.api.problems.
+
+What operators and engines write (annotation text, label and author, tags, action reasons,
+re-run context, acknowledgement messages) is redacted with the tenant's policy before it is
+stored or audited, as spans are: a tag a rule would change is refused rather than stored altered.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -15,7 +22,7 @@ from analytics.api.caller import Caller, Operator, Viewer
 from analytics.api.export_stream import ExportResponse, ExportStream
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
-from analytics.runs.errors import Busy
+from analytics.runs.errors import Busy, InvalidInput
 from analytics.runs.export import MEDIA_TYPES, export_runs
 from analytics.runs.listing import MAX_LIMIT, RunFilter, count_runs, list_runs, tags_of
 from analytics.runs.schemas import (
@@ -32,6 +39,8 @@ from analytics.runs.schemas import (
     Tags,
     TagsRequest,
 )
+from redaction.book import PolicyBook
+from redaction.policy import Policy
 from warehouse import Warehouse
 
 
@@ -69,11 +78,25 @@ def run_filter(
 Filter = Annotated[RunFilter, Depends(run_filter)]
 
 
-def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
+def _redacted(tally: Counter[str]) -> dict[str, dict[str, int]]:
+    """What an audit entry adds when redaction changed the request: rule names and counts."""
+    return {"redacted": dict(sorted(tally.items()))} if tally else {}
+
+
+def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | None = None) -> APIRouter:
     """`wh`: a handle of the API's own (reads on its reader, writes on its client);
     `max_exports`: exports streaming at once, each on an engine handle of its own; one more is
-    answered 429 with Retry-After rather than adding load without bound. Viewers read, operators act."""
+    answered 429 with Retry-After rather than adding load without bound. Viewers read, operators act.
+    `policies`: the redaction policies (None: the built-in defaults alone)."""
     router = APIRouter(prefix="/v1", tags=["runs"])
+    book = policies or PolicyBook(Policy(), {}, b"")
+
+    def _scrubbed(who: Caller) -> Caller:
+        """Without a key (auth off) the actor is the caller's own label (X-WRM-Actor): redacted too."""
+        if who.principal is not None:
+            return who
+        name = book.redactor(who.tenant).text(who.actor.name)
+        return who if name == who.actor.name else replace(who, actor=replace(who.actor, name=name))
 
     export_slots = threading.BoundedSemaphore(max_exports)
 
@@ -144,7 +167,11 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
         key: str,
         response: Response,
     ) -> Action:
+        who = _scrubbed(who)
         run = find_run(wh, who.tenant, run_id)  # a part's trace id finds its run
+        redactor, tally = book.redactor(who.tenant), Counter[str]()
+        reason = redactor.text(reason, tally)
+        context = redactor.mapping(context, tally)
         action, created = acts.request_action(
             wh,
             who.tenant,
@@ -165,6 +192,7 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
                 run.run_id,
                 action_id=action.action_id,
                 reason=reason,
+                **_redacted(tally),
             )
         response.status_code = 201 if created else 200
         return action
@@ -206,27 +234,44 @@ def build_router(wh: Warehouse, max_exports: int = 2) -> APIRouter:
     @router.post("/actions/{action_id}/ack", response_model=Action, tags=["actions"])
     def ack(who: Operator, action_id: str, body: AckRequest) -> Action:
         """The engine reports the outcome; a re-run may name the run it started."""
+        who, tally = _scrubbed(who), Counter[str]()
+        body = body.model_copy(update={"message": book.redactor(who.tenant).text(body.message, tally)})
         done, changed = acts.acknowledge(wh, who.tenant, action_id, body, who.actor.label)
         if changed:
             audit_log.record(
-                wh, who.tenant, who.actor, "action.ack", action_id, run_id=done.run_id, outcome=done.state
-            )
+                wh, who.tenant, who.actor, "action.ack", action_id,
+                run_id=done.run_id, outcome=done.state, **_redacted(tally),
+            )  # fmt: skip
         return done
 
     @router.post("/runs/{run_id}/annotations", response_model=Annotation, status_code=201, tags=["actions"])
     def annotate(who: Operator, run_id: str, body: AnnotationRequest) -> Annotation:
         """With a key the author is the key (name and id); without one (auth off), `author`."""
+        who = _scrubbed(who)
         run = find_run(wh, who.tenant, run_id)
-        author = who.actor.label if who.principal is not None else body.author or who.actor.label
-        note = acts.annotate(wh, who.tenant, run.run_id, body, author)
-        audit_log.record(
-            wh, who.tenant, who.actor, "run.annotate", run.run_id, annotation_id=note.annotation_id
+        redactor, tally = book.redactor(who.tenant), Counter[str]()
+        author = who.actor.label if who.principal is not None else redactor.text(body.author, tally)
+        body = body.model_copy(
+            update={"text": redactor.text(body.text, tally), "label": redactor.text(body.label, tally)}
         )
+        note = acts.annotate(wh, who.tenant, run.run_id, body, author or who.actor.label)
+        audit_log.record(
+            wh, who.tenant, who.actor, "run.annotate", run.run_id,
+            annotation_id=note.annotation_id, **_redacted(tally),
+        )  # fmt: skip
         return note
 
     @router.post("/runs/{run_id}/tags", response_model=Tags, tags=["actions"])
     def tags(who: Operator, run_id: str, body: TagsRequest) -> Tags:
+        who = _scrubbed(who)
         run_id = find_run(wh, who.tenant, run_id).run_id
+        redactor, tally = book.redactor(who.tenant), Counter[str]()
+        matched = sum(redactor.text(t, tally) != t for t in (*body.add, *body.remove))
+        if matched:
+            raise InvalidInput(
+                f"{matched} tag(s) match redaction rules ({', '.join(sorted(tally))}); a tag is "
+                "stored as given or not at all"
+            )
         if acts.change_tags(wh, who.tenant, run_id, body, who.actor.label):
             audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=body.add, remove=body.remove)
         return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
