@@ -9,9 +9,8 @@ Public surface: `Redactor`, `Policy`, `Rule`, `PolicyBook`, `DETECTORS`, `Policy
 """
 
 from redaction.book import PolicyBook
-from redaction.config import PolicyError
 from redaction.detectors import DETECTORS, Detector
-from redaction.policy import Effective, Policy, Rule, effective
+from redaction.policy import Effective, Policy, PolicyError, Rule, effective
 from redaction.redactor import Redactor
 
 __all__ = [

@@ -65,6 +65,8 @@ class PolicyBook:
         self._redactors: dict[str, Redactor] = {}
         self._compiled: dict[str, Rules] = {}  # by effective policy: tenants without their own share one
         self._lock = threading.Lock()
+        for own in [None, *self._settings.values()]:
+            Rules(effective(global_policy, own))  # a policy that cannot compile stops start-up
         self._reload()
 
     def redactor(self, tenant: str) -> Redactor:
@@ -99,6 +101,8 @@ class PolicyBook:
         if self._wh is None:
             raise RuntimeError("policies are set through the server that owns the warehouse")
         before = self.policy(tenant)
+        if policy is not None:
+            Rules(effective(self.global_policy, policy))  # refuse here what could not compile at ingest
         saved = save_policy(self._wh, tenant, policy, changed_by)
         with self._lock:
             self._stored = {**self._stored, tenant: saved}

@@ -14,11 +14,7 @@ from pydantic_settings import (
 )
 
 from redaction.book import PolicyBook
-from redaction.policy import Policy
-
-
-class PolicyError(ValueError):
-    """A policy cannot be applied as given (a `hash` action without a secret to key it)."""
+from redaction.policy import Policy, PolicyError
 
 
 class RedactionSettings(BaseSettings):

@@ -23,6 +23,11 @@ RULE_NAME = r"^[a-z][a-z0-9_.-]{0,62}$"
 _KEY_GLOB = r"^[A-Za-z0-9_.\-/*?\[\]!@:]{1,255}$"
 
 
+class PolicyError(ValueError):
+    """A policy cannot be applied as given: its rules together are too large for RE2, or it
+    hashes where no secret keys the digests the server stores."""
+
+
 def re2_options() -> re2.Options:
     options = re2.Options()
     options.log_errors = False  # a bad operator pattern is reported once, by us, not on stderr
@@ -59,7 +64,7 @@ class Rule(BaseModel):
         try:
             compiled = re2.compile(value, re2_options())
         except re2.error as exc:
-            raise ValueError(f"is not an RE2 pattern: {_text(exc)}") from None
+            raise ValueError(f"is not an RE2 pattern: {error_text(exc)}") from None
         if compiled.search(""):
             raise ValueError("matches the empty string, so it would match everywhere")
         return value
@@ -129,6 +134,6 @@ def effective(*policies: Policy | None) -> Effective:
     return Effective(detectors=detectors, rules=list(rules.values()), keep=keep)
 
 
-def _text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     arg = exc.args[0] if exc.args else exc
     return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)

@@ -30,7 +30,7 @@ from typing import Any
 import re2
 
 from redaction.detectors import BY_NAME, Confirm
-from redaction.policy import Action, Effective, re2_options
+from redaction.policy import Action, Effective, PolicyError, error_text, re2_options
 
 DROPPED = object()  # what `value` answers for an attribute a drop rule removes
 _KEY_CACHE_MAX = 10_000
@@ -88,6 +88,12 @@ class Rules:
     effective policy (compiling costs ~1 ms; tenants can be many)."""
 
     def __init__(self, policy: Effective) -> None:
+        try:
+            self._compile(policy)
+        except re2.error as exc:
+            raise PolicyError(f"the policy's rules cannot be compiled together: {error_text(exc)}") from None
+
+    def _compile(self, policy: Effective) -> None:
         self.policy = policy
         options = re2_options()
         self.key_rules: list[_KeyRule] = []
