@@ -58,6 +58,11 @@ OPERATIONS = (
     "GET /v1/keys",
     "DELETE /v1/keys/{key_id}",
     "GET /v1/audit",
+    "GET /v1/redaction/detectors",
+    "GET /v1/tenants/{tenant}/redaction",
+    "PUT /v1/tenants/{tenant}/redaction",
+    "DELETE /v1/tenants/{tenant}/redaction",
+    "POST /v1/redact",
 )
 ADMIN_KEY = "platform-admin-" + "p" * 40
 
@@ -144,7 +149,7 @@ def _openapi() -> dict[str, Any]:
     lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
     # a stand-in warehouse
     stand_in = SimpleNamespace(timezone=lambda: "UTC")
-    return create_app(stand_in, key_store=stand_in).openapi()  # type: ignore[arg-type]
+    return create_app(stand_in, key_store=stand_in, policies=stand_in).openapi()  # type: ignore[arg-type]
 
 
 OPENAPI = _openapi()
@@ -166,7 +171,10 @@ def _setting(params: dict[str, Any], name: str) -> Callable[[Any], dict[str, Any
 def flatmap_path_parameters(
     ctx: schemathesis.HookContext, params: dict[str, Any] | None
 ) -> st.SearchStrategy[Any]:
-    for name, ids in (("run_id", KNOWN.run_ids), ("action_id", KNOWN.action_ids), ("key_id", KNOWN.key_ids)):
+    for name, ids in (
+        ("run_id", KNOWN.run_ids), ("action_id", KNOWN.action_ids), ("key_id", KNOWN.key_ids),
+        ("tenant", [TENANT]),
+    ):  # fmt: skip
         if params and name in params:
             return _either(params[name], *ids).map(_setting(params, name))
     return st.just(params)

@@ -25,6 +25,7 @@ from redaction.book import PolicyBook
 from redaction.store import hashing_secret
 from warehouse import Warehouse, migrate
 from warehouse.retention import apply_retention, store_policy, stored_policy_rows
+from wrm.redaction_audit import record_settings_changes
 from wrm.settings import Settings, split_hostport
 
 log = logging.getLogger("wrm")
@@ -98,6 +99,10 @@ class WrmServer:
         writers = [wh.session() for _ in range(s.writer_threads)]
         self._sessions += writers
         self.policies = self._policy_book(wh)
+        if record_settings_changes(wh, s.redaction, s.tenant_redaction):
+            log.info(
+                "redaction policies in the settings changed since the last start: recorded in the audit log"
+            )
         self.receiver = TraceReceiver(
             config,
             [SpanStore(session).insert for session in writers],
@@ -195,6 +200,7 @@ class WrmServer:
             max_exports=s.export_max_concurrent,
             authenticator=self.authenticator,
             key_store=self.keys,
+            policies=self.policies,
         )
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = self._http = uvicorn.Server(config)

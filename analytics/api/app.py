@@ -11,8 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from access import Authenticator
 from access.store import KeyStore
 from analytics import sql
-from analytics.api import keys_api, problems, runs_api
+from analytics.api import keys_api, problems, redaction_api, runs_api
 from analytics.api.caller import Authentication, document_roles
+from redaction.book import PolicyBook
 from warehouse import Warehouse, classify
 
 
@@ -27,6 +28,7 @@ def create_app(
     max_exports: int = 2,
     authenticator: Authenticator | None = None,
     key_store: KeyStore | None = None,
+    policies: PolicyBook | None = None,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
@@ -34,7 +36,9 @@ def create_app(
     `health_warehouse`, the handle /healthz reads, so a busy handle elsewhere never stalls it;
     `degraded`, why the server is degraded (a background job stopped), "" when it is not;
     `authenticator`, who may call and for which tenant (None: auth off, no keys known);
-    `key_store`, where `/v1/keys` keeps keys (None: no /v1/keys and /v1/audit routes).
+    `key_store`, where `/v1/keys` keeps keys (None: no /v1/keys and /v1/audit routes);
+    `policies`, the redaction policies ingest applies, which operators' text written through the
+    API gets too (None: no redaction routes, and that text gets the built-in defaults).
 
     /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
     but something needs an operator (ingest still works, so a load balancer should keep the
@@ -72,9 +76,12 @@ def create_app(
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     app.state.authenticator = auth  # read by every /v1 route's role dependency (analytics.api.caller)
-    app.include_router(document_roles(runs_api.build_router(api_warehouse or warehouse, max_exports)))
+    api = api_warehouse or warehouse
+    app.include_router(document_roles(runs_api.build_router(api, max_exports, policies)))
     if key_store is not None:
-        app.include_router(document_roles(keys_api.build_router(api_warehouse or warehouse, key_store, auth)))
+        app.include_router(document_roles(keys_api.build_router(api, key_store, auth)))
+    if policies is not None:
+        app.include_router(document_roles(redaction_api.build_router(api, policies)))
     if sql_capacity is not None:
         app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone(), auth))
     return app
