@@ -1,4 +1,4 @@
-"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys."""
+"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys, redact."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from warehouse import Warehouse, WarehouseError, migrate
-from wrm import export_command, indicator_commands, keys_command, retention_command
+from wrm import export_command, indicator_commands, keys_command, redact_command, retention_command
 from wrm.reading import NoWarehouse, read_source
 from wrm.server import WrmServer
 from wrm.settings import Settings, SettingsError, load_settings
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     retention_command.add_parser(sub, _common)
     export_command.add_parser(sub, _common)
     keys_command.add_parser(sub, _common)
+    redact_command.add_parser(sub, _common)
     return parser
 
 
@@ -82,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export_command.run(settings, args)
         if args.command == "keys":
             return keys_command.run(settings, args)
+        if args.command == "redact":
+            return redact_command.run(settings, args)
         if args.command == "retention":
             return retention_command.run(settings, args)
         return _sql(settings, args.query, args.format)
