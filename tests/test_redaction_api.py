@@ -168,7 +168,10 @@ def test_only_admins_of_the_tenant_and_the_platform_admin(env: Env) -> None:
         ({"rules": [{"name": "empty", "pattern": "a*"}]}, "body.rules.0.pattern"),
         ({"detectors": {"no_such_detector": "mask"}}, "body.detectors"),
         ({"rules": [{"name": "glob", "keys": ["has space"]}]}, "body.rules.0.keys"),
-        ({"rules": [{"name": "ok", "keys": ["a"]}, {"name": "glob", "keys": ["[]"]}]}, "body.rules.1.keys"),
+        (
+            {"rules": [{"name": "ok", "keys": ["a"]}, {"name": "glob", "keys": ["b", "[]"]}]},
+            "body.rules.1.keys.1",
+        ),
         ({"rules": [{"name": "card_number", "keys": ["a"]}]}, "body.rules.0"),
         ({"detectors": {"email": "scramble"}}, "body.detectors.email"),
     ],
