@@ -27,6 +27,7 @@ from access.keys import key_id_of
 from access.store import KeyStore
 from analytics.api.redaction_api import MAX_ITEMS, MAX_REDACT_BYTES, unfit
 from redaction.book import PolicyBook
+from redaction.policy import PolicyError
 from redaction.store import hashing_secret
 from warehouse import Warehouse, migrate
 from warehouse.tenants import TENANT_RE
@@ -66,7 +67,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         done = iter(_via_server(settings, url, args.tenant, items, tally))
     else:
         with opened_directly(settings, url, "redact") as wh:
-            done = iter(_direct(settings, wh, args.tenant, items, tally))
+            try:
+                done = iter(_direct(settings, wh, args.tenant, items, tally))
+            except PolicyError as exc:
+                print(f"wrm redact: {exc}", file=sys.stderr)
+                return 1
     out = sys.stdout.buffer
     for item in lines:
         out.write(b"\n" if item is BLANK else _line(next(done), args.json))
