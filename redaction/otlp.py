@@ -26,6 +26,7 @@ from redaction.redactor import DROPPED, Redactor, render
 from redaction.wire import Regions, regions, span_parts
 
 REDACTED_ATTRIBUTE = "wrm.redacted"
+_REDACTED_KEY = b"\x0a\x0cwrm.redacted\x12"  # the key as a KeyValue encodes it (field 1, 12 bytes)
 TENANT_ATTRIBUTE = "wrm.tenant.id"  # routes the resource's spans: never redacted
 
 
@@ -36,8 +37,8 @@ def redact_request(request: Any, payload: bytes, redactor_for: Callable[[Any], R
     resources = list(request.resource_spans)
     redactors = [redactor_for(rs) for rs in resources]
     distinct = list({id(r): r for r in redactors}.values())
-    if all(r.inert for r in distinct):
-        return False
+    if all(r.inert for r in distinct):  # nothing to redact, but a sender's wrm.redacted still goes
+        return _REDACTED_KEY in payload and _strip_everywhere(resources)
     # What to read, per resource: None for everything, else the regions a trigger match overlaps
     # with those matches ((-1, -1): the resource; (scope, -1): a scope; (scope, span): a span).
     hits: dict[int, dict[tuple[int, int], list[tuple[int, int]]] | None] = {}
@@ -173,6 +174,16 @@ def _indices(parts: set[tuple[object, ...]], kind: str, *within: int) -> set[int
     """The attribute indices `parts` names of one kind (and event or link)."""
     n = len(within)
     return {int(p[-1]) for p in parts if p[0] == kind and p[1 : 1 + n] == within}  # type: ignore[call-overload]
+
+
+def _strip_everywhere(resources: list[Any]) -> bool:
+    stripped = False
+    for rs in resources:
+        stripped |= _strip_record(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                stripped |= _strip_record(span.attributes)
+    return stripped
 
 
 def _strip_record(kvs: Any) -> bool:

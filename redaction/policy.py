@@ -34,6 +34,33 @@ def re2_options() -> re2.Options:
     return options
 
 
+def glob_regex(glob: str) -> str:
+    """An RE2 pattern for a key glob (* ? [..] [!..]), whole key, case-insensitive."""
+    out, i = [], 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[" and "]" in glob[i + 1 :]:
+            end = glob.index("]", i + 1)
+            body = glob[i + 1 : end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re2.escape(ch))
+        i += 1
+    return "(?i)^" + "".join(out) + "$"
+
+
+def glob_literal(glob: str) -> str:
+    """The longest run of plain characters in a glob: text any key it matches contains."""
+    runs = re2.split(r"\*|\?|\[[^\]]*\]", glob)
+    return max(runs, key=len) if runs else ""
+
+
 class Rule(BaseModel):
     """An operator's rule: values under keys matching `keys` (globs, case-insensitive), and/or
     text matching `pattern` (RE2) anywhere a detector looks. With both, the pattern is sought only
@@ -52,6 +79,10 @@ class Rule(BaseModel):
         for glob in value:
             if not re2.match(_KEY_GLOB, glob):
                 raise ValueError(f"{glob[:80]!r} is not a key glob (letters, digits, _ . - / and * ? [ ] !)")
+            try:
+                re2.compile(glob_regex(glob), re2_options())
+            except re2.error as exc:
+                raise ValueError(f"{glob[:80]!r} is not a key glob: {error_text(exc)}") from None
         return value
 
     @field_validator("pattern")

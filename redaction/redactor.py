@@ -30,7 +30,7 @@ from typing import Any
 import re2
 
 from redaction.detectors import BY_NAME, Confirm
-from redaction.policy import Action, Effective, PolicyError, error_text, re2_options
+from redaction.policy import Action, Effective, PolicyError, error_text, glob_literal, glob_regex, re2_options
 
 DROPPED = object()  # what `value` answers for an attribute a drop rule removes
 _KEY_CACHE_MAX = 10_000
@@ -53,33 +53,6 @@ class _KeyRule:
     keep: int
     keys: Any  # re2 pattern over the key
     within: _ValueRule | None = None  # the rule's pattern, sought only in these keys' values
-
-
-def glob_regex(glob: str) -> str:
-    """An RE2 pattern for a key glob (* ? [..] [!..]), whole key, case-insensitive."""
-    out, i = [], 0
-    while i < len(glob):
-        ch = glob[i]
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[" and "]" in glob[i + 1 :]:
-            end = glob.index("]", i + 1)
-            body = glob[i + 1 : end]
-            body = "^" + body[1:] if body.startswith("!") else body
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re2.escape(ch))
-        i += 1
-    return "(?i)^" + "".join(out) + "$"
-
-
-def glob_literal(glob: str) -> str:
-    """The longest run of plain characters in a glob: text any key it matches contains."""
-    runs = re2.split(r"\*|\?|\[[^\]]*\]", glob)
-    return max(runs, key=len) if runs else ""
 
 
 class Rules:

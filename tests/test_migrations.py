@@ -24,6 +24,7 @@ MIGRATIONS = [
     (9, "runs_by_run_id"),
     (10, "access_control"),
     (11, "ingest_key_tenant"),
+    (12, "redaction"),
 ]
 
 

@@ -66,7 +66,9 @@ def test_runs_assembled_per_trace_are_rebuilt_by_run_id(warehouse: Warehouse, tm
     before = warehouse.rows("SELECT run_id, input_tokens FROM runs WHERE tenant_id = 'up' ORDER BY trace_id")
     assert before == [("order-u", 200), ("order-u", 100), ("old-run", 0)]  # the bug: split, counted twice
 
-    assert [m.name for m in migrate(warehouse)] == ["runs_by_run_id", "access_control", "ingest_key_tenant"]
+    assert [m.name for m in migrate(warehouse)] == [
+        "runs_by_run_id", "access_control", "ingest_key_tenant", "redaction"
+    ]
     server = start_server(warehouse)
     try:
         assert server.assembler is not None
