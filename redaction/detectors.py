@@ -25,6 +25,11 @@ _CREDENTIAL_WORDS = (
     r"|private[_-]?key|client[_-]?secret|authorization|cookie|credentials?"
 )
 
+_CAMEL_WORDS = (
+    "Password|Passwd|Passphrase|Secret|Token|ApiKey|Apikey|AccessKey|SecretKey|PrivateKey"
+    "|ClientSecret|Authorization|Cookie|Credentials?"
+)
+
 
 @dataclass(frozen=True)
 class Detector:
@@ -78,35 +83,64 @@ def _card_number(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits)
 
 
+def _printed(sizes: list[int]) -> bool:
+    """Digit groups as cards are printed: one run, fours then a last group of 1-4, or 4-6-5 / 4-6-4."""
+    if len(sizes) == 1:
+        return True
+    return (all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4) or sizes in ([4, 6, 5], [4, 6, 4])
+
+
 def confirm_card(text: str) -> tuple[int, int] | None:
-    """A payment card number in a run of digits, spaces and dashes: the whole run (13-19 digits,
-    issuer digit 2-6, Luhn sum), or a part of it grouped as cards are printed (fours, then a last
-    group of 1-4; or 4-6-5 and 4-6-4), so `4111 1111 1111 1111 12` still finds the card and a
-    UUID's digit groups (8-4-4-4-12) do not."""
+    """A payment card number (13-19 digits, issuer digit 2-6, Luhn sum) in a run of digits
+    joined by single spaces or dashes: the run, or the part of it grouped as cards are printed
+    (one group; fours, then a last group of 1-4; 4-6-5; 4-6-4), so `4111 1111 1111 1111 12` and
+    `2 4111111111111111` still find the card while a UUID's digit groups (8-4-4) do not. The
+    pattern also takes a decimal point next to the run, so that a decimal number's fraction
+    (0.4111…) or integer part (…4630.0) is not taken for a card."""
     groups = _card_groups(text)
-    if _card_number("".join(text[s:e] for s, e in groups)):
-        return groups[0][0], groups[-1][1]
-    if len(groups) < 2:
-        return None
+    if text[-2] in ".,":
+        groups = groups[:-2]  # …NNNN.d: the integer part and its fraction digit
+    lead = len(text) - len(text.lstrip("0123456789"))
+    if lead < len(text) and text[lead] in ".,":
+        groups = groups[2:]  # d.NNNN…: the leading digits and the fraction
     sizes = [e - s for s, e in groups]
     for i in range(len(groups)):
-        for j in range(len(groups), i + 1, -1):
-            part = sizes[i:j]
-            printed = all(n == 4 for n in part[:-1]) and 1 <= part[-1] <= 4
-            if not (printed or part in ([4, 6, 5], [4, 6, 4])):
-                continue
-            if _card_number("".join(text[s:e] for s, e in groups[i:j])):
+        for j in range(len(groups), i, -1):
+            if _printed(sizes[i:j]) and _card_number("".join(text[s:e] for s, e in groups[i:j])):
                 return groups[i][0], groups[j - 1][1]
     return None
 
 
 def confirm_token(text: str) -> tuple[int, int] | None:
-    """`Bearer x` / `Basic x` where x looks like a credential (a digit or one of . _ ~ + / = -),
-    not a word: "bearer instruments" and "basic knowledge" are prose."""
-    token = text.split(None, 1)[1]
+    """`Bearer x` / `Basic x` where x looks like a credential, not a word ("bearer instruments",
+    "basic knowledge" are prose): it holds a digit or one of . _ ~ + / = -, or is 16 characters
+    or more mixing upper and lower case."""
+    token = text.split(None, 1)[1].rstrip(".")  # a sentence's full stop is not part of it
+    if len(token) < 8:
+        return None
     if any(ch.isdigit() or ch in "._~+/=-" for ch in token):
         return 0, len(text)
+    if len(token) >= 16 and not token.islower() and not token.isupper():
+        return 0, len(text)
     return None
+
+
+def confirm_assignment(text: str) -> tuple[int, int] | None:
+    """The value of `name = value` / `"name": "value"`: inside its quotes when quoted (so a
+    passphrase with spaces goes whole), else up to a space, a quote or & (a query string). A
+    value already redacted (`[REDACTED:…]`, `[HASH:…]`) is left as it is."""
+    i = min(at for at in (text.find("="), text.find(":")) if at >= 0) + 1
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    if i < len(text) and text[i] in "\"'":
+        end = text.find(text[i], i + 1)
+        start, end = i + 1, (end if end != -1 else len(text))
+    else:
+        start, end = i, len(text)
+    value = text[start:end]
+    if not value or value.startswith(("[REDACTED:", "[HASH:")):
+        return None
+    return start, end
 
 
 def confirm_iban(text: str) -> tuple[int, int] | None:
@@ -140,7 +174,8 @@ DETECTORS: tuple[Detector, ...] = (
         "an attribute whose key names a credential (password, secret, token, api_key, "
         "authorization, cookie, set-cookie, private_key, client_secret, …): its whole value",
         True,
-        key_pattern=rf"(?i)(?:^|[._-])(?:{_CREDENTIAL_WORDS})$",
+        # dbPassword, accessToken: a capitalised word after a lower-case letter or digit
+        key_pattern=rf"(?i:(?:^|[._-])(?:{_CREDENTIAL_WORDS})$)|[a-z0-9](?:{_CAMEL_WORDS})$",
         # in canonical protobuf a KeyValue's key is followed by its value's tag, 0x12
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})\x12",
     ),
@@ -171,8 +206,9 @@ DETECTORS: tuple[Detector, ...] = (
         "aws_key",
         "an AWS access key id (AKIA…, ASIA…)",
         True,
-        pattern=r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[0-9A-Z]{16}\b",
+        pattern=r"(?:^|[^A-Za-z0-9])((?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[0-9A-Z]{16})",
         trigger=r"(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[0-9A-Z]{16}",
+        group=1,
     ),
     Detector(
         "sk_key",
@@ -207,16 +243,17 @@ DETECTORS: tuple[Detector, ...] = (
         'a credential written as name=value or name: value in text (password=…, "api_key": "…"); '
         "the value only",
         True,
-        pattern=rf"(?i)\b(?:{_CREDENTIAL_WORDS})[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?([^\s\"',;&\[][^\s\"',;&]{{2,}})",
-        trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})[\"']?\s{{0,3}}[:=]",
-        group=1,
+        pattern=rf"(?i)\b(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=][ \t]{{0,3}}"
+        rf"(?:\"[^\"\n]{{1,512}}\"?|'[^'\n]{{1,512}}'?|[^\s\"'&]{{3,}})",
+        trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=]",
+        confirm=confirm_assignment,
     ),
     Detector(
         "card_number",
         "a payment card number: 13-19 digits, spaces or dashes allowed, issuer digit 2-6, Luhn-checked",
         True,
         # \b: digits inside a hex id or a word (5b4111…) are not a card
-        pattern=r"\b[0-9](?:[ -]?[0-9]){12,}\b",
+        pattern=r"(?:[0-9]+[.,])?\b[0-9](?:[ -]?[0-9]){12,}\b(?:[.,][0-9])?",
         trigger=r"[2-6](?:[ -]?[0-9]){12,}",
         confirm=confirm_card,
     ),

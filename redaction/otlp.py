@@ -77,7 +77,7 @@ def _parts(
     """For a span, the parts of it the matches overlap; None (all of it) for a resource or scope."""
     if where[1] < 0:
         return None
-    index = layout.where.index((r, *where))
+    index = layout.index[(r, *where)]
     return span_parts(payload, layout.starts[index], layout.ends[index], ranges)
 
 
@@ -87,13 +87,16 @@ def _resource_spans(
     """Redact what `hits` names (see redact_request; for a span, the parts to read), or
     everything when it is None."""
     resource_tally: Counter[str] = Counter()
+    changed = False
     if hits is None or (-1, -1) in hits:
-        attributes(rs.resource.attributes, redactor, resource_tally, keep=TENANT_ATTRIBUTE)
-    changed = bool(resource_tally)
+        changed = attributes(rs.resource.attributes, redactor, resource_tally, keep=TENANT_ATTRIBUTE)
+    changed |= bool(resource_tally)
     for sc, ss in enumerate(rs.scope_spans):
         scope_tally = resource_tally.copy()
         if hits is None or (sc, -1) in hits:
-            scope_tally.update(_scope(ss.scope, redactor))
+            in_scope, spoofed = _scope(ss.scope, redactor)
+            scope_tally.update(in_scope)
+            changed |= spoofed
         changed |= scope_tally != resource_tally
         spans = ss.spans
         # Only the spans hit need reading, unless the resource or scope lost something, which
@@ -116,7 +119,8 @@ def _resource_spans(
     return changed
 
 
-def _scope(scope: Any, redactor: Redactor) -> Counter[str]:
+def _scope(scope: Any, redactor: Redactor) -> tuple[Counter[str], bool]:
+    """What a scope held, and whether a sender's `wrm.redacted` was removed from it."""
     tally: Counter[str] = Counter()
     for field in ("name", "version"):
         text = getattr(scope, field)
@@ -124,8 +128,8 @@ def _scope(scope: Any, redactor: Redactor) -> Counter[str]:
             done = redactor.text(text, tally)
             if done != text:
                 setattr(scope, field, done)
-    attributes(scope.attributes, redactor, tally)
-    return tally
+    spoofed = attributes(scope.attributes, redactor, tally)
+    return tally, spoofed
 
 
 def redact_span(
@@ -158,7 +162,7 @@ def redact_span(
                 event.name = done
         only = None if parts is None else _indices(parts, "event_attr", e)
         if only is None or only:
-            attributes(event.attributes, redactor, tally, only=only)
+            removed |= attributes(event.attributes, redactor, tally, only=only)
     for n, link in enumerate(span.links):
         if link.trace_state and wanted("link_state", n):
             done = redactor.text(link.trace_state, tally)
@@ -166,7 +170,7 @@ def redact_span(
                 link.trace_state = done
         only = None if parts is None else _indices(parts, "link_attr", n)
         if only is None or only:
-            attributes(link.attributes, redactor, tally, only=only)
+            removed |= attributes(link.attributes, redactor, tally, only=only)
     return tally if (tally or removed) else None
 
 
@@ -187,7 +191,7 @@ def _strip_everywhere(resources: list[Any]) -> bool:
 
 
 def _strip_record(kvs: Any) -> bool:
-    stale = [i for i, kv in enumerate(kvs) if kv.key == REDACTED_ATTRIBUTE]
+    stale = [i for i, kv in enumerate(kvs) if kv.key == REDACTED_ATTRIBUTE and kv.HasField("value")]
     for i in reversed(stale):
         del kvs[i]
     return bool(stale)
@@ -201,17 +205,23 @@ def _record(span: Any, tally: Counter[str]) -> None:
 
 
 def attributes(
-    kvs: Any, redactor: Redactor, tally: Counter[str], keep: str = "", only: set[int] | None = None
+    kvs: Any,
+    redactor: Redactor,
+    tally: Counter[str],
+    keep: str | None = None,
+    only: set[int] | None = None,
+    record: bool = True,
 ) -> bool:
     """Redact repeated KeyValue in place (those at indices `only`, or all), removing what a
-    drop rule matches and any `wrm.redacted` a sender set; True when one was removed."""
+    drop rule matches and, where a record could be (`record`: not inside a key-value list), any
+    `wrm.redacted` a sender set; True when one was removed. `keep`: a key left as it is."""
     dropped: list[int] = []
     spoofed = False
     for i in sorted(only) if only is not None else range(len(kvs)):
         kv = kvs[i]
         if kv.key == keep:
             continue
-        if kv.key == REDACTED_ATTRIBUTE:
+        if record and kv.key == REDACTED_ATTRIBUTE and kv.HasField("value"):
             dropped.append(i)
             spoofed = True
         elif _key_value(kv, redactor, tally) is DROPPED:
@@ -222,8 +232,10 @@ def attributes(
 
 
 def _key_value(kv: Any, redactor: Redactor, tally: Counter[str]) -> object:
-    rule = redactor.key_rule(kv.key)
     value = kv.value
+    if value.WhichOneof("value") is None:
+        return None  # no value: nothing to redact (and no value tag for a trigger to see)
+    rule = redactor.key_rule(kv.key)
     if rule is not None and rule.within is None:
         if rule.action == "drop":
             tally[rule.name] += 1
@@ -254,7 +266,7 @@ def _any_value(value: Any, redactor: Redactor, within: Any, tally: Counter[str])
             if _any_value(item, redactor, within, tally) is DROPPED:
                 return DROPPED
     elif kind == "kvlist_value":
-        attributes(value.kvlist_value.values, redactor, tally)  # as a mapping: drops its own keys
+        attributes(value.kvlist_value.values, redactor, tally, record=False)  # as a mapping
     return None
 
 

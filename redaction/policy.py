@@ -10,10 +10,10 @@ is read, so a bad pattern is refused with its error instead of failing at ingest
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import re2
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from redaction.detectors import BY_NAME
 
@@ -61,6 +61,19 @@ def glob_literal(glob: str) -> str:
     return max(runs, key=len) if runs else ""
 
 
+def _key_glob(glob: str) -> str:
+    if not re2.match(_KEY_GLOB, glob):
+        raise ValueError(f"{glob[:80]!r} is not a key glob (letters, digits, _ . - / and * ? [ ] !)")
+    try:
+        re2.compile(glob_regex(glob), re2_options())
+    except re2.error as exc:
+        raise ValueError(f"{glob[:80]!r} is not a key glob: {error_text(exc)}") from None
+    return glob
+
+
+KeyGlob = Annotated[str, AfterValidator(_key_glob)]
+
+
 class Rule(BaseModel):
     """An operator's rule: values under keys matching `keys` (globs, case-insensitive), and/or
     text matching `pattern` (RE2) anywhere a detector looks. With both, the pattern is sought only
@@ -68,22 +81,12 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=RULE_NAME, description="shown in [REDACTED:<name>] and in what a span records")
-    keys: list[str] = Field(default_factory=list, max_length=100, description="attribute key globs: * ? [..]")
+    keys: list[KeyGlob] = Field(
+        default_factory=list, max_length=100, description="attribute key globs: * ? [..]"
+    )
     pattern: str | None = Field(None, max_length=4096, description="RE2 regular expression")
     action: Action = "mask"
     keep: int = Field(8, ge=0, le=1_000_000, description="characters `truncate` keeps")
-
-    @field_validator("keys")
-    @classmethod
-    def _globs(cls, value: list[str]) -> list[str]:
-        for glob in value:
-            if not re2.match(_KEY_GLOB, glob):
-                raise ValueError(f"{glob[:80]!r} is not a key glob (letters, digits, _ . - / and * ? [ ] !)")
-            try:
-                re2.compile(glob_regex(glob), re2_options())
-            except re2.error as exc:
-                raise ValueError(f"{glob[:80]!r} is not a key glob: {error_text(exc)}") from None
-        return value
 
     @field_validator("pattern")
     @classmethod

@@ -227,6 +227,8 @@ class Redactor:
         """A plain value (str, number, bool, None, list, mapping) under attribute `key`, redacted;
         DROPPED when a drop rule removes the attribute."""
         tally = tally if tally is not None else Counter()
+        if value is None:
+            return None  # no value: nothing to redact (as an OTLP attribute without one)
         rule = self.key_rule(key)
         if rule is not None and rule.within is None:
             if rule.action == "drop":

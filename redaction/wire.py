@@ -25,6 +25,15 @@ class Regions:
     ends: list[int]
     where: list[Where]
 
+    @property
+    def index(self) -> dict[Where, int]:
+        """Region index by where it is (built on first use)."""
+        cached: dict[Where, int] | None = self.__dict__.get("_index")
+        if cached is None:
+            cached = {w: i for i, w in enumerate(self.where)}
+            object.__setattr__(self, "_index", cached)
+        return cached
+
     def overlapping(self, start: int, end: int) -> list[int]:
         """The index of every region that shares a byte with [start, end)."""
         found: list[int] = []

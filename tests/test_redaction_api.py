@@ -167,7 +167,7 @@ def test_only_admins_of_the_tenant_and_the_platform_admin(env: Env) -> None:
         ({"rules": [{"name": "bad", "pattern": "(unclosed"}]}, "body.rules.0.pattern"),
         ({"rules": [{"name": "empty", "pattern": "a*"}]}, "body.rules.0.pattern"),
         ({"detectors": {"no_such_detector": "mask"}}, "body.detectors"),
-        ({"rules": [{"name": "glob", "keys": ["has space"]}]}, "body.rules.0.keys"),
+        ({"rules": [{"name": "glob", "keys": ["has space"]}]}, "body.rules.0.keys.0"),
         (
             {"rules": [{"name": "ok", "keys": ["a"]}, {"name": "glob", "keys": ["b", "[]"]}]},
             "body.rules.1.keys.1",

@@ -67,7 +67,10 @@ def test_runs_assembled_per_trace_are_rebuilt_by_run_id(warehouse: Warehouse, tm
     assert before == [("order-u", 200), ("order-u", 100), ("old-run", 0)]  # the bug: split, counted twice
 
     assert [m.name for m in migrate(warehouse)] == [
-        "runs_by_run_id", "access_control", "ingest_key_tenant", "redaction"
+        "runs_by_run_id",
+        "access_control",
+        "ingest_key_tenant",
+        "redaction",
     ]
     server = start_server(warehouse)
     try:

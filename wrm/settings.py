@@ -13,7 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +30,8 @@ from pydantic_settings import (
 )
 
 from derivation.rebuild import StalePolicy
-from redaction.policy import Policy
+from redaction.policy import Policy, PolicyError, effective
+from redaction.redactor import Rules
 from warehouse.retention import RetentionPolicy, TierDays
 from warehouse.tenants import TENANT_RE
 
@@ -226,6 +235,18 @@ class Settings(BaseSettings):
             if not timedelta(seconds=1) <= limit <= timedelta(days=3650):
                 raise ValueError(f"{limit} is not between 1 second and 3650 days")
         return value
+
+    @model_validator(mode="after")
+    def _redaction_compiles(self) -> Settings:
+        """Each tenant's rules compile together with the global ones (else start-up would fail later)."""
+        owns: list[tuple[str, Policy | None]] = [("redaction", None)]
+        owns += [(f"tenant_redaction.{t}", p) for t, p in self.tenant_redaction.items()]
+        for name, own in owns:
+            try:
+                Rules(effective(self.redaction, own))
+            except PolicyError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return self
 
     def stale_policy(self) -> StalePolicy:
         """When unfinished runs count as abandoned, in whole seconds."""

@@ -266,14 +266,16 @@ def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | Non
         who = _scrubbed(who)
         run_id = find_run(wh, who.tenant, run_id).run_id
         redactor, tally = book.redactor(who.tenant), Counter[str]()
-        matched = sum(redactor.text(t, tally) != t for t in (*body.add, *body.remove))
+        matched = sum(redactor.text(t, tally) != t for t in body.add)
         if matched:
             raise InvalidInput(
                 f"{matched} tag(s) match redaction rules ({', '.join(sorted(tally))}); a tag is "
                 "stored as given or not at all"
             )
+        # A tag stored before a rule matched it can still be removed; the audit entry names it redacted.
         if acts.change_tags(wh, who.tenant, run_id, body, who.actor.label):
-            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=body.add, remove=body.remove)
+            removed = [redactor.text(t) for t in body.remove]
+            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=body.add, remove=removed)
         return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
 
     return router
