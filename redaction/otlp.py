@@ -181,12 +181,16 @@ def _indices(parts: set[tuple[object, ...]], kind: str, *within: int) -> set[int
 
 
 def _strip_everywhere(resources: list[Any]) -> bool:
+    """Remove a sender's `wrm.redacted` wherever a record could be (a policy that redacts nothing)."""
     stripped = False
     for rs in resources:
         stripped |= _strip_record(rs.resource.attributes)
         for ss in rs.scope_spans:
+            stripped |= _strip_record(ss.scope.attributes)
             for span in ss.spans:
                 stripped |= _strip_record(span.attributes)
+                for item in (*span.events, *span.links):
+                    stripped |= _strip_record(item.attributes)
     return stripped
 
 
