@@ -10,7 +10,9 @@ The only place that knows gRPC status codes. Mapping, as the OTLP spec asks:
   queue full                       → RESOURCE_EXHAUSTED (retryable; no RetryInfo, so exporters
                                      use their own exponential back-off, which spreads them out)
   transient warehouse failure,     → UNAVAILABLE        (retryable: the same request may be
-  shutting down                                           stored later)
+  shutting down, a tenant whose                           stored later; nothing is stored
+  stored redaction policy cannot                          unredacted meanwhile)
+  be applied (redaction.book)
   permanent warehouse failure      → INTERNAL           (not retryable)
   some spans invalid, or refused   → OK with partial_success.rejected_spans and error_message
   by the engine (receiver.recover)
@@ -51,6 +53,7 @@ from receiver.screen import Rejection, screen_request
 from receiver.stats import ReceiverStats
 from receiver.tenancy import Part, split_by_retention
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
+from redaction.policy import PolicyError
 from warehouse.errors import WarehouseRejected, classify
 
 log = logging.getLogger(__name__)
@@ -136,9 +139,12 @@ class TraceReceiver:
             self._refuse(context, "malformed", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         redaction = self.redaction
         cleaner = redaction.cleaner(key_tenant) if redaction is not None else None
-        screened = screen_request(request, tenant_fixed=bool(key_tenant), cleaner=cleaner)
-        if redaction is not None:
-            screened = redaction.apply(request, screened, key_tenant)
+        try:
+            screened = screen_request(request, tenant_fixed=bool(key_tenant), cleaner=cleaner)
+            if redaction is not None:
+                screened = redaction.apply(request, screened, key_tenant)
+        except PolicyError as exc:  # never store what the tenant's rules could not see
+            self._refuse(context, "policy", grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
         refused = Rejection()
         if screened.spans:
             parts = split_by_retention(

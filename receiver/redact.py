@@ -12,6 +12,7 @@ from receiver.screen import Screened, resource_tenant
 from redaction.book import PolicyBook
 from redaction.otlp import redact_request
 from redaction.redactor import Redactor
+from warehouse.tenants import TENANT_RE
 
 
 class IngestRedaction:
@@ -20,8 +21,12 @@ class IngestRedaction:
         self._default_tenant = default_tenant
 
     def tenant_of(self, rs: Any, key_tenant: str) -> str:
-        """The tenant whose rules apply: the key's, else the resource's, else the default."""
-        return key_tenant or resource_tenant(rs.resource) or self._default_tenant
+        """The tenant whose rules apply: the key's, else the resource's, else the default (also
+        for a malformed tenant id, whose spans are refused: its text only needs cleaning)."""
+        if key_tenant:
+            return key_tenant
+        named = resource_tenant(rs.resource)
+        return named if named and TENANT_RE.match(named) else self._default_tenant
 
     def redactor_for(self, key_tenant: str) -> Callable[[Any], Redactor]:
         return lambda rs: self.book.redactor(self.tenant_of(rs, key_tenant))
@@ -32,6 +37,7 @@ class IngestRedaction:
 
     def apply(self, request: Any, screened: Screened, key_tenant: str) -> Screened:
         """`screened` with its request redacted (encoded again only when something changed)."""
-        if not screened.spans or not redact_request(request, screened.payload, self.redactor_for(key_tenant)):
+        redactor_for = self.redactor_for(key_tenant)
+        if not screened.spans or not redact_request(request, screened.payload, redactor_for, not key_tenant):
             return screened
         return replace(screened, payload=request.SerializeToString())

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from redaction.policy import Effective, Policy, effective
+from redaction.policy import Effective, Policy, PolicyError, effective
 from redaction.redactor import Redactor, Rules
 from redaction.store import StoredPolicy, load_policies, save_policy
 from warehouse import Warehouse
@@ -65,25 +65,38 @@ class PolicyBook:
         self._redactors: dict[str, Redactor] = {}
         self._compiled: dict[str, Rules] = {}  # by effective policy: tenants without their own share one
         self._lock = threading.Lock()
+        self._loading = threading.Lock()
+        self._generation = 0  # bumped by every change, so no Redactor of an older policy is cached
+        self._broken: dict[str, str] = {}  # tenant → why its stored policy cannot be applied
         for own in [None, *self._settings.values()]:
             Rules(effective(global_policy, own))  # a policy that cannot compile stops start-up
-        self._reload()
+        if wh is not None:
+            self._load()  # at start a failure stops start-up: never run on fewer policies than set
 
     def redactor(self, tenant: str) -> Redactor:
-        """The tenant's Redactor (built once per policy change)."""
+        """The tenant's Redactor (built once per policy change). PolicyError when the tenant's
+        stored policy cannot be applied: its spans are refused rather than stored under a weaker
+        policy, until an admin sets a policy that can."""
         if self._wh is not None and time.monotonic() - self._loaded_at > self._refresh_s:
             self._reload()
         found = self._redactors.get(tenant)
-        if found is None:
-            policy = self.policy(tenant).effective
-            text = policy.model_dump_json()
-            rules = self._compiled.get(text)
-            if rules is None:
-                rules = self._compiled[text] = Rules(policy)
-            found = Redactor(rules, tenant_hash_key(self._secret, tenant), tenant)
-            if len(self._redactors) >= _MAX_CACHED:
-                self._redactors = {}
-            self._redactors[tenant] = found
+        if found is not None:
+            return found
+        broken = self._broken.get(tenant)
+        if broken is not None:
+            raise PolicyError(f"tenant {tenant!r}'s redaction policy cannot be applied: {broken}")
+        generation = self._generation
+        policy = self.policy(tenant).effective
+        text = policy.model_dump_json()
+        rules = self._compiled.get(text)
+        if rules is None:
+            rules = self._compiled[text] = Rules(policy)
+        found = Redactor(rules, tenant_hash_key(self._secret, tenant), tenant)
+        with self._lock:
+            if generation == self._generation:  # else a change came in meanwhile: build again next time
+                if len(self._redactors) >= _MAX_CACHED:
+                    self._redactors = {}
+                self._redactors[tenant] = found
         return found
 
     def policy(self, tenant: str) -> TenantPolicy:
@@ -106,25 +119,44 @@ class PolicyBook:
         saved = save_policy(self._wh, tenant, policy, changed_by)
         with self._lock:
             self._stored = {**self._stored, tenant: saved}
-            self._redactors = {t: r for t, r in self._redactors.items() if t != tenant}
+            self._broken = {t: why for t, why in self._broken.items() if t != tenant}
+            self._forget()
         return before, self.policy(tenant)
 
+    def _forget(self) -> None:
+        """Drop every Redactor built (under the lock): the next call builds from the new policies."""
+        self._generation += 1
+        self._redactors = {}
+        self._compiled = {}
+
+    def _load(self) -> None:
+        assert self._wh is not None
+        self._loaded_at = time.monotonic()
+        stored, broken = load_policies(self._wh)
+        for tenant, found in stored.items():
+            if found.policy is not None:
+                try:
+                    Rules(effective(self.global_policy, found.policy))
+                except PolicyError as exc:
+                    broken[tenant] = str(exc)
+        with self._lock:
+            if stored != self._stored or broken != self._broken:
+                for tenant in broken.keys() - self._broken.keys():
+                    log.error(
+                        "tenant %r's redaction policy cannot be applied, its spans are refused: %s",
+                        tenant,
+                        broken[tenant],
+                    )
+                self._stored, self._broken = stored, broken
+                self._forget()
+
     def _reload(self) -> None:
-        if self._wh is None:
-            return
-        if not self._lock.acquire(blocking=False):
+        if not self._loading.acquire(blocking=False):
             return  # another thread is reloading; this one goes on with what is loaded
         try:
-            self._loaded_at = time.monotonic()
-            stored = load_policies(self._wh)
-            if stored != self._stored:  # rebuild every Redactor: rare, and a few ms
-                changed = {
-                    t for t in stored.keys() | self._stored.keys() if stored.get(t) != self._stored.get(t)
-                }
-                self._stored = stored
-                self._redactors = {t: r for t, r in self._redactors.items() if t not in changed}
-                self._compiled = {}
+            self._load()
         except Exception:  # keep redacting with what is loaded; the next call tries again
+            self._loaded_at = time.monotonic()
             log.exception("could not read the redaction policies; keeping the ones loaded")
         finally:
-            self._lock.release()
+            self._loading.release()

@@ -14,6 +14,7 @@ check of an IBAN) and may narrow it to the part that is the secret.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -98,10 +99,10 @@ def confirm_card(text: str) -> tuple[int, int] | None:
     pattern also takes a decimal point next to the run, so that a decimal number's fraction
     (0.4111…) or integer part (…4630.0) is not taken for a card."""
     groups = _card_groups(text)
-    if text[-2] in ".,":
+    if text[-2] == ".":
         groups = groups[:-2]  # …NNNN.d: the integer part and its fraction digit
     lead = len(text) - len(text.lstrip("0123456789"))
-    if lead < len(text) and text[lead] in ".,":
+    if lead < len(text) and text[lead] == ".":
         groups = groups[2:]  # d.NNNN…: the leading digits and the fraction
     sizes = [e - s for s, e in groups]
     for i in range(len(groups)):
@@ -115,14 +116,26 @@ def confirm_token(text: str) -> tuple[int, int] | None:
     """`Bearer x` / `Basic x` where x looks like a credential, not a word ("bearer instruments",
     "basic knowledge" are prose): it holds a digit or one of . _ ~ + / = -, or is 16 characters
     or more mixing upper and lower case."""
-    token = text.split(None, 1)[1].rstrip(".")  # a sentence's full stop is not part of it
+    scheme, token = text.split(None, 1)
+    token = token.rstrip(".")  # a sentence's full stop is not part of it
     if len(token) < 8:
         return None
+    if scheme.lower() == "basic" and _basic_pair(token):
+        return 0, len(text)
     if any(ch.isdigit() or ch in "._~+/=-" for ch in token):
         return 0, len(text)
     if len(token) >= 16 and not token.islower() and not token.isupper():
         return 0, len(text)
     return None
+
+
+def _basic_pair(token: str) -> bool:
+    """Whether a Basic token decodes (base64) to user:password text."""
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        return ":" in raw.decode("utf-8")
+    except ValueError:
+        return False
 
 
 def confirm_assignment(text: str) -> tuple[int, int] | None:
@@ -175,16 +188,16 @@ DETECTORS: tuple[Detector, ...] = (
         "authorization, cookie, set-cookie, private_key, client_secret, …): its whole value",
         True,
         # dbPassword, accessToken: a capitalised word after a lower-case letter or digit
-        key_pattern=rf"(?i:(?:^|[._-])(?:{_CREDENTIAL_WORDS})$)|[a-z0-9](?:{_CAMEL_WORDS})$",
+        key_pattern=rf"(?i:(?:^|[._\s-])(?:{_CREDENTIAL_WORDS})$)|[a-z0-9](?:{_CAMEL_WORDS})$",
         # in canonical protobuf a KeyValue's key is followed by its value's tag, 0x12
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})\x12",
     ),
     Detector(
         "private_key",
-        "a PEM private key block, to its END line or the end of the text",
+        "a PEM (or PGP) private key block, to its END line or the end of the text",
         True,
-        pattern=r"-----BEGIN[A-Z ]{0,40} PRIVATE KEY-----(?s:.*?)"
-        r"(?:-----END[A-Z ]{0,40} PRIVATE KEY-----|\z)",
+        pattern=r"-----BEGIN[A-Z ]{0,40} PRIVATE KEY(?: BLOCK)?-----(?s:.*?)"
+        r"(?:-----END[A-Z ]{0,40} PRIVATE KEY(?: BLOCK)?-----|\z)",
         trigger=r"-----BEGIN",
     ),
     Detector(
@@ -243,7 +256,9 @@ DETECTORS: tuple[Detector, ...] = (
         'a credential written as name=value or name: value in text (password=…, "api_key": "…"); '
         "the value only",
         True,
-        pattern=rf"(?i)\b(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=][ \t]{{0,3}}"
+        # after a word boundary or _ (DB_PASSWORD=, aws_secret_access_key =), or camelCase (dbPassword:)
+        pattern=rf"(?:(?i:(?:\b|_)(?:{_CREDENTIAL_WORDS}))|[a-z0-9](?:{_CAMEL_WORDS}))"
+        rf"[\"']?[ \t]{{0,3}}[:=][ \t]{{0,3}}"
         rf"(?:\"[^\"\n]{{1,512}}\"?|'[^'\n]{{1,512}}'?|[^\s\"'&]{{3,}})",
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=]",
         confirm=confirm_assignment,
@@ -253,7 +268,7 @@ DETECTORS: tuple[Detector, ...] = (
         "a payment card number: 13-19 digits, spaces or dashes allowed, issuer digit 2-6, Luhn-checked",
         True,
         # \b: digits inside a hex id or a word (5b4111…) are not a card
-        pattern=r"(?:[0-9]+[.,])?\b[0-9](?:[ -]?[0-9]){12,}\b(?:[.,][0-9])?",
+        pattern=r"(?:[0-9]+\.)?\b[0-9](?:[ -]?[0-9]){12,}\b(?:\.[0-9])?",
         trigger=r"[2-6](?:[ -]?[0-9]){12,}",
         confirm=confirm_card,
     ),

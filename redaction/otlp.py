@@ -30,10 +30,13 @@ _REDACTED_KEY = b"\x0a\x0cwrm.redacted\x12"  # the key as a KeyValue encodes it 
 TENANT_ATTRIBUTE = "wrm.tenant.id"  # routes the resource's spans: never redacted
 
 
-def redact_request(request: Any, payload: bytes, redactor_for: Callable[[Any], Redactor]) -> bool:
+def redact_request(
+    request: Any, payload: bytes, redactor_for: Callable[[Any], Redactor], routed: bool = True
+) -> bool:
     """Redact `request` (an ExportTraceServiceRequest whose canonical encoding is `payload`) in
     place, each ResourceSpans with `redactor_for(resource_spans)`. True when anything changed,
-    so the caller encodes the request again."""
+    so the caller encodes the request again. `routed`: the resources' `wrm.tenant.id` decides
+    their tenant, so it is left as it is (else, a key fixing the tenant, it is redacted too)."""
     resources = list(request.resource_spans)
     redactors = [redactor_for(rs) for rs in resources]
     distinct = list({id(r): r for r in redactors}.values())
@@ -62,12 +65,16 @@ def redact_request(request: Any, payload: bytes, redactor_for: Callable[[Any], R
                 if found is not None:
                     found.setdefault((sc, i), []).append((start, end))
     changed = False
+    quiet = [rs for rs, each in zip(resources, redactors, strict=True) if each.inert]
+    if quiet and _REDACTED_KEY in payload:  # a sender's wrm.redacted goes where nothing else does
+        changed = _strip_everywhere(quiet)
+    keep = TENANT_ATTRIBUTE if routed else None
     for r, found in hits.items():
         spans = None
         if found is not None:
             assert layout is not None
             spans = {where: _parts(payload, layout, r, where, ranges) for where, ranges in found.items()}
-        changed |= _resource_spans(resources[r], redactors[r], spans)
+        changed |= _resource_spans(resources[r], redactors[r], spans, keep)
     return changed
 
 
@@ -82,21 +89,25 @@ def _parts(
 
 
 def _resource_spans(
-    rs: Any, redactor: Redactor, hits: dict[tuple[int, int], set[tuple[object, ...]] | None] | None
+    rs: Any,
+    redactor: Redactor,
+    hits: dict[tuple[int, int], set[tuple[object, ...]] | None] | None,
+    keep: str | None = TENANT_ATTRIBUTE,
 ) -> bool:
     """Redact what `hits` names (see redact_request; for a span, the parts to read), or
     everything when it is None."""
     resource_tally: Counter[str] = Counter()
     changed = False
     if hits is None or (-1, -1) in hits:
-        changed = attributes(rs.resource.attributes, redactor, resource_tally, keep=TENANT_ATTRIBUTE)
+        changed = attributes(rs.resource.attributes, redactor, resource_tally, keep=keep)
+        changed |= _text_field(rs, "schema_url", redactor, resource_tally)
     changed |= bool(resource_tally)
     for sc, ss in enumerate(rs.scope_spans):
         scope_tally = resource_tally.copy()
         if hits is None or (sc, -1) in hits:
             in_scope, spoofed = _scope(ss.scope, redactor)
             scope_tally.update(in_scope)
-            changed |= spoofed
+            changed |= spoofed | _text_field(ss, "schema_url", redactor, scope_tally)
         changed |= scope_tally != resource_tally
         spans = ss.spans
         # Only the spans hit need reading, unless the resource or scope lost something, which
@@ -119,15 +130,23 @@ def _resource_spans(
     return changed
 
 
+def _text_field(message: Any, field: str, redactor: Redactor, tally: Counter[str]) -> bool:
+    """Redact one string field of a message in place; True when it changed."""
+    text = getattr(message, field)
+    if not text:
+        return False
+    done = redactor.text(text, tally)
+    if done == text:
+        return False
+    setattr(message, field, done)
+    return True
+
+
 def _scope(scope: Any, redactor: Redactor) -> tuple[Counter[str], bool]:
     """What a scope held, and whether a sender's `wrm.redacted` was removed from it."""
     tally: Counter[str] = Counter()
     for field in ("name", "version"):
-        text = getattr(scope, field)
-        if text:
-            done = redactor.text(text, tally)
-            if done != text:
-                setattr(scope, field, done)
+        _text_field(scope, field, redactor, tally)
     spoofed = attributes(scope.attributes, redactor, tally)
     return tally, spoofed
 
@@ -143,31 +162,22 @@ def redact_span(
         return parts is None or part in parts
 
     for field in ("name", "trace_state"):
-        text = getattr(span, field)
-        if text and wanted(field):
-            done = redactor.text(text, tally)
-            if done != text:
-                setattr(span, field, done)
+        if wanted(field):
+            _text_field(span, field, redactor, tally)
     removed = attributes(
         span.attributes, redactor, tally, only=None if parts is None else _indices(parts, "attr")
     )
-    if span.status.message and wanted("status"):
-        done = redactor.text(span.status.message, tally)
-        if done != span.status.message:
-            span.status.message = done
+    if wanted("status"):
+        _text_field(span.status, "message", redactor, tally)
     for e, event in enumerate(span.events):
-        if event.name and wanted("event_name", e):
-            done = redactor.text(event.name, tally)
-            if done != event.name:
-                event.name = done
+        if wanted("event_name", e):
+            _text_field(event, "name", redactor, tally)
         only = None if parts is None else _indices(parts, "event_attr", e)
         if only is None or only:
             removed |= attributes(event.attributes, redactor, tally, only=only)
     for n, link in enumerate(span.links):
-        if link.trace_state and wanted("link_state", n):
-            done = redactor.text(link.trace_state, tally)
-            if done != link.trace_state:
-                link.trace_state = done
+        if wanted("link_state", n):
+            _text_field(link, "trace_state", redactor, tally)
         only = None if parts is None else _indices(parts, "link_attr", n)
         if only is None or only:
             removed |= attributes(link.attributes, redactor, tally, only=only)
@@ -237,37 +247,43 @@ def attributes(
 
 def _key_value(kv: Any, redactor: Redactor, tally: Counter[str]) -> object:
     value = kv.value
-    if value.WhichOneof("value") is None:
+    kind = value.WhichOneof("value")
+    if kind is None:
         return None  # no value: nothing to redact (and no value tag for a trigger to see)
-    rule = redactor.key_rule(kv.key)
-    if rule is not None and rule.within is None:
-        if rule.action == "drop":
-            tally[rule.name] += 1
+    match = redactor.key_match(kv.key)
+    whole = match.whole
+    if whole is not None:
+        if whole.action == "drop":
+            tally[whole.name] += 1
             return DROPPED
-        kind = value.WhichOneof("value")
         if kind == "string_value":
-            value.string_value = redactor.whole(rule, value.string_value, tally)
+            text = value.string_value
+            if whole.action == "truncate":
+                text = redactor.within(text, match.withins, tally)
+                if text is DROPPED:
+                    return DROPPED
+            value.string_value = redactor.whole(whole, text, tally)
             return None
-        if rule.action != "truncate":
-            text = redactor.whole(rule, render(plain(value)), tally)
+        if whole.action != "truncate":
+            text = redactor.whole(whole, render(plain(value)), tally)
             value.Clear()
             value.string_value = text
             return None
-    return _any_value(value, redactor, rule.within if rule is not None else None, tally)
+    return _any_value(value, redactor, match.withins, tally)
 
 
-def _any_value(value: Any, redactor: Redactor, within: Any, tally: Counter[str]) -> object:
+def _any_value(value: Any, redactor: Redactor, withins: Any, tally: Counter[str]) -> object:
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        text = value.string_value
-        done = redactor._plain(text, within, tally)
+    if kind in ("string_value", "bytes_value"):
+        given = getattr(value, kind)
+        done = redactor.apply(given, withins, tally)
         if done is DROPPED:
             return DROPPED
-        if done != text:
-            value.string_value = done
+        if done != given:
+            setattr(value, kind, done)
     elif kind == "array_value":
         for item in value.array_value.values:
-            if _any_value(item, redactor, within, tally) is DROPPED:
+            if _any_value(item, redactor, withins, tally) is DROPPED:
                 return DROPPED
     elif kind == "kvlist_value":
         attributes(value.kvlist_value.values, redactor, tally, record=False)  # as a mapping

@@ -52,7 +52,7 @@ def glob_regex(glob: str) -> str:
         else:
             out.append(re2.escape(ch))
         i += 1
-    return "(?i)^" + "".join(out) + "$"
+    return "(?is)^" + "".join(out) + "$"  # s: a key with a newline in it is still one key
 
 
 def glob_literal(glob: str) -> str:

@@ -55,6 +55,18 @@ class _KeyRule:
     within: _ValueRule | None = None  # the rule's pattern, sought only in these keys' values
 
 
+@dataclass(frozen=True)
+class KeyMatch:
+    """What the key rules say of one key: the patterns of those with a pattern, sought in its
+    value, and the first without one (`whole`), which takes the whole value."""
+
+    withins: tuple[_ValueRule, ...]
+    whole: _KeyRule | None
+
+
+_NO_MATCH = KeyMatch((), None)
+
+
 class Rules:
     """An effective policy compiled: the key rules, the value rules, and the trigger that says
     whether a span's bytes may hold anything they match. Shared by every tenant with the same
@@ -116,15 +128,26 @@ class Rules:
             if self.value_rules
             else None
         )
-        self._key_cache: dict[str, _KeyRule | None] = {}
+        self._key_cache: dict[str, KeyMatch] = {}
 
-    def key_rule(self, key: str) -> _KeyRule | None:
-        """The first key rule whose keys match `key` (cached: keys repeat span after span)."""
+    def key_match(self, key: str) -> KeyMatch:
+        """The key rules matching `key`, in order, up to the first that takes the whole value:
+        a rule with a pattern does not stop the search, so `credential_key` still masks a
+        password under an operator's `keys = ["*"]` rule with a pattern (cached: keys repeat
+        span after span)."""
         try:
             return self._key_cache[key]
         except KeyError:
             pass
-        found = next((r for r in self.key_rules if r.keys.search(key)), None)
+        withins: list[_ValueRule] = []
+        whole = None
+        for rule in self.key_rules:
+            if rule.keys.search(key):
+                if rule.within is None:
+                    whole = rule
+                    break
+                withins.append(rule.within)
+        found = KeyMatch(tuple(withins), whole) if withins or whole else _NO_MATCH
         if len(self._key_cache) >= _KEY_CACHE_MAX:
             self._key_cache = {}
         self._key_cache[key] = found
@@ -143,7 +166,7 @@ class Redactor:
         self.inert = self.rules.inert
         self.always = self.rules.always
         self.trigger = self.rules.trigger
-        self.key_rule = self.rules.key_rule
+        self.key_match = self.rules.key_match
         self._value_rules = self.rules.value_rules
         self._values_any = self.rules.values_any
 
@@ -229,28 +252,43 @@ class Redactor:
         tally = tally if tally is not None else Counter()
         if value is None:
             return None  # no value: nothing to redact (as an OTLP attribute without one)
-        rule = self.key_rule(key)
-        if rule is not None and rule.within is None:
-            if rule.action == "drop":
-                tally[rule.name] += 1
+        match = self.key_match(key)
+        whole = match.whole
+        if whole is not None:
+            if whole.action == "drop":
+                tally[whole.name] += 1
                 return DROPPED
-            if rule.action != "truncate" or isinstance(value, str):
-                return self.whole(rule, value if isinstance(value, str) else render(value), tally)
-        return self._plain(value, rule.within if rule is not None else None, tally)
+            if whole.action != "truncate":
+                return self.whole(whole, value if isinstance(value, str) else render(value), tally)
+            if isinstance(value, str):
+                kept = self.within(value, match.withins, tally)
+                return kept if kept is DROPPED else self.whole(whole, kept, tally)
+        return self.apply(value, match.withins, tally)
 
-    def _plain(self, value: Any, within: _ValueRule | None, tally: Counter[str]) -> Any:
+    def within(self, text: str, withins: tuple[_ValueRule, ...], tally: Counter[str]) -> Any:
+        """`text` after the patterns of the key rules matching its key (DROPPED by a drop)."""
+        for rule in withins:
+            out = self._apply(rule, text, tally)
+            if out is None:
+                return DROPPED
+            text = out
+        return text
+
+    def apply(self, value: Any, withins: tuple[_ValueRule, ...], tally: Counter[str]) -> Any:
+        """A value under its key's `withins`, then the value rules; lists item by item (a drop
+        in one drops the attribute), mappings as attributes."""
         if isinstance(value, str):
-            if within is not None:
-                out = self._apply(within, value, tally)
-                if out is None:
-                    return DROPPED
-                value = out
+            value = self.within(value, withins, tally)
+            if value is DROPPED:
+                return DROPPED
             done = self._values(value, tally)
             return DROPPED if isinstance(done, tuple) else done
+        if isinstance(value, bytes):
+            return _bytes(self.apply(value.decode(), withins, tally)) if _utf8(value) else value
         if isinstance(value, Mapping):
             return self.mapping(value, tally)
         if isinstance(value, list | tuple):
-            items = [self._plain(v, within, tally) for v in value]
+            items = [self.apply(v, withins, tally) for v in value]
             return DROPPED if any(i is DROPPED for i in items) else items
         return value
 
@@ -276,9 +314,25 @@ class Redactor:
         return data
 
 
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _bytes(done: Any) -> Any:
+    return done if done is DROPPED else done.encode()
+
+
 def render(value: Any) -> str:
-    """The text a non-string value is hashed as: JSON, compact."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    """The text a non-string value is hashed as: JSON, compact (bytes as hex, as OTLP's plain())."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_hex_or_text)
+
+
+def _hex_or_text(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 def _anchored(pattern: str) -> bool:

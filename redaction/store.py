@@ -21,13 +21,21 @@ class StoredPolicy:
     changed_by: str
 
 
-def load_policies(wh: Warehouse) -> dict[str, StoredPolicy]:
-    """Every tenant's latest API-set policy (removed ones included, as None)."""
+def load_policies(wh: Warehouse) -> tuple[dict[str, StoredPolicy], dict[str, str]]:
+    """Every tenant's latest API-set policy (removed ones as None), and the tenants whose stored
+    policy no longer reads as a policy (a row written by another version), with why."""
     rows = wh.rows(
         "SELECT tenant_id, argMax(policy, version), argMax(changed_at, version), argMax(changed_by, version) "
         "FROM redaction_policies GROUP BY tenant_id"
     )
-    return {t: StoredPolicy(t, Policy.model_validate_json(p) if p else None, at, by) for t, p, at, by in rows}
+    found: dict[str, StoredPolicy] = {}
+    broken: dict[str, str] = {}
+    for tenant, text, at, by in rows:
+        try:
+            found[tenant] = StoredPolicy(tenant, Policy.model_validate_json(text) if text else None, at, by)
+        except ValueError as exc:
+            broken[tenant] = f"the stored policy is not valid: {str(exc)[:300]}"
+    return found, broken
 
 
 def save_policy(wh: Warehouse, tenant: str, policy: Policy | None, changed_by: str) -> StoredPolicy:

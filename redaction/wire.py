@@ -14,9 +14,6 @@ from dataclasses import dataclass
 Where = tuple[
     int, int, int
 ]  # (resource, scope, span); scope or span -1 for a resource's or scope's own fields
-# A part of a span that holds strings: ("name",), ("trace_state",), ("status",), ("attr", k),
-# ("event_name", e), ("event_attr", e, k), ("link_state", l), ("link_attr", l, k).
-Part = tuple[str, ...] | tuple[str, int] | tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -79,8 +76,9 @@ def _fields(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
 
 
 def regions(payload: bytes) -> Regions:
-    """The regions of a canonical ExportTraceServiceRequest: each resource (its `resource`
-    field), each scope (its `scope` field) and each span, in byte order."""
+    """The regions of a canonical ExportTraceServiceRequest: each resource (its `resource` and
+    `schema_url` fields), each scope (its `scope` and `schema_url`) and each span, in byte order;
+    a resource's or scope's two regions share their `Where`."""
     starts: list[int] = []
     ends: list[int] = []
     where: list[Where] = []
@@ -97,13 +95,13 @@ def regions(payload: bytes) -> Regions:
         r += 1
         sc = -1
         for rf, rs, re_ in _fields(payload, s, e):
-            if rf == 1:
+            if rf in (1, 3):  # the resource, the schema URL
                 add(rs, re_, (r, -1, -1))
             elif rf == 2:
                 sc += 1
                 i = -1
                 for sf, ss, se in _fields(payload, rs, re_):
-                    if sf == 1:
+                    if sf in (1, 3):  # the scope, the schema URL
                         add(ss, se, (r, sc, -1))
                     elif sf == 2:
                         i += 1

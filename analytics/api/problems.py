@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from access import AccessError, Unauthenticated
 from analytics.runs.errors import Busy, InvalidInput, RunsError, StateConflict, UnknownItem
+from redaction.policy import PolicyError
 from warehouse.errors import WarehouseError, WarehouseUnavailable, classify
 
 MEDIA_TYPE = "application/problem+json"
@@ -143,9 +144,21 @@ def install(app: FastAPI) -> None:
             return unauthenticated(str(exc), request.url.path)
         return _body(403, "Forbidden", "forbidden", str(exc), request.url.path)
 
+    @app.exception_handler(PolicyError)
+    async def _policy(request: Request, exc: PolicyError) -> JSONResponse:
+        """The tenant's stored redaction policy cannot be applied (redaction.book): what would
+        be written is refused, not written under a weaker policy, until an admin fixes it."""
+        response = _body(
+            503, "Redaction policy unusable", "redaction-policy-unusable", str(exc), request.url.path
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        title = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}.get(
+            exc.status_code, "HTTP error"
+        )
         slug = title.lower().replace(" ", "-")
         response = _body(exc.status_code, title, slug, str(exc.detail), request.url.path)
         response.headers.update(exc.headers or {})
