@@ -1,7 +1,8 @@
 """`wrm redact`: through the running server (POST /v1/redact with WRM_KEY) and on the warehouse
 directly (the settings, the policies set through the API and the hashing secret stored there),
-byte for byte the same, in text and JSON-lines modes. Both run in this process: the direct one
-opens this process's own engine at a port where no server answers."""
+byte for byte the same, in text mode (all of stdin one text: a secret over several lines goes
+whole) and JSON-lines mode. Both run in this process: the direct one opens this process's own
+engine at a port where no server answers."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ JSON_LINES = (
     "42\n"
     'null\n{"nested": {"token": "t0k3n", "deep": ["ORD-123456"]}}\n'
 ).encode()
+PEM_BODY = (
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
+    "LOLxS6tWA1iyvvL5rGbZbLvrvxVOoBBPsZzA0ZMm5ZmaCEO/AoGBAOFUWfdDp2Fb",
+)
+PEM = "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *PEM_BODY, "-----END RSA PRIVATE KEY-----"])
 
 
 @dataclass
@@ -116,11 +123,11 @@ def _both(s: Setup, wrm_here: Callable[..., Ran], *args: str, stdin: bytes) -> t
     return served, direct
 
 
-def test_text_lines_through_the_server_and_directly_alike(setup: Setup, wrm_here: Callable[..., Ran]) -> None:
+def test_text_through_the_server_and_directly_alike(setup: Setup, wrm_here: Callable[..., Ran]) -> None:
     served, direct = _both(setup, wrm_here, stdin=TEXT)
     assert served.stdout == direct.stdout
     lines = served.stdout.decode().split("\n")
-    assert len(lines) == 6 and lines[-1] == ""  # one line out per line in, each ended
+    assert len(lines) == 5  # the text's lines, and no end of line added after the last
     assert lines[0].startswith("refund [HASH:order_id:") and "[REDACTED:email]" in lines[0]
     assert "[REDACTED:card_number]" in lines[0] and CARD not in lines[0]
     assert lines[1:3] == ["nothing to see here", ""]
@@ -131,6 +138,52 @@ def test_text_lines_through_the_server_and_directly_alike(setup: Setup, wrm_here
     assert served.stderr.splitlines()[-1] == (
         "wrm redact: 5 line(s); redacted: bearer_token 1, card_number 1, email 1, order_id 3"
     )
+
+
+def test_a_key_over_several_lines_goes_whole(setup: Setup, wrm_here: Callable[..., Ran]) -> None:
+    """Stdin is one text, as an attribute value is: a PEM key's body lines are masked with it,
+    not passed through one by one; the same through the server and directly."""
+    prompt = f"deploy with this key:\n{PEM}\nand nothing else\n".encode()
+    served, direct = _both(setup, wrm_here, stdin=prompt)
+    assert served.stdout == direct.stdout
+    assert served.stdout == b"deploy with this key:\n[REDACTED:private_key]\nand nothing else\n"
+    assert served.stderr.splitlines()[-1] == "wrm redact: 7 line(s); redacted: private_key 1"
+
+
+def test_a_json_text_over_several_lines_is_one_text(setup: Setup, wrm_here: Callable[..., Ran]) -> None:
+    """A pretty-printed JSON document (text mode, not --json): the key inside a string, and a
+    raw one pasted into a field of its own over several lines, each masked whole."""
+    document = json.dumps({"private_key": PEM, "card": CARD, "note": "ORD-123456", "n": 3}, indent=2)
+    raw = document.replace('"n": 3', '"pasted": ' + PEM)  # not JSON any more: text all the same
+    served, direct = _both(setup, wrm_here, stdin=raw.encode() + b"\n")
+    assert served.stdout == direct.stdout
+    out = served.stdout.decode()
+    assert out.endswith("\n") and not out.endswith("\n\n")
+    for part in (*PEM_BODY, "PRIVATE KEY", CARD, "ORD-123456"):
+        assert part not in out, part
+    assert '"private_key": "[REDACTED:private_key]"' in out  # the escaped key, up to its END line
+    assert '"pasted": [REDACTED:private_key]\n}' in out
+    assert '"card": "[REDACTED:card_number]"' in out and '"note": "[HASH:order_id:' in out
+    assert out.count("\n") == document.count("\n") + 1  # the raw key's lines went with it
+
+
+def test_a_text_over_the_servers_bound_is_refused_not_split(
+    setup: Setup, wrm_here: Callable[..., Ran]
+) -> None:
+    """Through the server a text goes in one request: one over 1 MiB is refused, saying what to
+    do, before anything is written; directly there is no bound and the key still goes whole."""
+    big = ("x" * 99 + "\n") * 10_500 + PEM + "\n"
+    env = {"WRM_KEY": setup.ingest}
+    served = wrm_here("redact", "--http", setup.server.http_address, stdin=big.encode(), env=env)
+    assert served.returncode == 2 and served.stdout == b""
+    assert "over the server's bound" in served.stderr and "split it" in served.stderr
+    assert "directly" in served.stderr and PEM_BODY[0] not in served.stderr
+    direct = wrm_here(
+        "redact", "--warehouse", setup.dsn, "--database", setup.warehouse.database, "--http", "127.0.0.1:9",
+        stdin=big.encode(), env=env,
+    )  # fmt: skip
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.endswith(b"x\n[REDACTED:private_key]\n") and len(direct.stdout) == 10_500 * 100 + 23
 
 
 def test_json_lines_through_the_server_and_directly_alike(setup: Setup, wrm_here: Callable[..., Ran]) -> None:
