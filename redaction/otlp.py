@@ -169,18 +169,16 @@ def redact_span(
     )
     if wanted("status"):
         _text_field(span.status, "message", redactor, tally)
-    for e, event in enumerate(span.events):
-        if wanted("event_name", e):
-            _text_field(event, "name", redactor, tally)
-        only = None if parts is None else _indices(parts, "event_attr", e)
-        if only is None or only:
-            removed |= attributes(event.attributes, redactor, tally, only=only)
-    for n, link in enumerate(span.links):
-        if wanted("link_state", n):
-            _text_field(link, "trace_state", redactor, tally)
-        only = None if parts is None else _indices(parts, "link_attr", n)
-        if only is None or only:
-            removed |= attributes(link.attributes, redactor, tally, only=only)
+    for members, text, text_part, attr_part in (
+        (span.events, "name", "event_name", "event_attr"),
+        (span.links, "trace_state", "link_state", "link_attr"),
+    ):
+        for n, member in enumerate(members):
+            if wanted(text_part, n):
+                _text_field(member, text, redactor, tally)
+            only = None if parts is None else _indices(parts, attr_part, n)
+            if only is None or only:
+                removed |= attributes(member.attributes, redactor, tally, only=only)
     return tally if (tally or removed) else None
 
 

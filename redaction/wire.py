@@ -133,22 +133,19 @@ def span_parts(
             found.add(("status",))
         elif field == 9:
             found.add(("attr", n))
-        elif field == 11:
+        elif field in _MEMBERS:
+            text_field, attr_field, text_part, attr_part = _MEMBERS[field]
             k = 0
-            for ef, es, ee in _fields(payload, s, e):
-                if ef == 3:
-                    if hit(es, ee):
-                        found.add(("event_attr", n, k))
+            for mf, ms, me in _fields(payload, s, e):
+                if mf == attr_field:
+                    if hit(ms, me):
+                        found.add((attr_part, n, k))
                     k += 1
-                elif ef == 2 and hit(es, ee):
-                    found.add(("event_name", n))
-        elif field == 13:
-            k = 0
-            for lf, ls, le in _fields(payload, s, e):
-                if lf == 4:
-                    if hit(ls, le):
-                        found.add(("link_attr", n, k))
-                    k += 1
-                elif lf == 3 and hit(ls, le):
-                    found.add(("link_state", n))
+                elif mf == text_field and hit(ms, me):
+                    found.add((text_part, n))
     return found
+
+
+# Span fields holding repeated messages with a string and attributes: events (11: name is 2,
+# attributes 3) and links (13: trace_state is 3, attributes 4).
+_MEMBERS = {11: (2, 3, "event_name", "event_attr"), 13: (3, 4, "link_state", "link_attr")}
