@@ -3,6 +3,7 @@ gets its first one), and through a running server with an admin key in WRM_KEY."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from warehouse import Warehouse
 from wrm.cli import main
 
 ADMIN_KEY = "platform-admin-" + "c" * 40
+EMAIL = "jane.doe@example.com"
+CARD_NAME = "ci 4111 1111 1111 1111"
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 3, 1, 1, 5, (100, 10), 2, 0.7)])
 
 
@@ -76,6 +79,22 @@ def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "is not a tenant id" in bad.stderr
 
 
+def test_a_name_the_rules_would_change_is_refused_directly(tmp_path: Path) -> None:
+    """On the warehouse directly the policies are the settings' (and those stored there), as
+    `wrm redact` reads them: acme masks emails, other tenants do not; a card is masked everywhere."""
+    where = f"chdb://{tmp_path / 'wh'}"
+    env = {"WRM_TENANT_REDACTION": json.dumps({"acme": {"detectors": {"email": "mask"}}})}
+    base = ("keys", "--warehouse", where, "--http", "127.0.0.1:9", "create", "--role", "viewer")
+    for tenant, name, rule in (("acme", EMAIL, "email"), ("other", CARD_NAME, "card_number")):
+        refused = _wrm(*base, "--tenant", tenant, "--name", name, env=env)
+        assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+        assert f"--name matches redaction rules ({rule})" in refused.stderr and name not in refused.stderr
+    made = _wrm(*base, "--tenant", "other", "--name", EMAIL, env=env)
+    assert made.returncode == 0 and made.stdout.startswith("wrm_"), made.stderr
+    listed = _wrm("keys", "--warehouse", where, "--http", "127.0.0.1:9", "list").stdout
+    assert EMAIL in listed and "acme" not in listed and "4111" not in listed
+
+
 def test_keys_through_the_running_server(warehouse: Warehouse, wrm_here: Callable[..., Ran]) -> None:
     srv = start_server(warehouse, auth="required", admin_key=ADMIN_KEY)
     try:
@@ -93,6 +112,12 @@ def test_keys_through_the_running_server(warehouse: Warehouse, wrm_here: Callabl
         )
         listed = wrm_here("keys", "--http", http, "list", "--tenant", "acme", env=env)
         assert "dash" in listed.stdout and key not in listed.stdout
+        secret = wrm_here(
+            "keys", "--http", http, "create", "--tenant", "acme", "--role", "viewer", "--name", CARD_NAME,
+            env=env,
+        )  # fmt: skip
+        assert secret.returncode == 1 and secret.stdout == "" and "422" in secret.stderr
+        assert "matches redaction rules (card_number)" in secret.stderr and "4111" not in secret.stderr
         refused = wrm_here("keys", "--http", http, "list", env={"WRM_KEY": key})  # a viewer key
         assert refused.returncode == 1 and "403" in refused.stderr and "WRM_KEY" in refused.stderr
         assert key not in refused.stderr

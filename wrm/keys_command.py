@@ -1,7 +1,9 @@
 """`wrm keys create|list|revoke`: manage API keys through the running server's /v1/keys (with
 an admin key in WRM_KEY), or on the warehouse directly when no server runs — the way to make the
 first key of a server that requires one. Says on stderr which it did. A new key is the only
-thing written to stdout, so `KEY=$(wrm keys create …)` captures it."""
+thing written to stdout, so `KEY=$(wrm keys create …)` captures it. A name the tenant's redaction
+rules would change is refused either way (the server answers 422; directly, the policies are the
+settings' and those stored in the warehouse, as `wrm redact` reads them)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from typing import Any
 from access import Role
 from access import audit as audit_log
 from access.store import KeyRecord, KeyStore
+from analytics.api.keys_api import name_problem
+from redaction.policy import PolicyError
 from warehouse import Warehouse, migrate
 from wrm.reading import NoWarehouse, auth_headers, opened_directly, server_answers, server_url
+from wrm.redact_command import policy_book
 from wrm.settings import Settings
 
 DIRECT_ACTOR = audit_log.Actor("", "wrm keys (warehouse opened directly)")
@@ -45,13 +50,21 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return _via_server(settings, url, args)
     with opened_directly(settings, url, "keys") as wh:
         migrate(wh)  # a fresh warehouse gets its api_keys table
-        return _direct(KeyStore(wh), wh, args)
+        return _direct(settings, KeyStore(wh), wh, args)
 
 
-def _direct(store: KeyStore, wh: Warehouse, args: argparse.Namespace) -> int:
+def _direct(settings: Settings, store: KeyStore, wh: Warehouse, args: argparse.Namespace) -> int:
     if args.keys_action == "create":
         if not args.tenant:
             print("wrm keys create: --tenant is required on the warehouse directly", file=sys.stderr)
+            return 2
+        try:
+            problem = name_problem(policy_book(settings, wh), args.tenant, args.name)
+        except PolicyError as exc:
+            print(f"wrm keys create: {exc}", file=sys.stderr)
+            return 1
+        if problem:
+            print(f"wrm keys create: --name {problem}", file=sys.stderr)
             return 2
         try:
             record, key = store.create(args.tenant, Role(args.role), args.name, DIRECT_ACTOR.name)

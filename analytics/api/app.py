@@ -79,7 +79,7 @@ def create_app(
     api = api_warehouse or warehouse
     app.include_router(document_roles(runs_api.build_router(api, max_exports, policies)))
     if key_store is not None:
-        app.include_router(document_roles(keys_api.build_router(api, key_store, auth)))
+        app.include_router(document_roles(keys_api.build_router(api, key_store, auth, policies)))
     if policies is not None:
         app.include_router(document_roles(redaction_api.build_router(api, policies)))
     if sql_capacity is not None:

@@ -1,12 +1,18 @@
 """/v1/keys and /v1/audit: admins manage their tenant's keys and read its audit trail. The
-platform admin (`admin_key`) does both for any tenant."""
+platform admin (`admin_key`) does both for any tenant.
+
+A key's name is stored as given and shown everywhere the key acts (key lists, the audit trail,
+`requested_by`, annotation authors): a name the tenant's redaction rules would change is refused
+(422), never stored altered."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
 
 from access import Authenticator, Forbidden, Unauthenticated
 from access import audit as audit_log
@@ -22,6 +28,8 @@ from analytics.api.access_schemas import (
 )
 from analytics.api.caller import Admin, Caller
 from analytics.runs.errors import InvalidInput, UnknownItem
+from redaction.book import PolicyBook
+from redaction.policy import Policy
 from warehouse import Warehouse
 
 MAX_AUDIT = 1000
@@ -54,9 +62,25 @@ def _scope(who: Caller, tenant: str | None) -> str | None:
     return tenant
 
 
-def build_router(wh: Warehouse, store: KeyStore, authenticator: Authenticator) -> APIRouter:
-    """`wh`: the API's handle (audit reads and writes); `store`: where keys are kept."""
+def name_problem(book: PolicyBook, tenant: str, name: str) -> str:
+    """Why `name` cannot name a key of `tenant` ('' when it can): the tenant's redaction rules
+    would change it. Says which rules, never the name."""
+    tally = Counter[str]()
+    if book.redactor(tenant or "default").text(name, tally) == name:
+        return ""
+    return (
+        f"matches redaction rules ({', '.join(sorted(tally))}); a key's name is stored and shown as "
+        "given (key lists, the audit trail, who did what): choose one no rule changes"
+    )
+
+
+def build_router(
+    wh: Warehouse, store: KeyStore, authenticator: Authenticator, policies: PolicyBook | None = None
+) -> APIRouter:
+    """`wh`: the API's handle (audit reads and writes); `store`: where keys are kept;
+    `policies`: the redaction policies key names are checked with (None: the built-in defaults)."""
     router = APIRouter(prefix="/v1", tags=["access"])
+    book = policies or PolicyBook(Policy(), {}, b"")
 
     @router.post("/keys", response_model=KeyCreated, status_code=201)
     def create_key(who: Admin, body: KeyRequest) -> KeyCreated:
@@ -66,6 +90,9 @@ def build_router(wh: Warehouse, store: KeyStore, authenticator: Authenticator) -
         if tenant is None:
             raise InvalidInput("the platform admin names the key's `tenant`")
         _scope(who, tenant)
+        problem = name_problem(book, tenant, body.name)
+        if problem:
+            raise RequestValidationError([{"loc": ("body", "name"), "msg": problem, "type": "value_error"}])
         record, key = store.create(tenant, body.role, body.name, who.actor.label)
         authenticator.remember(record)
         audit_log.record(
