@@ -25,12 +25,13 @@ from wrm.server import WrmServer
 
 ADMIN_KEY = "platform-admin-" + "r" * 40
 ROLES = ("ingest", "viewer", "operator", "admin")
-TENANTS = ("acme", "globex", "initech", "umbrella")
+TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
 GLOBEX_SETTINGS = {"detectors": {"email": "mask"}}  # globex's settings policy
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.com"
 ORDER = "ORD-482913"
 ORDER_RULE = {"name": "order_id", "pattern": "ORD-[0-9]{6}", "action": "hash"}
+SK_KEY = "sk-proj-" + "Zq7" * 11  # a tag's shape, and the sk_key detector's
 
 
 @dataclass
@@ -283,6 +284,102 @@ def test_operators_text_is_redacted_before_it_is_stored(env: Env) -> None:
     with env.admin("umbrella") as c:
         notes = c.get("/v1/audit", params={"action": "run.annotate"}).json()["entries"]
     assert notes[0]["detail"]["redacted"] == {"card_number": 1, "sk_key": 1}
+
+
+def _tag_rows(env: Env, tag: str) -> list[tuple[Any, ...]]:
+    return env.rows("SELECT run_id, present FROM run_tags WHERE tag = {t:String}", t=tag)
+
+
+def test_removing_a_tag_stores_only_what_the_run_had(env: Env) -> None:
+    """A removal writes a row only for a tag the run has: one a rule would change and the run
+    has not is refused (400, naming its place, not its text) rather than stored as removed; one
+    stored before a rule matched it is still removed, audited redacted."""
+    run = _send(env, "hooli", {"step.input": "nothing secret"})
+    settle(env.server)
+    with env.client(env.keys["hooli"]["operator"]) as c:
+        added = c.post(f"/v1/runs/{run}/tags", json={"add": ["TICKET-4821", "golden"]})
+        assert added.status_code == 200 and added.json()["tags"] == ["TICKET-4821", "golden"], added.text
+    with env.admin("hooli") as c:  # now a rule matches the stored tag
+        rule = {"name": "ticket", "pattern": "TICKET-[0-9]{4}", "action": "mask"}
+        assert c.put("/v1/tenants/hooli/redaction", json={"rules": [rule]}).status_code == 200
+    with env.client(env.keys["hooli"]["operator"]) as c:
+        absent = c.post(f"/v1/runs/{run}/tags", json={"remove": ["golden", SK_KEY, "TICKET-0001"]})
+        assert absent.status_code == 400, absent.text
+        detail = absent.json()["detail"]
+        assert "remove[1], remove[2]" in detail and "sk_key" in detail and "ticket" in detail
+        assert SK_KEY not in absent.text and "TICKET-0001" not in absent.text
+        assert c.post(f"/v1/runs/{run}/tags", json={"remove": ["never-there"]}).status_code == 200
+        refused = {
+            "add[1]: tag(s) that match redaction rules (ticket)": c.post(
+                f"/v1/runs/{run}/tags", json={"add": ["fine", "TICKET-9999"]}
+            ),
+            "add[1]: tag(s) that match redaction rules (sk_key)": c.post(
+                f"/v1/runs/{run}/tags", json={"add": ["fine", f"not a tag {SK_KEY}"]}
+            ),
+            "remove[1] is not a tag": c.post(
+                f"/v1/runs/{run}/tags", json={"remove": ["fine", "hello world 42"]}
+            ),
+            "add[0] is also in remove": c.post(
+                f"/v1/runs/{run}/tags", json={"add": ["two-ways"], "remove": ["two-ways"]}
+            ),
+        }
+        for said, got in refused.items():
+            assert got.status_code == 400 and said in got.json()["detail"], (said, got.text)
+            for text in (SK_KEY, "TICKET-9999", "hello world", "two-ways"):
+                assert text not in got.text, (said, text)
+        removed = c.post(f"/v1/runs/{run}/tags", json={"remove": ["TICKET-4821"]})
+        assert removed.status_code == 200 and removed.json()["tags"] == ["golden"], removed.text
+    for tag in (SK_KEY, "TICKET-0001", "TICKET-9999", "never-there", "two-ways", "fine"):
+        assert _tag_rows(env, tag) == [], tag
+    assert sorted(p for _, p in _tag_rows(env, "TICKET-4821")) == [0, 1]  # added, then removed
+    with env.admin("hooli") as c:
+        entries = c.get("/v1/audit", params={"action": "run.tag"}).json()["entries"]
+    assert [e["detail"] for e in entries] == [  # newest first; the no-op removal left none
+        {"add": [], "remove": ["[REDACTED:ticket]"]},
+        {"add": ["TICKET-4821", "golden"], "remove": []},
+    ]
+
+
+def test_an_idempotency_key_is_never_quoted_nor_a_secret(env: Env) -> None:
+    """The key is stored as given (an opaque client id): one a rule would change is 400, and a
+    clash (409) says so without quoting it."""
+    run = _send(env, "hooli", {"step.input": "nothing secret"})
+    settle(env.server)
+    with env.client(env.keys["hooli"]["operator"], **{"Idempotency-Key": "clash-7f3a"}) as c:
+        assert c.post(f"/v1/runs/{run}/rerun", json={"reason": "once"}).status_code == 201
+        clash = c.post(f"/v1/runs/{run}/cancel", json={"reason": "other"})
+    assert clash.status_code == 409 and "clash-7f3a" not in clash.text
+    assert "this Idempotency-Key was used for another request" in clash.json()["detail"]
+    for key in (SK_KEY, "order 4111111111111111"):
+        with env.client(env.keys["hooli"]["operator"], **{"Idempotency-Key": key}) as c:
+            got = c.post(f"/v1/runs/{run}/rerun", json={"reason": "secret key"})
+        assert got.status_code == 400 and "Idempotency-Key" in got.json()["detail"], got.text
+        assert key not in got.text and "4111" not in got.text
+    stored = env.rows("SELECT idempotency_key, reason FROM run_actions WHERE run_id = {r:String}", r=run)
+    assert stored == [("clash-7f3a", "once")]
+
+
+def test_a_key_name_the_rules_would_change_is_refused(env: Env) -> None:
+    """A key's name is shown wherever the key acts: one its tenant's rules would change is 422
+    (globex masks emails, umbrella does not; cards are masked everywhere) and is not stored."""
+    card_name = f"ci {CARD}"
+    with env.client(ADMIN_KEY) as c:
+        for tenant, name in (("globex", EMAIL), ("umbrella", card_name)):
+            got = c.post("/v1/keys", json={"tenant": tenant, "role": "viewer", "name": name})
+            assert got.status_code == 422 and got.headers["content-type"] == "application/problem+json"
+            assert [e["where"] for e in got.json()["errors"]] == ["body.name"], got.text
+            assert name not in got.text and "matches redaction rules" in got.text
+        fine = c.post("/v1/keys", json={"tenant": "umbrella", "role": "viewer", "name": EMAIL})
+        assert fine.status_code == 201 and fine.json()["name"] == EMAIL, fine.text
+    with env.admin("globex") as c:  # a tenant admin's own key: its tenant's rules
+        got = c.post("/v1/keys", json={"role": "viewer", "name": f"for {EMAIL}"})
+        assert got.status_code == 422 and "email" in got.json()["detail"] and EMAIL not in got.text
+    assert env.rows("SELECT tenant_id FROM api_keys WHERE name LIKE {n:String}", n=f"%{EMAIL}%") == [
+        ("umbrella",)
+    ]
+    assert env.rows("SELECT 1 FROM api_keys WHERE position(name, {c:String}) > 0", c=CARD) == []
+    audit = json.dumps([list(map(str, r)) for r in env.rows("SELECT * FROM audit_log")])
+    assert CARD not in audit and audit.count(EMAIL) == 1  # the umbrella key's creation only
 
 
 def test_with_auth_off_a_policy_change_still_needs_a_key(server: WrmServer) -> None:

@@ -3,7 +3,8 @@ errors are raised as analytics.runs.errors and rendered by analytics.api.problem
 
 What operators and engines write (annotation text, label and author, tags, action reasons,
 re-run context, acknowledgement messages) is redacted with the tenant's policy before it is
-stored or audited, as spans are: a tag a rule would change is refused rather than stored altered.
+stored or audited, as spans are: a tag a rule would change is refused rather than stored altered
+(removing one the run has is allowed), and so is such an Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -168,8 +169,13 @@ def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | Non
         response: Response,
     ) -> Action:
         who = _scrubbed(who)
-        run = find_run(wh, who.tenant, run_id)  # a part's trace id finds its run
         redactor, tally = book.redactor(who.tenant), Counter[str]()
+        if redactor.text(key, tally) != key:  # stored as given (an opaque client id), or refused
+            raise InvalidInput(
+                f"the Idempotency-Key header matches redaction rules ({', '.join(sorted(tally))}); "
+                "use a key no rule changes, such as a random UUID"
+            )
+        run = find_run(wh, who.tenant, run_id)  # a part's trace id finds its run
         reason = redactor.text(reason, tally)
         context = redactor.mapping(context, tally)
         action, created = acts.request_action(
@@ -266,16 +272,28 @@ def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | Non
         who = _scrubbed(who)
         run_id = find_run(wh, who.tenant, run_id).run_id
         redactor, tally = book.redactor(who.tenant), Counter[str]()
-        matched = sum(redactor.text(t, tally) != t for t in body.add)
+        matched = [f"add[{i}]" for i, t in enumerate(body.add) if redactor.text(t, tally) != t]
         if matched:
             raise InvalidInput(
-                f"{matched} tag(s) match redaction rules ({', '.join(sorted(tally))}); a tag is "
-                "stored as given or not at all"
+                f"{', '.join(matched)}: tag(s) that match redaction rules ({', '.join(sorted(tally))}); "
+                "a tag is stored as given or not at all"
             )
-        # A tag stored before a rule matched it can still be removed; the audit entry names it redacted.
-        if acts.change_tags(wh, who.tenant, run_id, body, who.actor.label):
-            removed = [redactor.text(t) for t in body.remove]
-            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=body.add, remove=removed)
+        # A tag stored before a rule matched it can still be removed (the audit entry names it
+        # redacted); one the run has not is refused, as an add is: its removal would store it.
+        guarded = [t for t in dict.fromkeys(body.remove) if redactor.text(t) != t]
+        absent = set(guarded) - acts.tags_present(wh, who.tenant, run_id, guarded)
+        if absent:
+            places = [f"remove[{i}]" for i, t in enumerate(body.remove) if t in absent]
+            for t in absent:
+                redactor.text(t, tally)
+            raise InvalidInput(
+                f"{', '.join(places)}: tag(s) the run does not have that match redaction rules "
+                f"({', '.join(sorted(tally))}); a tag is stored as given or not at all, its removal too"
+            )
+        add, removed = acts.change_tags(wh, who.tenant, run_id, body, who.actor.label)
+        if add or removed:
+            removed = [redactor.text(t) for t in removed]
+            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=add, remove=removed)
         return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
 
     return router

@@ -128,10 +128,10 @@ def request_action(
             )
             if rows:
                 found = _action(rows[0])
-                if (found.run_id, found.kind) != (run_id, kind):
+                if (found.run_id, found.kind) != (run_id, kind):  # the key is the client's: not quoted
                     raise StateConflict(
-                        f"Idempotency-Key {idempotency_key!r} was used for a {found.kind} "
-                        f"of run {found.run_id}"
+                        f"this Idempotency-Key was used for another request (a {found.kind} of run "
+                        f"{found.run_id})"
                     )
                 return found, False
         if kind == "cancel":
@@ -256,28 +256,51 @@ def annotations_for_run(wh: Warehouse, tenant: str, run_id: str) -> list[Annotat
     ]
 
 
-def change_tags(wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, changed_by: str) -> bool:
-    """Record the changes; False when the request changes nothing (no tag added or removed)."""
-    bad = [t for t in (*req.add, *req.remove) if not _TAG_RE.match(t)]
-    if bad:
-        raise InvalidInput(f"tag {bad[0][:80]!r} is not a tag (1-64 letters, digits, and _ . : / -)")
-    both = set(req.add) & set(req.remove)
-    if both:
-        raise InvalidInput(f"tag {sorted(both)[0]!r} is both added and removed")
-    changes = [(t, 1) for t in dict.fromkeys(req.add)] + [(t, 0) for t in dict.fromkeys(req.remove)]
-    if not changes:
-        return False
-    now = _now()
-    wh.insert_columns(
-        "run_tags",
-        ["tenant_id", "run_id", "tag", "present", "changed_by", "changed_at"],
-        [
-            [tenant] * len(changes),
-            [run_id] * len(changes),
-            [t for t, _ in changes],
-            [p for _, p in changes],
-            [changed_by] * len(changes),
-            [now] * len(changes),
-        ],
+def tags_present(wh: Warehouse, tenant: str, run_id: str, tags: list[str]) -> set[str]:
+    """Which of `tags` the run has now."""
+    if not tags:
+        return set()
+    rows = wh.rows(
+        "SELECT tag FROM run_tags FINAL WHERE tenant_id = {t:String} AND run_id = {r:String} "
+        "AND tag IN {tags:Array(String)} AND present = 1",
+        {"t": tenant, "r": run_id, "tags": tags},
     )
-    return True
+    return {str(r[0]) for r in rows}
+
+
+def change_tags(
+    wh: Warehouse, tenant: str, run_id: str, req: TagsRequest, changed_by: str
+) -> tuple[list[str], list[str]]:
+    """Record the changes; (added, removed): both empty when the request changes nothing. Only a
+    tag the run has is removed: no row is written for one it has not, so a removal never stores
+    text the run did not hold. A refusal names a tag by its place in the request (`add[2]`),
+    never by its text: a refused tag may be a secret."""
+    for field, given in (("add", req.add), ("remove", req.remove)):
+        bad = next((i for i, t in enumerate(given) if not _TAG_RE.match(t)), None)
+        if bad is not None:
+            raise InvalidInput(f"{field}[{bad}] is not a tag (1-64 letters, digits, and _ . : / -)")
+    removing = set(req.remove)
+    both = next((i for i, t in enumerate(req.add) if t in removing), None)
+    if both is not None:
+        raise InvalidInput(f"add[{both}] is also in remove: a tag is either added or removed")
+    added = list(dict.fromkeys(req.add))
+    with _lock:  # the tags present, then the write: no other change of this process in between
+        present = tags_present(wh, tenant, run_id, list(dict.fromkeys(req.remove)))
+        removed = [t for t in dict.fromkeys(req.remove) if t in present]
+        changes = [(t, 1) for t in added] + [(t, 0) for t in removed]
+        if not changes:
+            return [], []
+        now = _now()
+        wh.insert_columns(
+            "run_tags",
+            ["tenant_id", "run_id", "tag", "present", "changed_by", "changed_at"],
+            [
+                [tenant] * len(changes),
+                [run_id] * len(changes),
+                [t for t, _ in changes],
+                [p for _, p in changes],
+                [changed_by] * len(changes),
+                [now] * len(changes),
+            ],
+        )
+    return added, removed
