@@ -143,7 +143,7 @@ def confirm_assignment(text: str) -> tuple[int, int] | None:
     passphrase with spaces goes whole), else up to a space, a quote or & (a query string). A
     value already redacted (`[REDACTED:…]`, `[HASH:…]`) is left as it is."""
     i = min(at for at in (text.find("="), text.find(":")) if at >= 0) + 1
-    while i < len(text) and text[i] in " \t":
+    while i < len(text) and text[i].isspace():
         i += 1
     if i < len(text) and text[i] in "\"'":
         end = text.find(text[i], i + 1)
@@ -258,7 +258,7 @@ DETECTORS: tuple[Detector, ...] = (
         True,
         # after a word boundary or _ (DB_PASSWORD=, aws_secret_access_key =), or camelCase (dbPassword:)
         pattern=rf"(?:(?i:(?:\b|_)(?:{_CREDENTIAL_WORDS}))|[a-z0-9](?:{_CAMEL_WORDS}))"
-        rf"[\"']?[ \t]{{0,3}}[:=][ \t]{{0,3}}"
+        rf"[\"']?[ \t]{{0,3}}[:=]\s{{0,16}}"  # the value may be on the next line (pretty JSON)
         rf"(?:\"[^\"\n]{{1,512}}\"?|'[^'\n]{{1,512}}'?|[^\s\"'&]{{3,}})",
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=]",
         confirm=confirm_assignment,
