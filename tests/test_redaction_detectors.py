@@ -22,6 +22,7 @@ from redaction.detectors import luhn_ok
 
 DEFAULT = Redactor(effective(), b"k" * 32)
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
+SMALL = settings(max_examples=80, deadline=None, database=None)  # the narrower properties
 
 ALNUM = string.ascii_letters + string.digits
 UPPER_DIGITS = string.ascii_uppercase + string.digits
@@ -107,10 +108,18 @@ def printed_cards(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @PROPERTY
-@given(st.tuples(prose(), printed_cards(), prose()), st.sampled_from(["", ":", "#", "(", "card "]))
-def test_generated_card_numbers_are_always_caught(parts: tuple[str, tuple[str, str], str], lead: str) -> None:
+@given(
+    st.tuples(prose(), printed_cards(), prose()),
+    st.sampled_from(["", ":", "#", "(", "card ", "1,", "[", "[12,", "id,card\n1,"]),  # CSV, JSON arrays
+    st.sampled_from(["", ",", ",12", "]", ",5500000000000004]", ";"]),
+)
+@example(("", ("4111111111111111", "4111111111111111"), ""), "1,", ",12")
+def test_generated_card_numbers_are_always_caught(
+    parts: tuple[str, tuple[str, str], str], lead: str, trail: str
+) -> None:
+    """Also in a CSV row or a JSON array, where a comma beside the number is no decimal point."""
     before, (card, digits), after = parts
-    text = f"{before} {lead}{card} {after}".strip()
+    text = f"{before} {lead}{card}{trail} {after}".strip()
     assert_caught(text, card, digits)
     assert_caught(card, card)
     assert redact(card)[0] == "[REDACTED:card_number]"
@@ -127,6 +136,35 @@ def test_generated_card_numbers_are_always_caught(parts: tuple[str, tuple[str, s
 )
 def test_a_card_number_next_to_another_number_is_caught(text: str) -> None:
     assert_caught(text, "4111111111111111", "4111-1111-1111-1111")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id,card\n1,4111111111111111",  # a CSV row
+        "4111111111111111,12",  # a CSV row: the card, then the month
+        "[4111111111111111,5500000000000004]",  # a JSON array
+        '{"cards": [5500000000000004, 4111111111111111]}',
+    ],
+)
+def test_card_numbers_in_csv_rows_and_json_arrays_are_caught(text: str) -> None:
+    """A comma next to a card number is a separator, not a decimal point: every card goes."""
+    tally = assert_caught(text, "4111111111111111", "5500000000000004")
+    assert tally["card_number"] == text.count("4111111111111111") + text.count("5500000000000004")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0.4111111111111111",
+        "2528987614412630.0",
+        "score 0.4111111111111111 and 2528987614412630.0",
+        "1.4111111111111111,2",
+    ],
+)
+def test_decimal_numbers_with_card_like_digits_are_left_alone(text: str) -> None:
+    assert luhn_ok("2528987614412630") and luhn_ok("4111111111111111")  # Luhn-valid, issuer 2 and 4
+    assert_untouched(text)
 
 
 @PROPERTY
@@ -177,11 +215,23 @@ def bearer_tokens(draw: st.DrawFn) -> str:
 @st.composite
 def pem_keys(draw: st.DrawFn) -> tuple[str, list[str]]:
     """(PEM block, its body lines); sometimes cut before its END line."""
-    kind = draw(st.sampled_from(["", "RSA ", "EC ", "DSA ", "OPENSSH ", "ENCRYPTED "]))
+    kind, tail = draw(
+        st.sampled_from(
+            [
+                ("", ""),
+                ("RSA ", ""),
+                ("EC ", ""),
+                ("DSA ", ""),
+                ("OPENSSH ", ""),
+                ("ENCRYPTED ", ""),
+                ("PGP ", " BLOCK"),
+            ]
+        )
+    )
     lines = draw(st.lists(chars(ALNUM + "+/", 16, 64), min_size=1, max_size=6))
-    block = f"-----BEGIN {kind}PRIVATE KEY-----\n" + "\n".join(lines)
+    block = f"-----BEGIN {kind}PRIVATE KEY{tail}-----\n" + "\n".join(lines)
     if draw(st.booleans()):
-        block += f"\n-----END {kind}PRIVATE KEY-----"
+        block += f"\n-----END {kind}PRIVATE KEY{tail}-----"
     return block, lines
 
 
@@ -197,11 +247,31 @@ def cased(draw: st.DrawFn, words: st.SearchStrategy[str]) -> str:
     return str(draw(st.sampled_from([word, word.upper(), word.title()])))
 
 
+def camel(word: str) -> str:
+    """api_key → ApiKey, client-secret → ClientSecret."""
+    return "".join(part.title() for part in word.replace("-", "_").split("_"))
+
+
+@st.composite
+def credential_names(draw: st.DrawFn) -> str:
+    """A credential's name as code writes it: alone, after a prefix and `_` (DB_PASSWORD,
+    aws_secret_access_key, refresh_token, x_api_key), or in camelCase (dbPassword)."""
+    word = draw(st.sampled_from(CREDENTIAL_NAMES))
+    style = draw(st.sampled_from(["alone", "prefixed", "camel"]))
+    if style == "camel":
+        return str(draw(st.sampled_from(["db", "user", "aws", "client", "x1", "my"]))) + camel(word)
+    name = draw(cased(st.just(word)))
+    if style == "alone":
+        return name
+    prefix = draw(st.sampled_from(["db_", "DB_", "aws_secret_", "AWS_SECRET_", "x_", "refresh_", "app_db_"]))
+    return prefix + name
+
+
 @st.composite
 def credentials_in_text(draw: st.DrawFn) -> tuple[str, str]:
     """(`name=value` in one of the shapes text carries it, value). Values end where the shapes
     end them: at whitespace, a quote, `,`, `;` or `&`."""
-    name = draw(cased(st.sampled_from(CREDENTIAL_NAMES)))
+    name = draw(credential_names())
     value = draw(chars(ALNUM, 1, 1)) + draw(chars(ALNUM + "!@#$%^*()_+./~-[]{}<>|:=", 2, 40))
     shape = draw(
         st.sampled_from(
@@ -258,6 +328,35 @@ def test_generated_bearer_tokens_are_always_caught(shape: str, token: str, after
     assert_caught(f"{shape.format(t=token)} {after}", token)
 
 
+@st.composite
+def basic_credentials(draw: st.DrawFn) -> str:
+    """An HTTP Basic credential: base64 of user:password (with its padding or without)."""
+    user = draw(chars(string.ascii_letters, 2, 12))
+    password = draw(chars(ALNUM + "!$%*-_.", 4, 16))
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return token if draw(st.booleans()) else token.rstrip("=")
+
+
+@SMALL
+@given(
+    basic_credentials(),
+    st.sampled_from(["Authorization: Basic {t}", "basic {t}", "auth=Basic {t};"]),
+    prose(),
+)
+@example("dXNlcjpwYXNz", "Authorization: Basic {t}", "")  # user:pass — letters only, 12 long
+@example("YWxpY2U6c2VjcmV0", "Basic {t}", "then")  # alice:secret
+def test_generated_basic_credentials_are_always_caught(token: str, shape: str, after: str) -> None:
+    """A Basic token is base64 of user:password: caught whatever its letters, so also one too
+    short or too plain to pass for an opaque bearer token."""
+    tally = assert_caught(f"{shape.format(t=token)} {after}".strip(), token)
+    assert tally["bearer_token"] == 1
+
+
+def test_basic_user_pass_is_caught() -> None:
+    assert base64.b64decode("dXNlcjpwYXNz") == b"user:pass"
+    assert redact("Basic dXNlcjpwYXNz") == ("[REDACTED:bearer_token]", Counter({"bearer_token": 1}))
+
+
 def test_a_letters_only_token_after_authorization_bearer_is_caught() -> None:
     """An opaque token of letters only (~0.4 % of random 32-character base62 tokens have no digit)
     in an Authorization header written into text."""
@@ -274,6 +373,24 @@ def test_generated_pem_private_keys_are_always_caught(parts: tuple[str, tuple[st
     assert tally["private_key"] == 1
 
 
+PGP_KEY = (
+    "-----BEGIN PGP PRIVATE KEY BLOCK-----\n"
+    "Version: GnuPG v2\n"
+    "\n"
+    "lQOYBF0K8JcBCADJ3kT9mPq2rXhGv7Yc0oLwZsN4fQe1uD8bA5tRjHkMnV3yWxPi\n"
+    "qE6sZ2dL9fGhJkLmN0pQrS3tUvWxYz1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7\n"
+    "=x1Yz\n"
+    "-----END PGP PRIVATE KEY BLOCK-----"
+)
+
+
+def test_a_pgp_private_key_block_is_masked_whole() -> None:
+    """An armored PGP key: its header, body, checksum and both armor lines go as one."""
+    assert redact(PGP_KEY) == ("[REDACTED:private_key]", Counter({"private_key": 1}))
+    out, tally = redact(f"key:\n{PGP_KEY}\nimported ok")
+    assert out == "key:\n[REDACTED:private_key]\nimported ok" and tally == Counter({"private_key": 1})
+
+
 @PROPERTY
 @given(st.tuples(prose(), credentials_in_text(), prose()))
 def test_generated_credentials_written_in_text_are_always_caught(
@@ -281,6 +398,80 @@ def test_generated_credentials_written_in_text_are_always_caught(
 ) -> None:
     before, (written, value), after = parts
     assert_caught(f"{before} {written} {after}", value)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("DB_PASSWORD=hunter2-prod", "hunter2-prod"),
+        ("export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "bPxRfiCYEXAMPLEKEY"),
+        ("refresh_token=8xLOxBtZp8 then retry", "8xLOxBtZp8"),
+        ("GET https://app.example.com/cb?state=x&access_token=ya29a0AfH6SMBx&code=1", "ya29a0AfH6SMBx"),
+        ("db_password='s3cr3t pass phrase'", "pass phrase"),
+        ("x_api_key: 0f3e9c2ab71d", "0f3e9c2ab71d"),
+        ('{"dbPassword": "correct horse"}', "correct horse"),
+        ('{"user": "ann", "accessToken": "opaqueValue"}', "opaqueValue"),
+    ],
+)
+def test_credential_names_after_a_prefix_or_in_camel_case_are_caught_in_text(text: str, secret: str) -> None:
+    """Environment dumps, config files, query strings and JSON name credentials with a prefix
+    (DB_, aws_secret_, refresh_, x_) or in camelCase: the value goes, the name stays."""
+    out, tally = redact(text)
+    assert secret not in out and tally == Counter({"credential_in_text": 1}), (text, out, tally)
+    assert "[REDACTED:credential_in_text]" in out
+
+
+@pytest.mark.xfail(strict=True, reason="remaining bug in credential_in_text (see each case)")
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        # the value after `Authorization:` is the scheme and the credential: only the scheme goes
+        (
+            "Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+            "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b",
+        ),
+        # a Cookie header's value is every cookie: only the first goes
+        ("Cookie: theme=dark; session=abc123def456", "abc123def456"),
+        # an upper-case prefix without a separator (libpq's PGPASSWORD, DBPassword)
+        ("PGPASSWORD=s3cretpw psql -h db", "s3cretpw"),
+    ],
+)
+def test_remaining_gaps_in_credentials_written_in_text(text: str, secret: str) -> None:
+    assert_caught(text, secret)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 100",
+        "gen_ai.usage.input_tokens=1200 output_tokens=80",
+        '{"max_tokens": 256, "temperature": 0.2}',
+        "tokenizer: cl100k_base",
+        "secretary: Ann Lee",
+        "passwordless: true",
+        "password_reset_url=https://example.com/reset",
+        "token_count: 5, token_type: bearer",
+        "The password policy: twelve characters, one digit.",
+        "userTokens: 12",
+    ],
+)
+def test_words_that_only_contain_a_credential_name_are_left_alone(text: str) -> None:
+    assert_untouched(text)
+
+
+@SMALL
+@given(
+    credential_names(),
+    st.sampled_from(["_count", "_type", "_url", "izer", "less", "_reset", "_length", "_ttl"]),
+    st.sampled_from(["{n}: {v}", "{n}={v}", '"{n}": {v}', "{n} = {v}"]),
+    st.integers(0, 10**6),
+)
+def test_a_name_that_goes_on_past_the_credential_word_is_no_credential(
+    name: str, suffix: str, shape: str, value: int
+) -> None:
+    """max_tokens, token_count, password_reset: the credential word must end the name."""
+    assert_untouched(shape.format(n=name + suffix, v=value))
 
 
 @pytest.mark.parametrize(
@@ -505,6 +696,19 @@ SWITCHED = {
     )
     for kind in OFF_BY_DEFAULT
 }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="remaining bug: an IBAN whose length is a multiple of 4 (ES, SE, CZ, …) followed by a space "
+    "and 1-3 capitals or digits (EUR) is matched with them, fails mod-97 and is left whole; the "
+    "property below finds it now and then (ES8200000000000000000000 IP)",
+)
+@pytest.mark.parametrize(
+    "text", ["ES91 2100 0418 4502 0005 1332 EUR", "pay ES9121000418450200051332 EUR 100"]
+)
+def test_an_iban_followed_by_a_currency_code_is_caught(text: str) -> None:
+    assert_caught(text, "ES91", redactor=SWITCHED["iban"][0])
 
 
 def test_the_off_by_default_detectors_are_the_issues_five() -> None:

@@ -18,6 +18,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import ValidationError
 
+from receiver.redact import IngestRedaction
+from receiver.screen import screen_request
 from redaction import Policy, PolicyBook, PolicyError, Redactor, Rule, effective
 from redaction.book import tenant_hash_key
 from redaction.otlp import REDACTED_ATTRIBUTE, attribute_mapping, redact_request
@@ -431,3 +433,144 @@ def test_a_key_glob_is_refused_before_ingest_or_applies(glob: str) -> None:
             PolicyBook(Policy(), {"t": policy}, SECRET)  # as a tenant's
         return
     PolicyBook(policy, {}, SECRET).redactor("t").mapping({"a": "b"})
+
+
+# -- review fixes: keys with a newline, key rules with a pattern, schema URLs, bytes, tenant id --
+
+
+def test_a_key_with_a_newline_in_it_is_still_one_key() -> None:
+    """OTLP keys are any text: a newline must not hide a credential name from credential_key or
+    from a glob (RE2's `.` stops at a newline unless told otherwise)."""
+    glob = redactor(rules(Rule(name="pw", keys=["*password*"])))
+    assert redactor().value("db\npassword", "hunter2") == "[REDACTED:credential_key]"
+    assert redactor().value("db\npassword", 1234) == "[REDACTED:credential_key]"
+    assert glob.value("db\npassword", "hunter2") == "[REDACTED:pw]"
+    assert glob.value("old\npassword\nhash", "hunter2") == "[REDACTED:pw]"
+    assert glob.mapping({"cfg": {"db\npassword": "hunter2"}}) == {"cfg": {"db\npassword": "[REDACTED:pw]"}}
+    for r, rule in ((redactor(), "credential_key"), (glob, "pw")):
+        changed, (out,) = redact(request(span(kv("db\npassword", "hunter2"), kv("a", "b"))), r)
+        assert changed and attribute_mapping(out.attributes)["db\npassword"] == f"[REDACTED:{rule}]"
+        assert record(out) == {rule: 1}
+
+
+def test_an_operator_rule_with_a_pattern_on_every_key_leaves_credential_key_on() -> None:
+    """A key rule with a pattern only looks inside values: the key rules after it (here the
+    built-in credential_key) still take the whole value of the keys they match."""
+    policy = Policy.model_validate({"rules": [{"name": "ord", "keys": ["*"], "pattern": "ord-[0-9]+"}]})
+    r = redactor(policy)
+    tally: Counter[str] = Counter()
+    given = {
+        "db.password": "hunter2",
+        "http.request.header.authorization": "opaque",
+        "api_key": "ord-77 and more",
+        "note": "see ord-123 now",
+        "plain": "nothing",
+    }
+    assert r.mapping(given, tally) == {
+        "db.password": "[REDACTED:credential_key]",
+        "http.request.header.authorization": "[REDACTED:credential_key]",
+        "api_key": "[REDACTED:credential_key]",
+        "note": "see [REDACTED:ord] now",
+        "plain": "nothing",
+    }
+    assert tally == Counter({"credential_key": 3, "ord": 1})
+    changed, (out,) = redact(request(span(*(kv(k, v) for k, v in given.items()))), r)
+    assert changed and record(out) == dict(tally)
+    stored = dict(attribute_mapping(out.attributes))
+    del stored[REDACTED_ATTRIBUTE]
+    assert stored == r.mapping(given)
+
+
+def test_a_truncating_key_rule_after_a_pattern_rule_on_the_same_key_applies_both() -> None:
+    r = redactor(
+        rules(
+            Rule(name="ord", keys=["*"], pattern="ord-[0-9]+"),
+            Rule(name="short", keys=["prompt"], action="truncate", keep=22),
+        )
+    )
+    tally: Counter[str] = Counter()
+    assert r.value("prompt", "about ord-123 and then a long tail", tally) == "about [REDACTED:ord] a"
+    assert tally == Counter({"ord": 1, "short": 1})
+
+
+SK = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+
+
+def test_resource_and_scope_schema_urls_are_redacted_and_recorded() -> None:
+    req = request(span(kv("a", "b")), span(kv("c", "d")))
+    rs = req.resource_spans[0]
+    rs.schema_url = f"https://schemas.example.com/{AWS}/1.0"
+    rs.scope_spans[0].schema_url = f"https://schemas.example.com/scope?{SK}"
+    other = rs.scope_spans.add()  # a second scope, its schema URL clean: the resource's only
+    other.schema_url = "https://opentelemetry.io/schemas/1.26.0"
+    other.spans.append(span(kv("e", "f")))
+    for always in (False, True):  # through the triggers, and reading every span
+        r = redactor()
+        r.always = always
+        out = ExportTraceServiceRequest()
+        out.CopyFrom(req)
+        assert redact(out, r)[0]
+        ors = out.resource_spans[0]
+        assert ors.schema_url == "https://schemas.example.com/[REDACTED:aws_key]/1.0"
+        assert ors.scope_spans[0].schema_url == "https://schemas.example.com/scope?[REDACTED:sk_key]"
+        assert ors.scope_spans[1].schema_url == "https://opentelemetry.io/schemas/1.26.0"
+        assert [record(s) for s in ors.scope_spans[0].spans] == [{"aws_key": 1, "sk_key": 1}] * 2
+        assert record(ors.scope_spans[1].spans[0]) == {"aws_key": 1}
+
+
+def test_a_bytes_value_holding_utf8_text_is_redacted_and_stays_bytes() -> None:
+    binary = b"\xff\xfe\x00" + AWS.encode()  # not UTF-8: not text, left as it is
+    s = span(
+        KeyValue(key="blob", value=AnyValue(bytes_value=f"key {AWS} é".encode())),
+        KeyValue(key="raw", value=AnyValue(bytes_value=binary)),
+        KeyValue(
+            key="list",
+            value=AnyValue(array_value=ArrayValue(values=[AnyValue(bytes_value=CARD.encode())])),
+        ),
+    )
+    changed, (out,) = redact(request(s), redactor())
+    assert changed
+    values = {a.key: a.value for a in out.attributes}
+    assert values["blob"].WhichOneof("value") == "bytes_value"
+    assert values["blob"].bytes_value == "key [REDACTED:aws_key] é".encode()
+    assert values["raw"].bytes_value == binary
+    assert values["list"].array_value.values[0].bytes_value == b"[REDACTED:card_number]"
+    assert record(out) == {"aws_key": 1, "card_number": 1}
+
+
+def test_the_library_redacts_a_bytes_value_as_ingest_does() -> None:
+    binary = b"\xff\xfe\x00" + AWS.encode()
+    tally: Counter[str] = Counter()
+    out = redactor().mapping(
+        {"blob": f"key {AWS} é".encode(), "raw": binary, "list": [CARD.encode(), b"ok"], "n": 1}, tally
+    )
+    assert out == {
+        "blob": "key [REDACTED:aws_key] é".encode(),
+        "raw": binary,
+        "list": [b"[REDACTED:card_number]", b"ok"],
+        "n": 1,
+    }
+    assert tally == Counter({"aws_key": 1, "card_number": 1})
+    assert redactor().value("blob", f"{AWS}".encode()) == b"[REDACTED:aws_key]"
+
+
+def test_the_tenant_attribute_is_redacted_when_a_key_fixes_the_tenant() -> None:
+    """`routed=False` (the sender's key names the tenant): wrm.tenant.id routes nothing, so it
+    is an attribute like any other; `routed=True` (it names the tenant) it is kept."""
+    for routed, expected in ((False, "[REDACTED:aws_key]"), (True, AWS)):
+        req = request(span(kv("a", "b")), resource=(kv("wrm.tenant.id", AWS), kv("team", "ops")))
+        changed = redact_request(req, req.SerializeToString(), lambda rs: redactor(), routed)
+        rs = req.resource_spans[0]
+        assert attribute_mapping(rs.resource.attributes) == {"wrm.tenant.id": expected, "team": "ops"}
+        assert changed is (not routed)
+        assert record(rs.scope_spans[0].spans[0]) == (None if routed else {"aws_key": 1})
+
+    # As the receiver calls it: a key fixing the tenant (acme) makes the attribute plain text.
+    ingest = IngestRedaction(PolicyBook(Policy(), {}, SECRET), "default")
+    req = request(span(kv("a", "b"), end_time_unix_nano=2), resource=(kv("wrm.tenant.id", AWS),))
+    screened = screen_request(req, tenant_fixed=True, cleaner=ingest.cleaner("acme"))
+    assert screened.spans == 1
+    stored = ExportTraceServiceRequest.FromString(ingest.apply(req, screened, "acme").payload)
+    assert attribute_mapping(stored.resource_spans[0].resource.attributes) == {
+        "wrm.tenant.id": "[REDACTED:aws_key]"
+    }

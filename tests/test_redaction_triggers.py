@@ -93,6 +93,7 @@ SCALARS = st.one_of(
     st.floats(allow_nan=False).map(lambda f: AnyValue(double_value=f)),
     st.booleans().map(lambda b: AnyValue(bool_value=b)),
     st.binary(max_size=24).map(lambda b: AnyValue(bytes_value=b)),
+    texts.map(lambda s: AnyValue(bytes_value=s.encode())),  # UTF-8 text as bytes: redacted as text
     st.just(AnyValue()),  # present, and empty
 )
 ATTRIBUTE_KEYS = st.one_of(st.sampled_from(KEYS), st.text(max_size=8))
@@ -142,15 +143,21 @@ def spans(draw: st.DrawFn) -> Span:
     return span
 
 
+SCHEMA_URLS = st.one_of(
+    st.sampled_from(["", "https://opentelemetry.io/schemas/1.26.0"]),
+    st.sampled_from(PLANTED).map(lambda secret: f"https://schemas.example.com/{secret}/1.0"),
+)
+
+
 @st.composite
 def resource_spans(draw: st.DrawFn) -> ResourceSpans:
-    rs = ResourceSpans()
+    rs = ResourceSpans(schema_url=draw(SCHEMA_URLS))
     rs.resource.attributes.extend(draw(key_values(2)))
     tenant = draw(st.sampled_from(["", "t0", "t1"]))
     if tenant:
         rs.resource.attributes.add(key="wrm.tenant.id").value.string_value = tenant
     for _ in range(draw(st.integers(1, 2))):
-        ss = rs.scope_spans.add()
+        ss = rs.scope_spans.add(schema_url=draw(SCHEMA_URLS))
         ss.scope.name = draw(
             st.sampled_from(["", "openai", "lib ord-777", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"])
         )
@@ -270,24 +277,80 @@ def test_changed_is_true_exactly_when_the_request_changed(
     assert changed == (out != request), (request, out)
 
 
-@pytest.mark.parametrize("where", ["resource", "scope", "event", "link", "kvlist"])
-def test_a_spoofed_record_anywhere_else_is_reported_as_a_change(where: str) -> None:
-    spoof = KeyValue(key=REDACTED_ATTRIBUTE, value=AnyValue(string_value='{"nothing":0}'))
-    req = _span_with()
-    rs = req.resource_spans[0]
+SPOOF = KeyValue(key=REDACTED_ATTRIBUTE, value=AnyValue(string_value='{"nothing":0}'))
+INERT = Policy(detectors=dict.fromkeys((d.name for d in DETECTORS), "off"))  # redacts nothing
+
+
+def _plant_spoof(req: ExportTraceServiceRequest, where: str, r: int = 0) -> list[Any]:
+    """Put a forged `wrm.redacted` in `where` of resource `r`'s first span; the attribute list
+    that holds it."""
+    rs = req.resource_spans[r]
     span = rs.scope_spans[0].spans[0]
     if where == "resource":
-        rs.resource.attributes.append(spoof)
+        held = rs.resource.attributes
     elif where == "scope":
-        rs.scope_spans[0].scope.attributes.append(spoof)
+        held = rs.scope_spans[0].scope.attributes
+    elif where == "span":
+        held = span.attributes
     elif where == "event":
-        span.events.add(name="e").attributes.append(spoof)
+        held = span.events.add(name="e").attributes
     elif where == "link":
-        span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8).attributes.append(spoof)
+        held = span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8).attributes
     else:
-        span.attributes.add(key="cfg").value.kvlist_value.values.append(spoof)
-    out, changed = redacted(req, {"": Redactor(effective(), KEY)}, always=False)
-    assert changed == (out != req)
+        held = span.attributes.add(key="cfg").value.kvlist_value.values
+    held.append(SPOOF)
+    return list(held)
+
+
+@pytest.mark.parametrize("policy", [Policy(), INERT], ids=["default", "inert"])
+@pytest.mark.parametrize("where", ["resource", "scope", "event", "link"])
+def test_a_spoofed_record_anywhere_else_is_reported_as_a_change(where: str, policy: Policy) -> None:
+    """A sender's `wrm.redacted` goes wherever it is an attribute, and redact_request says so
+    (else the request would be stored as received, record and all)."""
+    req = _span_with()
+    _plant_spoof(req, where)
+    out, changed = redacted(req, {"": Redactor(effective(policy), KEY)}, always=False)
+    assert changed is True and out != req
+    assert REDACTED_ATTRIBUTE.encode() not in out.SerializeToString(), out
+
+
+@pytest.mark.parametrize("policy", [Policy(), INERT], ids=["default", "inert"])
+def test_a_record_key_inside_a_key_value_list_is_just_a_key(policy: Policy) -> None:
+    """Inside a key-value list `wrm.redacted` is part of a value, not our record: kept as sent."""
+    req = _span_with()
+    held = _plant_spoof(req, "kvlist")
+    out, changed = redacted(req, {"": Redactor(effective(policy), KEY)}, always=False)
+    assert changed is False and out == req
+    attrs = out.resource_spans[0].scope_spans[0].spans[0].attributes
+    assert list(attrs[0].value.kvlist_value.values) == held == [SPOOF]
+
+
+@pytest.mark.parametrize("where", ["span", "resource", "scope", "event", "link"])
+def test_a_forged_record_goes_from_a_tenant_with_nothing_to_redact_in_a_mixed_request(where: str) -> None:
+    """Tenant A redacts nothing (every detector off), tenant B has the defaults; one request
+    carries both. A's forged `wrm.redacted` is removed as if A were alone in the request, and
+    B's span is redacted and recorded."""
+    req = ExportTraceServiceRequest()
+    for tenant, note in (("a", "hello"), ("b", "key AKIAIOSFODNN7EXAMPLE")):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="wrm.tenant.id").value.string_value = tenant
+        span = rs.scope_spans.add().spans.add(
+            trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="step", start_time_unix_nano=1
+        )
+        span.attributes.add(key="note").value.string_value = note
+    _plant_spoof(req, where, r=0)
+    redactors = {"a": Redactor(effective(INERT), KEY, "a"), "b": Redactor(effective(), KEY, "b")}
+    assert redactors["a"].inert and not redactors["b"].inert
+    for always in (False, True):
+        out, changed = redacted(req, redactors, always)
+        a, b = (rs.scope_spans[0].spans[0] for rs in out.resource_spans)
+        assert changed is True
+        assert REDACTED_ATTRIBUTE.encode() not in out.resource_spans[0].SerializeToString(), out
+        assert attribute_mapping(a.attributes) == {"note": "hello"}
+        assert attribute_mapping(b.attributes) == {
+            "note": "key [REDACTED:aws_key]",
+            REDACTED_ATTRIBUTE: '{"aws_key":1}',
+        }
 
 
 # -- the library and the OTLP path agree ------------------------------------------------------

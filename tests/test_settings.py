@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from redaction import Policy, PolicyError, Rule, effective
+from redaction.redactor import Rules
 from wrm.cli import main
 from wrm.settings import SettingsError, load_settings
 
@@ -102,3 +104,58 @@ def test_run_model_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch
         with pytest.raises(SettingsError, match=rf"'{name}' \(WRM_{name.upper()}\)"):
             load_settings()
         monkeypatch.delenv(f"WRM_{name.upper()}")
+
+
+ADMIN_KEY = "admin-key-never-shown-" + "a" * 32
+REDACTION_SECRET = "redaction-secret-never-shown-" + "s" * 32
+# Each compiles alone; together they are too large for RE2 (checked below).
+LETTERS, DIGITS = r"\pL{400}", r"\pN{400}x"
+
+
+def _rules_toml(table: str, *patterns: str) -> str:
+    """Rules named apart across tables (a tenant's rule of the same name would replace the global one)."""
+    return "".join(
+        f"[[{table}.rules]]\nname = \"r{len(table)}-{i}\"\npattern = '{p}'\n" for i, p in enumerate(patterns)
+    )
+
+
+def _load_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policies: str) -> str:
+    for name in ("WRM_REDACTION", "WRM_TENANT_REDACTION", "WRM_REDACTION_SECRET", "WRM_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = tmp_path / "wrm.toml"
+    cfg.write_text(f'admin_key = "{ADMIN_KEY}"\nredaction_secret = "{REDACTION_SECRET}"\n{policies}')
+    with pytest.raises(SettingsError) as refused:
+        load_settings(cfg)
+    message = str(refused.value)
+    assert ADMIN_KEY not in message and REDACTION_SECRET not in message, message
+    assert "cannot be compiled together" in message, message
+    return message
+
+
+def test_the_redaction_rules_are_checked_together() -> None:
+    for pattern in (LETTERS, DIGITS):
+        Rules(effective(Policy(rules=[Rule(name="r", pattern=pattern)])))
+    with pytest.raises(PolicyError):
+        Rules(effective(Policy(rules=[Rule(name="a", pattern=LETTERS), Rule(name="b", pattern=DIGITS)])))
+
+
+def test_a_global_policy_that_cannot_compile_is_named_and_no_secret_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = _load_refused(tmp_path, monkeypatch, _rules_toml("redaction", LETTERS, DIGITS))
+    assert message.startswith("setting 'redaction' (WRM_REDACTION)"), message
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["tenant-alone", "tenant-over-global"])
+def test_a_tenant_policy_that_cannot_compile_is_named_with_its_tenant_and_no_secret_is_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    """Both rules in the tenant's policy, or one there and one in the global policy (each
+    policy compiles alone: only the tenant's layered policy does not)."""
+    if split:
+        policies = _rules_toml("redaction", LETTERS) + _rules_toml("tenant_redaction.acme", DIGITS)
+    else:
+        policies = _rules_toml("tenant_redaction.acme", LETTERS, DIGITS)
+    message = _load_refused(tmp_path, monkeypatch, policies)
+    assert message.startswith("setting 'tenant_redaction' (WRM_TENANT_REDACTION)"), message
+    assert "tenant 'acme'" in message, message
