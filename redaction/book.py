@@ -43,6 +43,7 @@ class TenantPolicy:
     own: Policy | None  # the tenant's policy (API-set, else from settings), None: the global one only
     source: Source
     stored: StoredPolicy | None  # the last API change, if any
+    unusable: str = ""  # why the tenant's stored policy cannot be applied (its spans are refused)
 
 
 class PolicyBook:
@@ -107,7 +108,8 @@ class PolicyBook:
             own, source = stored.policy, "api"
         elif tenant in self._settings:
             own, source = self._settings[tenant], "settings"
-        return TenantPolicy(tenant, effective(self.global_policy, own), own, source, stored)
+        unusable = self._broken.get(tenant, "")
+        return TenantPolicy(tenant, effective(self.global_policy, own), own, source, stored, unusable)
 
     def set(self, tenant: str, policy: Policy | None, changed_by: str) -> tuple[TenantPolicy, TenantPolicy]:
         """Set or (None) remove a tenant's API policy; (before, after)."""

@@ -30,6 +30,8 @@ _CAMEL_WORDS = (
     "Password|Passwd|Passphrase|Secret|Token|ApiKey|Apikey|AccessKey|SecretKey|PrivateKey"
     "|ClientSecret|Authorization|Cookie|Credentials?"
 )
+# glued to what comes before: dbPassword, DBPassword, AWSSecretKey, PGPASSWORD
+_GLUED = rf"[A-Za-z0-9](?:{_CAMEL_WORDS}|{_CAMEL_WORDS.upper()})"
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,14 @@ def confirm_assignment(text: str) -> tuple[int, int] | None:
 
 
 def confirm_iban(text: str) -> tuple[int, int] | None:
+    """Mod-97 checked; a short last group the pattern took (`… 1332 EUR`) may be another word."""
+    found = _iban(text)
+    if found is None and " " in text and len(text.rsplit(" ", 1)[1]) < 4:
+        found = _iban(text.rsplit(" ", 1)[0])
+    return found
+
+
+def _iban(text: str) -> tuple[int, int] | None:
     compact = text.replace(" ", "").upper()
     if not 15 <= len(compact) <= 34:
         return None
@@ -188,7 +198,7 @@ DETECTORS: tuple[Detector, ...] = (
         "authorization, cookie, set-cookie, private_key, client_secret, …): its whole value",
         True,
         # dbPassword, accessToken: a capitalised word after a lower-case letter or digit
-        key_pattern=rf"(?i:(?:^|[._\s-])(?:{_CREDENTIAL_WORDS})$)|[a-z0-9](?:{_CAMEL_WORDS})$",
+        key_pattern=rf"(?i:(?:^|[._\s-])(?:{_CREDENTIAL_WORDS})$)|{_GLUED}$",
         # in canonical protobuf a KeyValue's key is followed by its value's tag, 0x12
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})\x12",
     ),
@@ -257,11 +267,21 @@ DETECTORS: tuple[Detector, ...] = (
         "the value only",
         True,
         # after a word boundary or _ (DB_PASSWORD=, aws_secret_access_key =), or camelCase (dbPassword:)
-        pattern=rf"(?:(?i:(?:\b|_)(?:{_CREDENTIAL_WORDS}))|[a-z0-9](?:{_CAMEL_WORDS}))"
+        pattern=rf"(?i:\b(?:set-)?cookie[ \t]{{0,3}}:[^\n]+)"  # a Cookie header: every cookie in it
+        rf"|(?:(?i:(?:\b|_)(?:{_CREDENTIAL_WORDS}))|{_GLUED})"
         rf"[\"']?[ \t]{{0,3}}[:=]\s{{0,16}}"  # the value may be on the next line (pretty JSON)
-        rf"(?:\"[^\"\n]{{1,512}}\"?|'[^'\n]{{1,512}}'?|[^\s\"'&]{{3,}})",
+        # quoted; or a scheme and its credential (Token 9944…, SSWS 00a…); or one word
+        rf"(?:\"[^\"\n]{{1,512}}\"?|'[^'\n]{{1,512}}'?|[A-Za-z]{{2,12}} [^\s\"'&]{{8,}}|[^\s\"'&]{{3,}})",
         trigger=rf"(?i)(?:{_CREDENTIAL_WORDS})[\"']?[ \t]{{0,3}}[:=]",
         confirm=confirm_assignment,
+    ),
+    Detector(
+        "url_password",
+        "the password of a URL's user info (postgres://user:PASSWORD@host/db)",
+        True,
+        pattern=r"[A-Za-z][A-Za-z0-9+.-]{0,30}://[^/\s:@]{1,256}:([^/\s@]{1,256})@",
+        trigger=r"://[^/\s:@]{1,256}:[^/\s@]{1,256}@",
+        group=1,
     ),
     Detector(
         "card_number",

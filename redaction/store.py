@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ from datetime import UTC, datetime
 
 from redaction.policy import Policy
 from warehouse import Warehouse
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,9 @@ def load_policies(wh: Warehouse) -> tuple[dict[str, StoredPolicy], dict[str, str
     for tenant, text, at, by in rows:
         try:
             found[tenant] = StoredPolicy(tenant, Policy.model_validate_json(text) if text else None, at, by)
-        except ValueError as exc:
-            broken[tenant] = f"the stored policy is not valid: {str(exc)[:300]}"
+        except ValueError as exc:  # the reason goes to the log only: it may quote the stored text
+            log.error("tenant %r's stored redaction policy is not valid: %s", tenant, exc)
+            broken[tenant] = "the stored policy is not valid (see the server log); set or remove it"
     return found, broken
 
 

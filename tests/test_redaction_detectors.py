@@ -422,7 +422,6 @@ def test_credential_names_after_a_prefix_or_in_camel_case_are_caught_in_text(tex
     assert "[REDACTED:credential_in_text]" in out
 
 
-@pytest.mark.xfail(strict=True, reason="remaining bug in credential_in_text (see each case)")
 @pytest.mark.parametrize(
     ("text", "secret"),
     [
@@ -437,7 +436,7 @@ def test_credential_names_after_a_prefix_or_in_camel_case_are_caught_in_text(tex
         ("PGPASSWORD=s3cretpw psql -h db", "s3cretpw"),
     ],
 )
-def test_remaining_gaps_in_credentials_written_in_text(text: str, secret: str) -> None:
+def test_scheme_credentials_cookie_headers_and_glued_names_are_caught_in_text(text: str, secret: str) -> None:
     assert_caught(text, secret)
 
 
@@ -698,12 +697,6 @@ SWITCHED = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remaining bug: an IBAN whose length is a multiple of 4 (ES, SE, CZ, …) followed by a space "
-    "and 1-3 capitals or digits (EUR) is matched with them, fails mod-97 and is left whole; the "
-    "property below finds it now and then (ES8200000000000000000000 IP)",
-)
 @pytest.mark.parametrize(
     "text", ["ES91 2100 0418 4502 0005 1332 EUR", "pay ES9121000418450200051332 EUR 100"]
 )

@@ -100,6 +100,8 @@ def default_plant() -> Plant:
     p.add("private_key", pem, *lines)
     word = rand(16)
     p.add("credential_in_text", f"password={word}", word)
+    db_password = rand(18)
+    p.add("url_password", f"postgres://app:{db_password}@db.internal:5432/orders", db_password)
     number = card()
     grouped = " ".join(number[i : i + 4] for i in range(0, 16, 4))
     p.add("card_number", grouped, grouped, number)

@@ -178,11 +178,6 @@ def test_a_policy_broken_after_start_refuses_its_tenant_from_the_next_reload(
     assert assert_accepted(server, "umbrella")["note"] == f"key [REDACTED:aws_key] mail {EMAIL}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remaining bug: DELETE of a tenant whose stored row does not read as a policy answers 200 "
-    "as a no-op (the book has no API policy for it: source global) and leaves the tenant refused",
-)
 def test_removing_an_unreadable_stored_policy_lifts_the_refusal(broken_server: WrmServer) -> None:
     """DELETE /v1/tenants/{tenant}/redaction removes the tenant's API policy, so its settings
     policy (or the global one) applies again: also when the stored row is not a policy."""

@@ -66,6 +66,10 @@ class TenantRedaction(BaseModel):
     effective: Effective = Field(description="what applies to spans received now: defaults, global, own")
     changed_at: Utc | None = Field(description="the last change through the API (set or removed)")
     changed_by: str = Field(description="who made that change; empty when none was made")
+    unusable: str = Field(
+        "",
+        description="why the stored policy cannot be applied: its spans are refused until set or removed",
+    )
 
 
 class RedactRequest(BaseModel):
@@ -142,6 +146,7 @@ def view(found: TenantPolicy) -> TenantRedaction:
         effective=found.effective,
         changed_at=stored.changed_at if stored is not None else None,
         changed_by=stored.changed_by if stored is not None else "",
+        unusable=found.unusable,
     )
 
 
@@ -236,7 +241,7 @@ def build_router(wh: Warehouse, book: PolicyBook) -> APIRouter:
     def _change(who: Caller, tenant: str, policy: Policy | None) -> TenantRedaction:
         with changes:
             current = book.policy(tenant)
-            unchanged = (
+            unchanged = not current.unusable and (
                 current.source != "api"
                 if policy is None
                 else current.source == "api" and current.own == policy
