@@ -45,12 +45,13 @@ LONGEST_FIRST = (
     "test_summaries",  # 20
     "test_access_api",  # 19
     "test_redaction_api",  # 17
-    "test_redaction_detectors",  # 15
-    "test_redaction_ingest",  # 11
     "test_instrumentation_libs",  # 15
     "test_sql_tenancy",  # 14
     "test_api_errors",  # 13
+    "test_redaction_ingest",  # 11
     "test_packaging",  # 11
+    "test_redaction_detectors",  # 7
+    "test_redaction_detectors_cards",  # 5
 )
 
 

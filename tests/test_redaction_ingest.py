@@ -4,282 +4,65 @@ lists; span names, event names, status messages, exception messages and stacktra
 the OpenTelemetry SDK exporter (and as raw OTLP for what the SDK cannot send), reach no table of
 the database, no log line and no response; the spans and the run are still stored and correct.
 Per tenant: email masked for tenant A and kept for tenant B; `hash` equal within a tenant and
-different across tenants; the library gives exactly the values stored."""
+different across tenants; the library gives exactly the values stored. What is planted and
+how it is sent: tests/redaction_data.py."""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
-import random
 import re
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
-from opentelemetry.trace import Link, Status, StatusCode
 
 from redaction import DETECTORS, Policy, PolicyBook
-from redaction.detectors import luhn_ok
 from redaction.otlp import REDACTED_ATTRIBUTE, plain
 from tests.conftest import module_server, settle
-from tests.otlp import flush, make_span, request_of, sdk_provider, send_raw
+from tests.otlp import make_span, request_of, send_raw
+from tests.redaction_data import (
+    E2E_GLOBAL,
+    E2E_SECRET,
+    E2E_TENANTS,
+    WORKFLOW,
+    LogCapture,
+    Sent,
+    default_plant,
+    pii_plant,
+    rand,
+    raw_pass,
+    sdk_pass,
+    send_refusals,
+    tenants_pass,
+)
+from tests.redaction_data import any_string as _string
 from warehouse import Warehouse
 from wrm.server import WrmServer
-
-SECRET = "e2e-redaction-secret-0123456789abcdef"
-GLOBAL = {"rules": [{"name": "cust", "keys": ["customer.id"], "action": "hash"}]}
-TENANTS = {
-    "pii": {"detectors": {d.name: "mask" for d in DETECTORS}},  # every detector on
-    "tenant-a": {"detectors": {"email": "mask"}},  # tenant-b: the defaults (email off)
-}
-WORKFLOW = "redaction-e2e"
-_rng = random.SystemRandom()
-
-
-def rand(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
-    return "".join(_rng.choice(alphabet) for _ in range(n))
-
-
-def card() -> str:
-    body = _rng.choice("45") + rand(14, string.digits)
-    return next(body + d for d in string.digits if luhn_ok(body + d))
-
-
-def iban() -> str:
-    bban = rand(18, string.digits)
-    check = 98 - int(bban + "131400") % 97  # D=13, E=14, then "00"
-    return f"DE{check:02d}{bban}"
-
-
-@dataclass
-class Plant:
-    """Secrets of each kind as text carries them (`values`), a credential for attributes whose
-    key names one (`credential`), and the text that must never be stored (`needles`)."""
-
-    credential: str = field(default_factory=lambda: f"pw-{rand(20)}")
-    values: dict[str, str] = field(default_factory=dict)
-    needles: dict[str, list[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.needles["credential_key"] = [self.credential]
-
-    def add(self, kind: str, value: str, *needles: str) -> str:
-        self.values[kind] = value
-        self.needles[kind] = list(needles) or [value]
-        return value
-
-    def prose(self) -> str:
-        """Every value in one text, as prose would carry them."""
-        return " and ".join(f"see {value} here" for value in self.values.values())
-
-    def all_needles(self) -> list[str]:
-        return [n for ns in self.needles.values() for n in ns]
-
-
-def default_plant() -> Plant:
-    p = Plant()
-    p.add("aws_key", "AKIA" + rand(16, string.ascii_uppercase + string.digits))
-    sk = rand(40)
-    p.add("sk_key", f"sk-proj-{sk}", sk)
-    p.add("github_token", "ghp_" + rand(36))
-    slack = rand(24)
-    p.add("slack_token", f"xoxb-{rand(12, string.digits)}-{rand(12, string.digits)}-{slack}", slack)
-    p.add("google_api_key", "AIza" + rand(35))
-    payload, signature = rand(40), rand(43)
-    p.add("jwt", f"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{payload}.{signature}", payload, signature)
-    token = f"{rand(24)}.{rand(8)}"
-    p.add("bearer_token", f"Bearer {token}", token)
-    lines = [rand(48) for _ in range(3)]
-    pem = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----"
-    p.add("private_key", pem, *lines)
-    word = rand(16)
-    p.add("credential_in_text", f"password={word}", word)
-    db_password = rand(18)
-    p.add("url_password", f"postgres://app:{db_password}@db.internal:5432/orders", db_password)
-    number = card()
-    grouped = " ".join(number[i : i + 4] for i in range(0, 16, 4))
-    p.add("card_number", grouped, grouped, number)
-    return p
-
-
-def pii_plant() -> Plant:
-    p = default_plant()
-    local = rand(12, string.ascii_lowercase + string.digits)
-    p.add("email", f"{local}@example.org", local)
-    p.add("phone", f"+1 415 555 {rand(4, string.digits)}")
-    p.add("iban", iban())
-    p.add("ip_address", f"203.0.113.{_rng.randint(1, 254)}")
-    p.add("us_ssn", f"{_rng.randint(100, 599)}-{_rng.randint(10, 99)}-{_rng.randint(1000, 9999)}")
-    return p
-
-
-@dataclass
-class Sent:
-    default: Plant
-    pii: Plant
-    cause: Plant  # only in an exception's cause: its stacktrace is the only place they are
-    raw: Plant  # sent as raw OTLP
-    trace_id: str  # the default pass's run
-    llm_attributes: dict[str, Any]
-    llm_name: str
-    partial_success: str
-    log: list[str]
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-        if record.exc_info:
-            self.lines.append(logging.Formatter().formatException(record.exc_info))
-
-
-def _sdk_pass(
-    server: WrmServer, plant: Plant, cause: Plant | None, tenant: str
-) -> tuple[str, dict[str, Any], str]:
-    """A workflow through the SDK with `plant` in every place the SDK can put it; (trace id,
-    the LLM span's attributes, its name)."""
-    v = plant.values
-    text = plant.prose()
-    resource = {"deploy.note": text, "db.password": plant.credential}
-    if tenant:
-        resource["wrm.tenant.id"] = tenant
-    provider = sdk_provider(server.otlp_address, service="redaction-agent", **resource)
-    tracer = provider.get_tracer(
-        "tests.redaction", "1.0", attributes={"scope.note": text, "api_key": plant.credential}
-    )
-    llm_name = f"llm {v['aws_key']}"
-    llm_attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.usage.input_tokens": 120,
-        "gen_ai.usage.output_tokens": 30,
-        "gen_ai.prompt": text,
-        "http.request.header.authorization": v["bearer_token"],
-        "db.password": plant.credential,
-        "customer.id": "c-default",
-        "tags": list(v.values()),
-        **{f"plant.{k}": value for k, value in v.items()},
-    }
-    with tracer.start_as_current_span("workflow") as root:
-        root.set_attribute("wrm.workflow.name", WORKFLOW)
-        with tracer.start_as_current_span(llm_name, attributes=llm_attributes) as llm:
-            for kind, value in v.items():
-                llm.add_event(f"saw {value}", {"detail": text, "password": plant.credential, "kind": kind})
-            first = llm.get_span_context()
-        for value in v.values():
-            with tracer.start_as_current_span(
-                f"tool {value}", links=[Link(first, {"why": text, "token": value})]
-            ):
-                pass
-        with tracer.start_as_current_span("charge") as charge:
-            try:
-                try:
-                    raise ValueError(cause.prose() if cause else "no cause")
-                except ValueError as inner:
-                    raise RuntimeError(f"charge failed: {text}") from inner
-            except RuntimeError as exc:
-                charge.record_exception(exc)
-                charge.set_status(Status(StatusCode.ERROR, text))
-        root.set_status(Status(StatusCode.ERROR, text))
-        trace_id = f"{root.get_span_context().trace_id:032x}"
-    flush(provider)
-    provider.shutdown()
-    return trace_id, llm_attributes, llm_name
-
-
-def _string(text: str) -> AnyValue:
-    return AnyValue(string_value=text)
-
-
-def _kvlist(**values: AnyValue) -> AnyValue:
-    return AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-
-
-def _raw_pass(server: WrmServer, plant: Plant) -> None:
-    """What the SDK cannot send: key-value lists, scope names, event names on raw spans, link
-    trace states, and a sender's own `wrm.redacted`."""
-    v = plant.values
-    text = plant.prose()
-    span = make_span(f"raw {v['sk_key']}")
-    span.attributes.append(
-        KeyValue(
-            key="config",
-            value=_kvlist(
-                db=_kvlist(password=_string(plant.credential), dsn=_string(text)),
-                note=_string(text),
-                list=AnyValue(array_value=ArrayValue(values=[_string(x) for x in v.values()])),
-                nested=_kvlist(deeper=_kvlist(secret=AnyValue(int_value=1234), text=_string(text))),
-            ),
-        )
-    )
-    span.attributes.append(KeyValue(key=REDACTED_ATTRIBUTE, value=_string('{"forged":7}')))
-    event = span.events.add(name=f"event {text}", time_unix_nano=span.start_time_unix_nano)
-    event.attributes.append(
-        KeyValue(key="payload", value=_kvlist(token=_string(v["github_token"]), t=_string(text)))
-    )
-    link = span.links.add(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)))
-    link.attributes.append(KeyValue(key="ctx", value=_kvlist(why=_string(text))))
-    req = request_of([span], service="raw-client")
-    scope = req.resource_spans[0].scope_spans[0].scope
-    scope.name = f"lib {v['slack_token']}"
-    scope.attributes.append(KeyValue(key="scope.cfg", value=_kvlist(note=_string(text))))
-    req.resource_spans[0].resource.attributes.append(KeyValue(key="res.cfg", value=_kvlist(n=_string(text))))
-    response = send_raw(server.otlp_address, req)
-    assert response.partial_success.rejected_spans == 0
-
-
-def _refused(server: WrmServer, plant: Plant) -> str:
-    """A request whose refusals quote a span name and a tenant id that hold secrets."""
-    text = plant.prose()
-    req = request_of([make_span("fine"), make_span(f"bad {text}", trace=bytes(16))], service="refusals")
-    rs = req.resource_spans.add()
-    rs.resource.attributes.append(KeyValue(key="wrm.tenant.id", value=_string(f"no tenant {text}")))
-    rs.scope_spans.add().spans.append(make_span("in a refused resource"))
-    response = send_raw(server.otlp_address, req)
-    assert response.partial_success.rejected_spans == 2
-    return str(response.partial_success.error_message)
-
-
-def _tenants_pass(server: WrmServer, email: str) -> None:
-    """The same spans for tenant A (email masked) and tenant B (email kept); customer ids hashed."""
-    for tenant in ("tenant-a", "tenant-b"):
-        provider = sdk_provider(server.otlp_address, service="tenant-agent", **{"wrm.tenant.id": tenant})
-        tracer = provider.get_tracer("tests.tenants")
-        with tracer.start_as_current_span("contact"):
-            for i, customer in enumerate(("c-1", "c-1", "c-2")):
-                attributes = {"user.email": email, "note": f"write to {email}", "customer.id": customer}
-                with tracer.start_as_current_span(f"lookup-{i}", attributes=attributes):
-                    pass
-        flush(provider)
-        provider.shutdown()
 
 
 @pytest.fixture(scope="module")
 def sent(engine_dir: Path) -> Iterator[tuple[WrmServer, Sent]]:
-    capture = _Capture()
+    capture = LogCapture()
     root = logging.getLogger()
     level = root.level
     root.addHandler(capture)
     root.setLevel(logging.DEBUG)
     try:
         with module_server(
-            engine_dir, redaction=GLOBAL, tenant_redaction=TENANTS, redaction_secret=SECRET
+            engine_dir, redaction=E2E_GLOBAL, tenant_redaction=E2E_TENANTS, redaction_secret=E2E_SECRET
         ) as server:
             default, pii, cause, raw = default_plant(), pii_plant(), pii_plant(), default_plant()
-            trace_id, llm_attributes, llm_name = _sdk_pass(server, default, None, "")
-            _sdk_pass(server, pii, cause, "pii")
-            _raw_pass(server, raw)
-            refused = _refused(server, default)
-            _tenants_pass(server, f"{rand(10, string.ascii_lowercase)}@example.com")
+            trace_id, llm_attributes, llm_name = sdk_pass(server, default, None, "")
+            sdk_pass(server, pii, cause, "pii")
+            raw_pass(server, raw)
+            refused = send_refusals(server, default)
+            tenants_pass(server, f"{rand(10, string.ascii_lowercase)}@example.com")
             settle(server)
             yield (
                 server,
@@ -317,9 +100,9 @@ def _wh(server: WrmServer) -> Warehouse:
 def _book() -> PolicyBook:
     """The library's book, from the same settings the server was started with."""
     return PolicyBook(
-        Policy.model_validate(GLOBAL),
-        {t: Policy.model_validate(p) for t, p in TENANTS.items()},
-        SECRET.encode(),
+        Policy.model_validate(E2E_GLOBAL),
+        {t: Policy.model_validate(p) for t, p in E2E_TENANTS.items()},
+        E2E_SECRET.encode(),
     )
 
 
