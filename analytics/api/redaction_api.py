@@ -27,6 +27,7 @@ from access import Unauthenticated
 from access import audit as audit_log
 from access.errors import Forbidden
 from analytics.api.caller import Admin, Caller, Sender, Viewer
+from analytics.bounded_body import read_bounded
 from analytics.runs.schemas import Utc
 from redaction.book import PolicyBook, Source, TenantPolicy
 from redaction.detectors import DETECTORS
@@ -177,16 +178,7 @@ class BoundedBody(APIRoute):
 
         async def bounded(request: Request) -> Response:
             too_large = HTTPException(413, f"the request body is over {MAX_REDACT_BYTES} bytes (1 MiB)")
-            length = request.headers.get("content-length", "")
-            if length.isdigit() and int(length) > MAX_REDACT_BYTES:
-                raise too_large
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_REDACT_BYTES:
-                    raise too_large
-                chunks.append(chunk)
-            request._body = b"".join(chunks)  # what the handler then parses (Starlette's cache)
+            await read_bounded(request, MAX_REDACT_BYTES, too_large)  # the handler parses its cache
             return await handler(request)
 
         return bounded

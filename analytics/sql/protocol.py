@@ -17,6 +17,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 
+from analytics.bounded_body import read_bounded
+
 # URL parameters that steer the HTTP exchange rather than the query.
 TRANSPORT = frozenset(
     {
@@ -131,19 +133,9 @@ async def _bounded_body(request: Request) -> bytes:
         f"Query is too large: the request body is over {MAX_QUERY_BYTES} bytes. (QUERY_IS_TOO_LARGE)",
         QUERY_IS_TOO_LARGE,
     )
-    if length.isdigit() and int(length) > MAX_QUERY_BYTES:
-        raise too_large
     if not length and request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ProtocolError("a multipart request body must carry Content-Length", 27)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_QUERY_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # Starlette reads its cache: request.form() then parses these bytes
-    return body
+    return await read_bounded(request, MAX_QUERY_BYTES, too_large)  # request.form() parses its cache
 
 
 def _query_id(given: str) -> str:
