@@ -33,7 +33,8 @@ class IngestRedaction:
 
     def cleaner(self, key_tenant: str) -> Callable[[Any], Callable[[str], str]]:
         """For screen_request: redacts the text a refusal quotes, with the resource's tenant's rules."""
-        return lambda rs: self.book.redactor(self.tenant_of(rs, key_tenant)).text
+        # resolved only when a refusal quotes something: screening calls it once per resource
+        return lambda rs: lambda text: self.book.redactor(self.tenant_of(rs, key_tenant)).text(text)
 
     def apply(self, request: Any, screened: Screened, key_tenant: str) -> Screened:
         """`screened` with its request redacted (encoded again only when something changed)."""
