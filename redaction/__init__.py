@@ -5,7 +5,8 @@ before anything is stored, and the same rules as a library for use before an LLM
     redactor = Redactor.for_tenant("acme")            # the policies in WRM's settings
     clean = redactor.redact({"prompt": text, "user.email": email})
 
-Public surface: `Redactor`, `Policy`, `Rule`, `PolicyBook`, `DETECTORS`, `PolicyError`.
+Public surface: `Redactor`, `Policy`, `Rule`, `PolicyBook`, `DETECTORS`, `PolicyError`, and
+`effective` / `Effective` (the layered policy a tenant gets).
 """
 
 from redaction.book import PolicyBook

@@ -22,14 +22,7 @@ class Regions:
     ends: list[int]
     where: list[Where]
 
-    @property
-    def index(self) -> dict[Where, int]:
-        """Region index by where it is (built on first use)."""
-        cached: dict[Where, int] | None = self.__dict__.get("_index")
-        if cached is None:
-            cached = {w: i for i, w in enumerate(self.where)}
-            object.__setattr__(self, "_index", cached)
-        return cached
+    index: dict[Where, int]  # region index by where it is
 
     def overlapping(self, start: int, end: int) -> list[int]:
         """The index of every region that shares a byte with [start, end)."""
@@ -106,7 +99,7 @@ def regions(payload: bytes) -> Regions:
                     elif sf == 2:
                         i += 1
                         add(ss, se, (r, sc, i))
-    return Regions(starts, ends, where)
+    return Regions(starts, ends, where, {w: i for i, w in enumerate(where)})
 
 
 def span_parts(
