@@ -35,17 +35,24 @@ def _metric(server: WrmServer, name: str, **labels: str) -> float:
     return server.receiver.stats.registry.get_sample_value(name, labels) or 0.0
 
 
+# The attribute `flag` = true as it is encoded: key, then value (AnyValue, bool_value = varint 1).
+# Matched whole: the bytes 10 01 alone also turn up in a random trace id after its length byte.
+FLAG_TRUE = b"\x0a\x04flag\x12\x02\x10\x01"
+
+
 def _flagged_span(name: str) -> bytes:
     """A request whose one span carries a bool attribute `flag` = true, encoded as varint 1."""
     span = make_span(name)
     span.attributes.append(KeyValue(key="flag", value=AnyValue(bool_value=True)))
     data = request_of([span]).SerializeToString()
-    assert data.count(b"\x10\x01") == 1  # AnyValue.bool_value (field 2, varint) = 1
+    assert data.count(FLAG_TRUE) == 1  # AnyValue.bool_value (field 2, varint) = 1
     return data
 
 
 def test_bool_sent_as_varint_106_is_stored(server: WrmServer) -> None:
-    data = _flagged_span("bool-106").replace(b"\x10\x01", b"\x10\x6a")  # protobuf: true; engine: 436
+    data = _flagged_span("bool-106").replace(
+        FLAG_TRUE, FLAG_TRUE[:-1] + b"\x6a"
+    )  # protobuf: true; engine: 436
     response = send_raw(server.otlp_address, data)
     assert not response.HasField("partial_success")
     assert server.warehouse is not None
