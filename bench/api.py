@@ -312,8 +312,8 @@ def measure_http(api: Api, repeat: int, detail_ids: list[str], steps_ids: list[s
 def _set_nodelay(server: WrmServer) -> None:
     """TCP_NODELAY on the HTTP listener; Linux passes it on to the connections it accepts. (The
     server's socket is made with proto 0, so asyncio does not set it on accepted connections.)"""
-    assert server._http is not None
-    for srv in server._http.servers:
+    assert server._http_listener is not None
+    for srv in server._http_listener._server.servers:
         for sock in srv.sockets:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         result["tables_before"] = table_facts(wh)
 
         settings = load_settings(
-            otlp_grpc="127.0.0.1:0", http="127.0.0.1:0", database="wrm", stats_log_interval_s=0,
+            otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", database="wrm", stats_log_interval_s=0,
             auth="required" if args.auth else None,
         )  # fmt: skip
         server = WrmServer(settings, warehouse=wh)

@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         warehouse = Warehouse.open(f"chdb://{tmp}", "wrm")
         settings = load_settings(
             otlp_grpc="127.0.0.1:0",
+            otlp_http="127.0.0.1:0",
             http="127.0.0.1:0",
             database="wrm",
             stats_log_interval_s=0,

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import psutil
 
-_BANNER_RE = re.compile(r"OTLP/gRPC on (?P<otlp>\S+), HTTP .*? on http://(?P<http>[^\s,]+)")
+_BANNER_RE = re.compile(
+    r"OTLP/gRPC on (?P<otlp>\S+), OTLP/HTTP on http://(?P<otlp_http>\S+), HTTP .*? on http://(?P<http>[^\s,]+)"
+)
 RSS_INTERVAL_S = 0.2
 
 
@@ -68,6 +70,7 @@ class WrmProcess:
         self.warehouse_dir = warehouse_dir
         self.log_path = log_path
         self.otlp = ""
+        self.otlp_http = ""
         self.http = ""
         self.peak_rss = 0
         self._headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
@@ -82,6 +85,7 @@ class WrmProcess:
             "--warehouse", f"chdb://{warehouse_dir}",
             "--database", "wrm",
             "--otlp-grpc", "127.0.0.1:0",
+            "--otlp-http", "127.0.0.1:0",
             "--http", "127.0.0.1:0",
         ]  # fmt: skip
         self._log = log_path.open("wb")
@@ -111,7 +115,7 @@ class WrmProcess:
         m = _BANNER_RE.search(banner)
         if not m:
             raise ServerError(f"cannot parse the start-up line: {banner!r}")
-        self.otlp, self.http = m.group("otlp"), m.group("http")
+        self.otlp, self.otlp_http, self.http = m.group("otlp"), m.group("otlp_http"), m.group("http")
         return banner
 
     def _sample_rss(self) -> None:

@@ -22,7 +22,8 @@ import pytest
 from tests.otlp import make_span, request_of, send_raw
 
 BANNER = re.compile(
-    r"wrm serve: OTLP/gRPC on (?P<otlp>\S+), HTTP \(API, SQL, /metrics\) on http://(?P<http>\S+), "
+    r"wrm serve: OTLP/gRPC on (?P<otlp>\S+), OTLP/HTTP on http://(?P<otlp_http>\S+), "
+    r"HTTP \(API, SQL, /metrics\) on http://(?P<http>\S+), "
     r"warehouse chdb://(?P<path>\S+) database wrm \((?P<applied>\d+) migrations applied\)"
 )
 
@@ -43,6 +44,8 @@ class Served:
                 f"chdb://{data}",
                 "--otlp-grpc",
                 "127.0.0.1:0",
+                "--otlp-http",
+                "127.0.0.1:0",
                 "--http",
                 "127.0.0.1:0",
             ),
@@ -57,7 +60,8 @@ class Served:
         assert m, (
             f"no start-up line: {line!r} {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
         )
-        self.otlp, self.http, self.applied = m["otlp"], m["http"], int(m["applied"])
+        self.otlp, self.otlp_http, self.http = m["otlp"], m["otlp_http"], m["http"]
+        self.applied = int(m["applied"])
         self.signalled = False
 
     def sql(self, query: str) -> str:

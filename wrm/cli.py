@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="receive OTLP, serve the API and SQL; owns the warehouse")
     _common(serve)
     serve.add_argument("--otlp-grpc", metavar="HOST:PORT", help="OTLP/gRPC address (env WRM_OTLP_GRPC)")
+    serve.add_argument("--otlp-http", metavar="HOST:PORT", help="OTLP/HTTP address (env WRM_OTLP_HTTP)")
     serve.add_argument("--http", metavar="HOST:PORT", help="HTTP address (env WRM_HTTP)")
     mig = sub.add_parser("migrate", help="apply pending migrations and exit")
     _common(mig)
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             database=args.database,
             http=getattr(args, "http", None),
             otlp_grpc=getattr(args, "otlp_grpc", None),
+            otlp_http=getattr(args, "otlp_http", None),
         )
     except SettingsError as exc:
         print(f"wrm: {exc}", file=sys.stderr)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-import time
 
-import uvicorn
 from prometheus_client import CollectorRegistry
 
 from access import Authenticator, Role, resolve_auth
@@ -18,13 +15,16 @@ from analytics.sql import SqlCapacity, SqlLimits
 from derivation.assembler import AssemblyConfig, RunAssembler
 from derivation.stats import FAILED
 from receiver.config import ReceiverConfig
-from receiver.grpc_transport import TraceReceiver
+from receiver.core import IngestCore
+from receiver.grpc_transport import GrpcTransport
+from receiver.http_transport import HttpTransport
 from receiver.redact import IngestRedaction
 from receiver.store import SpanStore
 from redaction.book import PolicyBook
 from redaction.store import hashing_secret
 from warehouse import Warehouse, migrate
 from warehouse.retention import apply_retention, store_policy, stored_policy_rows
+from wrm.listen import Listener
 from wrm.redaction_audit import record_settings_changes
 from wrm.settings import Settings, split_hostport
 
@@ -38,14 +38,17 @@ class WrmServer:
         self.settings = settings
         self._given_warehouse = warehouse
         self.warehouse: Warehouse | None = None
-        self.receiver: TraceReceiver | None = None
+        self.receiver: IngestCore | None = None
+        self._grpc: GrpcTransport | None = None
+        self._otlp_http: HttpTransport | None = None
+        self._otlp_http_listener: Listener | None = None
+        self._http_listener: Listener | None = None
         self.assembler: RunAssembler | None = None
         self._sessions: list[Warehouse] = []
         self.otlp_address = ""
+        self.otlp_http_address = ""
         self.http_address = ""
         self.migrations_applied = 0
-        self._http: uvicorn.Server | None = None
-        self._http_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats_thread: threading.Thread | None = None
         self.authenticator: Authenticator | None = None
@@ -66,7 +69,7 @@ class WrmServer:
             store_policy(wh, policy)
             log.info("retention policy changed: %d table/tenant groups being updated", len(changes))
         otlp_host, otlp_port = split_hostport(s.otlp_grpc)
-        self._start_access([otlp_host, split_hostport(s.http)[0]])
+        self._start_access([otlp_host, split_hostport(s.otlp_http)[0], split_hostport(s.http)[0]])
         config = ReceiverConfig(
             host=otlp_host,
             port=otlp_port,
@@ -103,7 +106,7 @@ class WrmServer:
             log.info(
                 "redaction policies in the settings changed since the last start: recorded in the audit log"
             )
-        self.receiver = TraceReceiver(
+        self.receiver = IngestCore(
             config,
             [SpanStore(session).insert for session in writers],
             on_commit=self.assembler.committed,
@@ -111,7 +114,11 @@ class WrmServer:
             authenticator=self.authenticator,
             redaction=IngestRedaction(self.policies, config.default_tenant),
         )
-        self.otlp_address = f"{otlp_host}:{self.receiver.start()}"
+        self._grpc = GrpcTransport(self.receiver, otlp_host, otlp_port)
+        self.otlp_address = f"{otlp_host}:{self._grpc.start()}"
+        self._otlp_http = HttpTransport(self.receiver, s.otlp_http_cors_origins, s.otlp_http_cors_headers)
+        self._otlp_http_listener = Listener(self._otlp_http.app, *split_hostport(s.otlp_http), "OTLP/HTTP")
+        self.otlp_http_address = self._otlp_http_listener.address
         self._start_http()
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
@@ -158,17 +165,6 @@ class WrmServer:
 
     def _start_http(self) -> None:
         assert self.warehouse is not None and self.receiver is not None
-        host, port = split_hostport(self.settings.http)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they are
-        # TCP, and without it a response written in two parts waits ~40 ms for a delayed ACK.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(256)
-        bound = sock.getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        self.http_address = f"{shown}:{bound}"
         # The API, /healthz and the SQL port each read on handles of their own: a chdb handle
         # serializes its calls, so a shared one would let a heavy user query stall the others.
         api = self.warehouse.session(own_reader=True)
@@ -202,22 +198,9 @@ class WrmServer:
             key_store=self.keys,
             policies=self.policies,
         )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        server = self._http = uvicorn.Server(config)
-
-        def serve() -> None:
-            try:
-                server.run(sockets=[sock])
-            finally:  # the SQL port's handles live exactly as long as the HTTP server
-                sql_capacity.close()
-
-        self._http_thread = threading.Thread(target=serve, name="wrm-http", daemon=True)
-        self._http_thread.start()
-        deadline = time.monotonic() + 10
-        while not self._http.started and self._http_thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not self._http.started:
-            raise OSError(f"HTTP server did not start on {self.settings.http}")
+        # the SQL port's handles live exactly as long as the HTTP server
+        self._http_listener = Listener(app, *split_hostport(s.http), "HTTP", on_exit=sql_capacity.close)
+        self.http_address = self._http_listener.address
 
     def _registries(self) -> list[CollectorRegistry]:
         assert self.receiver is not None and self.assembler is not None
@@ -229,6 +212,7 @@ class WrmServer:
         health = self.assembler.health()
         return {
             "otlp_grpc": self.otlp_address,
+            "otlp_http": self.otlp_http_address,
             "http": self.http_address,
             "assembler": {
                 "state": health.state,
@@ -248,7 +232,8 @@ class WrmServer:
     def banner(self) -> str:
         assert self.warehouse is not None
         return (
-            f"wrm serve: OTLP/gRPC on {self.otlp_address}, HTTP (API, SQL, /metrics) on "
+            f"wrm serve: OTLP/gRPC on {self.otlp_address}, OTLP/HTTP on http://{self.otlp_http_address}, "
+            f"HTTP (API, SQL, /metrics) on "
             f"http://{self.http_address}, warehouse {self.warehouse.dsn.describe()} "
             f"database {self.warehouse.database} ({self.migrations_applied} migrations applied); "
             f"{'auth required' if self.authenticator and self.authenticator.required else 'auth OFF'}"
@@ -257,16 +242,20 @@ class WrmServer:
     def stop(self) -> None:
         """Stop taking spans, store what was accepted, then stop HTTP and close the warehouse."""
         self._stop.set()
+        if self._otlp_http is not None:  # 503 + Retry-After from now on; requests in flight finish
+            self._otlp_http.stopping = True
+        if self._grpc is not None:
+            self._grpc.stop()
+        if self._otlp_http_listener is not None:
+            self._otlp_http_listener.stop()
         if self.receiver is not None:
-            self.receiver.stop()
+            self.receiver.close()
         if self.assembler is not None:
             self.assembler.stop()
         if self.authenticator is not None:
             self.authenticator.close()
-        if self._http is not None:
-            self._http.should_exit = True
-        if self._http_thread is not None:
-            self._http_thread.join(10)
+        if self._http_listener is not None:
+            self._http_listener.stop()
         for session in self._sessions:
             session.close()
         if self.warehouse is not None and self._given_warehouse is None:

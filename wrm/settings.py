@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     config_file: ClassVar[Path | None] = None
 
     otlp_grpc: str = Field("127.0.0.1:4317", description="OTLP/gRPC listen address, HOST:PORT")
+    otlp_http: str = Field("127.0.0.1:4318", description="OTLP/HTTP listen address, HOST:PORT")
+    otlp_http_cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to POST spans to OTLP/HTTP (* for any)"
+    )
+    otlp_http_cors_headers: list[str] = Field(
+        default_factory=list, description="request headers those origins may send beyond the OTLP ones"
+    )
     http: str = Field("127.0.0.1:8080", description="HTTP API and SQL endpoint listen address")
     warehouse: str = Field("chdb://./data/wrm", description="chdb://PATH or http(s)://HOST:PORT")
     database: str = Field("wrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -267,7 +274,7 @@ class Settings(BaseSettings):
             wait_by_workflow={w: _seconds(v) for w, v in self.human_wait_limit_by_workflow.items()},
         )
 
-    @field_validator("otlp_grpc", "http")
+    @field_validator("otlp_grpc", "otlp_http", "http")
     @classmethod
     def _hostport(cls, value: str) -> str:
         split_hostport(value)

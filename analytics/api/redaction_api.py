@@ -27,12 +27,12 @@ from access import Unauthenticated
 from access import audit as audit_log
 from access.errors import Forbidden
 from analytics.api.caller import Admin, Caller, Sender, Viewer
-from analytics.bounded_body import read_bounded
 from analytics.runs.schemas import Utc
 from redaction.book import PolicyBook, Source, TenantPolicy
 from redaction.detectors import DETECTORS
 from redaction.policy import Effective, Policy, PolicyError, error_text
 from warehouse import Warehouse
+from warehouse.bounded_body import read_bounded
 from warehouse.tenants import TENANT_RE
 
 MAX_REDACT_BYTES = 1 << 20  # a larger POST /v1/redact body is refused (413) before it is read

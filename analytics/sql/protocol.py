@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 
-from analytics.bounded_body import read_bounded
+from warehouse.bounded_body import Undecodable, inflate_bounded, read_bounded
 
 # URL parameters that steer the HTTP exchange rather than the query.
 TRANSPORT = frozenset(
@@ -146,17 +145,15 @@ def _query_id(given: str) -> str:
 
 def _body_query(body: bytes, encoding: str, url_query: str) -> str:
     if encoding in ("gzip", "deflate"):
-        inflate = zlib.decompressobj(47)  # 47: zlib or gzip header, detected
+        too_large = ProtocolError(
+            f"Query is too large: the {encoding} body inflates past {MAX_QUERY_BYTES} bytes. "
+            "(QUERY_IS_TOO_LARGE)",
+            QUERY_IS_TOO_LARGE,
+        )
         try:
-            body = inflate.decompress(body, MAX_QUERY_BYTES + 1)  # a small bomb stops at the bound
-        except zlib.error as exc:
+            body = inflate_bounded(body, MAX_QUERY_BYTES, too_large)
+        except Undecodable as exc:
             raise ProtocolError(f"cannot decompress the {encoding} request body: {exc}", 27) from None
-        if len(body) > MAX_QUERY_BYTES:
-            raise ProtocolError(
-                f"Query is too large: the {encoding} body inflates past {MAX_QUERY_BYTES} bytes. "
-                "(QUERY_IS_TOO_LARGE)",
-                QUERY_IS_TOO_LARGE,
-            )
     elif encoding != "identity":
         # clickhouse-connect compresses only insert bodies (lz4/zstd), never a query
         raise ProtocolError(
