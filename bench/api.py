@@ -348,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         result["tables_before"] = table_facts(wh)
 
         settings = load_settings(
-            otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", database="wrm", stats_log_interval_s=0,
+            otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
+            database="wrm", stats_log_interval_s=0,
             auth="required" if args.auth else None,
         )  # fmt: skip
         server = WrmServer(settings, warehouse=wh)

@@ -35,7 +35,8 @@ from wrm.settings import load_settings
 def _server(path: str) -> WrmServer:
     wh = Warehouse.open(f"chdb://{path}", database="bench")
     settings = load_settings(
-        otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0", database="bench", stats_log_interval_s=0,
+        otlp_grpc="127.0.0.1:0", otlp_http="127.0.0.1:0", http="127.0.0.1:0",
+        database="bench", stats_log_interval_s=0,
         assemble_interval_ms=60_000,
     )  # fmt: skip
     server = WrmServer(settings, warehouse=wh)

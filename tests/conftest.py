@@ -173,7 +173,8 @@ def warehouse(engine_dir: Path) -> Iterator[Warehouse]:
 
 def start_server(warehouse: Warehouse, **overrides: object) -> WrmServer:
     given: dict[str, Any] = {  # load_settings takes Any
-        "otlp_grpc": "127.0.0.1:0", "otlp_http": "127.0.0.1:0", "http": "127.0.0.1:0", "stats_log_interval_s": 0, **overrides
+        "otlp_grpc": "127.0.0.1:0", "otlp_http": "127.0.0.1:0", "http": "127.0.0.1:0",
+        "stats_log_interval_s": 0, **overrides
     }  # fmt: skip
     settings = load_settings(database=warehouse.database, **given)
     server = WrmServer(settings, warehouse=warehouse)

@@ -1,6 +1,6 @@
-"""The layers stay true: receiver/ and analytics/ import only the shared warehouse, access and
-redaction packages (and never each other), derivation/ only warehouse, access/ and redaction/
-only warehouse, and
+"""The layers stay true: receiver/ imports only the shared warehouse, access and redaction
+packages, analytics/ those and events/ (receiver and analytics never each other), derivation/
+only warehouse, access/, redaction/ and events/ only warehouse, and
 warehouse/ imports none of them. Each package is
 imported whole in a fresh interpreter, so an import hidden in any module is seen."""
 
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-OURS = ("warehouse", "access", "redaction", "receiver", "derivation", "analytics", "wrm")
+OURS = ("warehouse", "access", "redaction", "events", "receiver", "derivation", "analytics", "wrm")
 _PROBE = """
 import importlib, json, pkgutil, sys
 pkg = importlib.import_module(sys.argv[1])
@@ -28,9 +28,10 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
         ("warehouse", set()),
         ("access", {"warehouse"}),
         ("redaction", {"warehouse"}),
+        ("events", {"warehouse"}),
         ("receiver", {"warehouse", "access", "redaction"}),
         ("derivation", {"warehouse"}),
-        ("analytics", {"warehouse", "access", "redaction"}),
+        ("analytics", {"warehouse", "access", "redaction", "events"}),
     ],
 )
 def test_package_imports_only_the_layers_below_it(package: str, may_import: set[str]) -> None:

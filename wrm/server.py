@@ -24,6 +24,7 @@ from redaction.book import PolicyBook
 from redaction.store import hashing_secret
 from warehouse import Warehouse, migrate
 from warehouse.retention import apply_retention, store_policy, stored_policy_rows
+from wrm.event_sink import CoreSink
 from wrm.listen import Listener
 from wrm.redaction_audit import record_settings_changes
 from wrm.settings import Settings, split_hostport
@@ -197,6 +198,7 @@ class WrmServer:
             authenticator=self.authenticator,
             key_store=self.keys,
             policies=self.policies,
+            events=CoreSink(self.receiver),
         )
         # the SQL port's handles live exactly as long as the HTTP server
         self._http_listener = Listener(app, *split_hostport(s.http), "HTTP", on_exit=sql_capacity.close)

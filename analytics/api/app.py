@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -11,8 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from access import Authenticator
 from access.store import KeyStore
 from analytics import sql
-from analytics.api import keys_api, problems, redaction_api, runs_api
+from analytics.api import events_api, keys_api, problems, redaction_api, runs_api
 from analytics.api.caller import Authentication, document_roles
+from events import SpanSink
 from redaction.book import PolicyBook
 from warehouse import Warehouse, classify
 
@@ -29,6 +31,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     key_store: KeyStore | None = None,
     policies: PolicyBook | None = None,
+    events: SpanSink | None = None,
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
@@ -38,7 +41,8 @@ def create_app(
     `authenticator`, who may call and for which tenant (None: auth off, no keys known);
     `key_store`, where `/v1/keys` keeps keys (None: no /v1/keys and /v1/audit routes);
     `policies`, the redaction policies ingest applies, which operators' text written through the
-    API gets too (None: no redaction routes, and that text gets the built-in defaults).
+    API gets too (None: no redaction routes, and that text gets the built-in defaults);
+    `events`, where `POST /v1/events` stores the spans it makes (the ingest core; None: no route).
 
     /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
     but something needs an operator (ingest still works, so a load balancer should keep the
@@ -82,6 +86,20 @@ def create_app(
         app.include_router(document_roles(keys_api.build_router(api, key_store, auth, policies)))
     if policies is not None:
         app.include_router(document_roles(redaction_api.build_router(api, policies)))
+    if events is not None:
+        app.include_router(document_roles(events_api.build_router(api, events)))
+        _document_events(app)
     if sql_capacity is not None:
         app.include_router(sql.build_router(sql_capacity, warehouse.database, warehouse.timezone(), auth))
     return app
+
+
+def _document_events(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            events_api.document(generate())  # generate() caches what it made in app.openapi_schema
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -14,25 +14,22 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, field_validator
-from starlette.exceptions import HTTPException
 
 from access import Unauthenticated
 from access import audit as audit_log
 from access.errors import Forbidden
+from analytics.api.bounded_route import bounded_route
 from analytics.api.caller import Admin, Caller, Sender, Viewer
 from analytics.runs.schemas import Utc
 from redaction.book import PolicyBook, Source, TenantPolicy
 from redaction.detectors import DETECTORS
 from redaction.policy import Effective, Policy, PolicyError, error_text
 from warehouse import Warehouse
-from warehouse.bounded_body import read_bounded
 from warehouse.tenants import TENANT_RE
 
 MAX_REDACT_BYTES = 1 << 20  # a larger POST /v1/redact body is refused (413) before it is read
@@ -159,21 +156,6 @@ def _invalid(where: tuple[str | int, ...], problem: str) -> RequestValidationErr
     return RequestValidationError([{"loc": where, "msg": problem, "type": "value_error"}])
 
 
-class BoundedBody(APIRoute):
-    """A route whose body is refused past MAX_REDACT_BYTES (413, a problem document) by its
-    Content-Length before any of it is read, or as soon as a body without one grows past it."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def bounded(request: Request) -> Response:
-            too_large = HTTPException(413, f"the request body is over {MAX_REDACT_BYTES} bytes (1 MiB)")
-            await read_bounded(request, MAX_REDACT_BYTES, too_large)  # the handler parses its cache
-            return await handler(request)
-
-        return bounded
-
-
 def _own_tenant(who: Caller, tenant: str) -> None:
     if not who.platform and tenant != who.tenant:
         raise Forbidden("a tenant admin reads and sets its own tenant's redaction policy only")
@@ -250,6 +232,10 @@ def build_router(wh: Warehouse, book: PolicyBook) -> APIRouter:
         return RedactResult(items=items, redacted=dict(sorted(tally.items())))
 
     router.add_api_route(
-        "/redact", redact, methods=["POST"], response_model=RedactResult, route_class_override=BoundedBody
+        "/redact",
+        redact,
+        methods=["POST"],
+        response_model=RedactResult,
+        route_class_override=bounded_route(MAX_REDACT_BYTES),
     )
     return router

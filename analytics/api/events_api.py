@@ -1,0 +1,149 @@
+"""`POST /v1/events`: no-code events (events.schema) from tools that cannot emit OTLP.
+
+One event (a JSON object) or an array of up to 1,000; bodies up to 4 MiB. Each event is checked
+on its own: the valid ones are stored (as spans, through the ingest core) even when others are
+refused, and the answer lists both:
+    every event stored                  → 200 {accepted, rejected: 0, events: [{index, trace_id, span_id}]}
+    some (or all) events invalid        → 422 problem, with the same fields and
+                                          errors: [{index, where, problem}], `where` naming the field
+    the body is not an event or array   → 422 (FastAPI's own check) / 400 (empty, too many)
+    too much waiting to be stored       → 429 + Retry-After, nothing stored
+    stopping, the warehouse unavailable → 503 + Retry-After, nothing stored
+Senders only (ingest and admin keys; anyone while auth is off), in the caller's tenant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from analytics.api.bounded_route import bounded_route
+from analytics.api.caller import Sender
+from analytics.api.problems import MEDIA_TYPE, RETRY_AFTER_S
+from analytics.runs.errors import InvalidInput
+from events import MAX_EVENTS, Event, NotStored, Outcome, SpanSink, post_events
+from warehouse import Warehouse
+
+MAX_EVENTS_BYTES = 4 << 20
+
+
+class StoredEvent(BaseModel):
+    index: int
+    trace_id: str
+    span_id: str
+
+
+class EventError(BaseModel):
+    index: int
+    where: str
+    problem: str
+
+
+class EventsResult(BaseModel):
+    accepted: int
+    rejected: int
+    events: list[StoredEvent]
+    errors: list[EventError] = []
+    note: str = ""  # what the receiver refused of the stored spans, if anything
+
+
+_EXAMPLE = {
+    "type": "step.completed",
+    "run_id": "order-1042",
+    "time": "2026-12-02T10:00:05Z",
+    "workflow": "refund",
+    "step_id": "classify",
+    "usage": {"input_tokens": 812, "output_tokens": 64, "model": "gpt-4o-mini"},
+}
+_EVENT_SCHEMA = {"$ref": "#/components/schemas/Event"}
+_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [_EVENT_SCHEMA, {"type": "array", "items": _EVENT_SCHEMA}]},
+                "example": _EXAMPLE,
+            }
+        },
+    }
+}
+
+
+def build_router(reader: Warehouse, sink: SpanSink) -> APIRouter:
+    """`reader`: where the starts of runs and steps are looked up; `sink`: the ingest core."""
+    router = APIRouter(prefix="/v1", tags=["events"])
+
+    def post(who: Sender, body: Annotated[list[Any] | dict[str, Any], Body()]) -> JSONResponse:
+        """Store run and step events as spans (types: see the Event schema). Posting the same
+        event again changes nothing. `GET /v1/runs/{run_id}` then shows the run by your run id."""
+        single = isinstance(body, dict)
+        items: list[Any] = [body] if isinstance(body, dict) else body
+        if not items:
+            raise InvalidInput("no events: send one event object or an array of them")
+        if len(items) > MAX_EVENTS:
+            raise InvalidInput(f"{len(items)} events in one post: at most {MAX_EVENTS}")
+        try:
+            outcome = post_events(items, who.tenant, reader, sink)
+        except NotStored as exc:
+            if not exc.retryable:
+                raise HTTPException(500, f"events were not stored: {exc}") from None
+            raise HTTPException(429 if exc.busy else 503, f"events were not stored, retry: {exc}",
+                                headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
+        return _answer(outcome, single)
+
+    router.add_api_route(
+        "/events",
+        post,
+        methods=["POST"],
+        response_model=EventsResult,
+        responses={422: {"description": "some events were refused (the others stored)"}},
+        openapi_extra=_OPENAPI,
+        route_class_override=bounded_route(MAX_EVENTS_BYTES),
+    )
+    return router
+
+
+def _answer(outcome: Outcome, single: bool) -> JSONResponse:
+    prefix = "body" if single else "body.{i}"
+    errors = [
+        EventError(index=r.index, where=_join(prefix.format(i=r.index), p.where), problem=p.problem)
+        for r in outcome.refused
+        for p in r.problems
+    ]
+    result = EventsResult(
+        accepted=len(outcome.stored),
+        rejected=len(outcome.refused),
+        events=[StoredEvent(index=i, trace_id=p.trace_id, span_id=p.span_id) for i, p in outcome.stored],
+        errors=errors,
+        note=outcome.receiver.message,
+    )
+    body = result.model_dump(mode="json", exclude_defaults=False)
+    if not errors:
+        return JSONResponse(body)
+    detail = "; ".join(f"{e.where}: {e.problem}" for e in errors[:20])
+    problem = {
+        "type": "https://wrm.dev/problems/invalid-request",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": f"{len(outcome.refused)} of {len(outcome.refused) + len(outcome.stored)} events refused "
+        f"(the others were stored): {detail}",
+        **body,
+    }
+    return JSONResponse(problem, status_code=422, media_type=MEDIA_TYPE)
+
+
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def document(openapi: dict[str, Any]) -> None:
+    """Put the Event schema (and the parts it uses) into the OpenAPI components: the route reads
+    its body itself, event by event, so FastAPI does not list it."""
+    schema = Event.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["Event"] = schema
