@@ -104,6 +104,7 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
         "PUT /v1/tenants/{tenant}/redaction": ({"tenant": "acme"}, {"rules": [{"name": "m", "keys": ["x"]}]}),
         "DELETE /v1/tenants/{tenant}/redaction": ({"tenant": "acme"}, None),
         "POST /v1/redact": ({}, {"items": ["matrix", {"x": "y"}]}),
+        "POST /v1/events": ({}, {"type": "step.started", "run_id": "matrix-events", "step_id": "s"}),
     }
 
 
