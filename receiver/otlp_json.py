@@ -102,6 +102,8 @@ def _converter(f: FieldDescriptor) -> Callable[[Any, Where], Any]:
         return _bool
     if kind in _FLOATS:
         return _float
+    if f.enum_type is None:  # a type OTLP traces do not use (groups)
+        raise TypeError(f"no JSON reading for field {f.full_name} (type {kind})")
     names = {v.name: v.number for v in f.enum_type.values}
     return lambda value, where: _enum(value, names, where)
 
