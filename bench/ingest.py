@@ -1,6 +1,7 @@
-"""Ingest benchmark: OTLP/gRPC load against a real `wrm serve`, then check nothing was lost.
+"""Ingest benchmark: OTLP load against a real `wrm serve`, then check nothing was lost.
 
-    python -m bench.ingest --seconds 30 [--procs 2 --threads 4] [--auth] [--out result.json]
+    python -m bench.ingest --seconds 30 [--procs 2 --threads 4] [--auth] [--transport grpc|http|http-json]
+                           [--out result.json]
 
 Starts `wrm serve` on a fresh embedded warehouse, drives it from separate load processes with
 pre-serialized 1,000-span requests, and reports acknowledged spans/s, request latency, retries
@@ -8,6 +9,9 @@ and the server's peak RSS. After the load it counts the stored rows through the 
 endpoint (`FINAL`, so only distinct spans count) and SIGTERMs the server. The exit status is
 non-zero when stored != acknowledged, a request failed for good, or the server did not exit 0;
 falling short of the throughput/RSS targets is reported but does not fail the run.
+
+`--transport` picks OTLP/gRPC (default), OTLP/HTTP with protobuf bodies (`http`) or with the
+OTLP JSON encoding (`http-json`), on the same requests, so the transports compare like for like.
 
 `--auth` runs the same load with API keys required: an `ingest` key, made before the server
 starts, goes with every request, so the figures show what authentication costs ingest.
@@ -50,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed for the generated traces")
     p.add_argument("--stats-interval", type=float, default=5.0, help="server counter log period, s")
     p.add_argument("--auth", action="store_true", help="require API keys; an ingest key on every request")
+    p.add_argument(
+        "--transport", choices=("grpc", "http", "http-json"), default="grpc", help="OTLP transport (grpc)"
+    )
     p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
     p.add_argument("--src", metavar="DIR", help="run the server from this source tree (e.g. a git archive)")
     p.add_argument("--keep", action="store_true", help="keep the warehouse and server log (temp dir)")
@@ -85,7 +92,9 @@ def _drive(
     per_proc = max(1, args.pool // args.procs)
     procs = []
     for i in range(args.procs):
-        cfg = WorkerConfig(i + 1, target, args.threads, per_proc, args.spans, args.seed * 100 + i, key)
+        cfg = WorkerConfig(
+            i + 1, target, args.threads, per_proc, args.spans, args.seed * 100 + i, key, args.transport
+        )
         proc = ctx.Process(target=worker_main, args=(cfg, ready, go, deadline, results), daemon=True)
         proc.start()
         procs.append(proc)
@@ -135,7 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(server.wait_ready(), flush=True)
         idle_rss = server.rss()
         print(
-            f"load: {args.procs} procs × {args.threads} threads, {args.pool} requests of {args.spans} spans, "
+            f"load: {args.transport}, {args.procs} procs × {args.threads} threads, "
+            f"{args.pool} requests of {args.spans} spans, "
             f"{args.seconds:g} s",
             flush=True,
         )
@@ -147,7 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.py_spy:
                 spy.append(server.profile(Path(args.py_spy), args.seconds, shlex.split(args.py_spy_args)))
 
-        load, started, ended = _drive(args, server.otlp, on_start, key)
+        target = server.otlp if args.transport == "grpc" else server.otlp_http
+        load, started, ended = _drive(args, target, on_start, key)
         cpu_used, busy = server.cpu_seconds() - before[0], _machine_busy_s() - before[1]
         for p in spy:
             _, err = p.communicate(timeout=120)
@@ -169,6 +180,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     flushes = int(metrics.get("wrm_flush_seconds_count", 0))
     summary: dict[str, Any] = {
         "auth": bool(args.auth),
+        "transport": args.transport,
         "seconds": round(elapsed, 2),
         "procs": args.procs,
         "threads": args.threads,

@@ -1,13 +1,18 @@
-"""Load generator: processes × threads sending pre-serialized OTLP requests over raw gRPC.
+"""Load generator: processes × threads sending pre-serialized OTLP requests over raw gRPC, or
+over OTLP/HTTP (`http`: protobuf, `http-json`: the OTLP JSON encoding) on a keep-alive
+http.client connection per thread.
 
 Separate processes keep the client's GIL out of the measurement; raw bytes (no request
 serializer) keep protobuf encoding out of it. A span counts as acknowledged only when its
 request returned OK, minus `partial_success.rejected_spans`. RESOURCE_EXHAUSTED and UNAVAILABLE
-are retried with the same bytes after a back-off, as an OTLP exporter would.
+are retried with the same bytes after a back-off, as an OTLP exporter would (over HTTP: 429,
+502, 503, 504, with the same back-off, so the transports compare like for like).
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import random
 import threading
 import time
@@ -23,6 +28,7 @@ from bench.workload import RequestTemplate
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
+HTTP_RETRYABLE = frozenset({429, 502, 503, 504})  # what OTLP/HTTP exporters retry
 MAX_ATTEMPTS = 50
 RPC_TIMEOUT_S = 120.0
 
@@ -38,6 +44,7 @@ class WorkerConfig:
     spans_per_request: int
     seed: int
     key: str = ""  # an API key sent with every request (`authorization: Bearer`), as exporters do
+    transport: str = "grpc"  # grpc, http (OTLP/HTTP protobuf) or http-json (OTLP/HTTP JSON)
 
 
 @dataclass
@@ -69,6 +76,9 @@ class WorkerResult:
 def _send_loop(
     cfg: WorkerConfig, thread: int, templates: list[RequestTemplate], deadline: float, out: WorkerResult
 ) -> None:
+    if cfg.transport != "grpc":
+        _http_loop(cfg, thread, templates, deadline, out)
+        return
     channel = grpc.insecure_channel(
         cfg.target,
         options=[
@@ -128,11 +138,71 @@ def _send_one(
     out.failures.append(f"gave up after {MAX_ATTEMPTS} retryable errors")
 
 
+def _http_loop(
+    cfg: WorkerConfig, thread: int, templates: list[RequestTemplate], deadline: float, out: WorkerResult
+) -> None:
+    host, _, port = cfg.target.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=RPC_TIMEOUT_S)
+    media = "application/json" if cfg.transport == "http-json" else "application/x-protobuf"
+    headers = {"Content-Type": media, **({"Authorization": f"Bearer {cfg.key}"} if cfg.key else {})}
+    rng = random.Random(cfg.seed * 1000 + thread)
+    seq = 0
+    i = thread % len(templates)
+    try:
+        while time.monotonic() < deadline:
+            seq += 1
+            stamp = (cfg.index << 56) | (thread << 44) | seq
+            template = templates[i]
+            i = (i + 1) % len(templates)
+            _post_one(conn, headers, template.render(stamp), template.spans, rng, out)
+    except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
+        out.failures.append(f"sender thread {thread} crashed: {exc!r}")
+    finally:
+        conn.close()
+
+
+def _post_one(
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    data: bytes,
+    spans: int,
+    rng: random.Random,
+    out: WorkerResult,
+) -> None:
+    for attempt in range(MAX_ATTEMPTS):
+        started = time.monotonic()
+        conn.request("POST", "/v1/traces", body=data, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status in HTTP_RETRYABLE:
+            out.retries += 1
+            out.retry_codes[f"HTTP {response.status}"] += 1
+            time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + rng.random()))
+            continue
+        if response.status != 200:
+            out.failures.append(f"HTTP {response.status}: {body[:200]!r}")
+            return
+        done = time.monotonic()
+        if headers["Content-Type"] == "application/json":
+            rejected = int(json.loads(body).get("partialSuccess", {}).get("rejectedSpans", 0))
+        else:
+            rejected = ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
+        out.requests_ok += 1
+        out.acked_spans += spans - rejected
+        out.rejected_spans += rejected
+        out.latencies_ms.append((done - started) * 1000)
+        out.last_ack = done
+        return
+    out.failures.append(f"gave up after {MAX_ATTEMPTS} retryable errors")
+
+
 def worker_main(cfg: WorkerConfig, ready: Any, go: Event, deadline: Any, results: Any) -> None:
     """Process entry: build templates, report ready, wait for `go`, send until `deadline`."""
     try:
         rng = random.Random(cfg.seed)
         templates = [RequestTemplate.build(rng, cfg.spans_per_request) for _ in range(cfg.templates)]
+        if cfg.transport == "http-json":
+            templates = [t.as_json() for t in templates]
     except Exception as exc:  # report instead of leaving the parent waiting
         ready.put((cfg.index, f"building requests failed: {exc!r}"))
         return

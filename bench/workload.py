@@ -10,10 +10,13 @@ span sent is a distinct row in the ReplacingMergeTree (its sort key ends with tr
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import time
 from dataclasses import dataclass
 
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, Status
@@ -218,6 +221,7 @@ class RequestTemplate:
     chunks: tuple[bytes, ...]
     spans: int
     trace_tails: tuple[bytes, ...] = ()  # each trace id after its stamp: render(s) sends stamp + tail
+    hex_stamp: bool = False  # OTLP JSON: ids are hex text, so the stamp is 16 hex digits
 
     @classmethod
     def build(cls, rng: random.Random, spans: int) -> RequestTemplate:
@@ -241,4 +245,38 @@ class RequestTemplate:
 
     def render(self, stamp: int) -> bytes:
         """The request with the first 8 bytes of every trace id replaced by `stamp` (non-zero)."""
-        return stamp.to_bytes(STAMP_BYTES, "big").join(self.chunks)
+        raw = stamp.to_bytes(STAMP_BYTES, "big")
+        return (raw.hex().encode() if self.hex_stamp else raw).join(self.chunks)
+
+    def as_json(self) -> RequestTemplate:
+        """The same request in the OTLP JSON encoding (OTLP/HTTP `application/json`), cut at
+        every trace id's hex text likewise."""
+        data = otlp_json(self.render(1))
+        stamp = (1).to_bytes(STAMP_BYTES, "big").hex().encode()
+        chunks: list[bytes] = []
+        prev = 0
+        for tail in self.trace_tails:
+            needle = b'"traceId":"' + stamp + tail.hex().encode() + b'"'
+            at = data.find(needle, prev)
+            while at != -1:
+                start = at + len(b'"traceId":"')
+                chunks.append(data[prev:start])
+                prev = start + len(stamp)
+                at = data.find(needle, prev)
+        chunks.append(data[prev:])
+        if len(chunks) != self.spans + 1:
+            raise AssertionError(f"found {len(chunks) - 1} trace ids for {self.spans} spans")
+        return RequestTemplate(tuple(chunks), self.spans, self.trace_tails, hex_stamp=True)
+
+
+def otlp_json(data: bytes) -> bytes:
+    """An ExportTraceServiceRequest in the OTLP JSON encoding: protobuf's JSON mapping with hex ids."""
+    document = json_format.MessageToDict(ExportTraceServiceRequest.FromString(data))
+    for rs in document.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for obj in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if obj.get(key):
+                            obj[key] = base64.b64decode(obj[key]).hex()
+    return json.dumps(document, separators=(",", ":")).encode()
