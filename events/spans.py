@@ -44,10 +44,18 @@ class Timed:
 
 @dataclass(frozen=True)
 class Placed:
-    """Where an event is stored: its span (lowercase hex ids, as the warehouse keeps them)."""
+    """Where an event is stored: its span (lowercase hex ids, as the warehouse keeps them), and
+    its run's span, under which an instrumented service may hang its own spans."""
 
     trace_id: str
     span_id: str
+    run_span_id: str
+
+    @property
+    def traceparent(self) -> str:
+        """W3C Trace Context for the run span: passed to a service that continues the trace
+        (OpenTelemetry's propagators read it), its spans join this run as steps under it."""
+        return f"00-{self.trace_id}-{self.run_span_id}-01"
 
 
 def start_marker(event: Event) -> bytes | None:
@@ -87,7 +95,8 @@ def to_request(
     for t in timed:
         span = scope_spans.spans.add()
         _fill(span, t, known)
-        placed.append(Placed(span.trace_id.hex(), span.span_id.hex()))
+        run_span = ids.run_span_id(t.event.run_id).hex()
+        placed.append(Placed(span.trace_id.hex(), span.span_id.hex(), run_span))
     return request, placed
 
 

@@ -3,7 +3,8 @@
 One event (a JSON object) or an array of up to 1,000; bodies up to 4 MiB. Each event is checked
 on its own: the valid ones are stored (as spans, through the ingest core) even when others are
 refused, and the answer lists both:
-    every event stored                  → 200 {accepted, rejected: 0, events: [{index, trace_id, span_id}]}
+    every event stored                  → 200 {accepted, rejected: 0,
+                                          events: [{index, trace_id, span_id, traceparent}]}
     some (or all) events invalid        → 422 problem, with the same fields and
                                           errors: [{index, where, problem}], `where` naming the field
     the body is not an event or array   → 422 (FastAPI's own check) / 400 (empty, too many)
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from analytics.api.bounded_route import bounded_route
@@ -35,6 +36,10 @@ class StoredEvent(BaseModel):
     index: int
     trace_id: str
     span_id: str
+    traceparent: str = Field(
+        description="W3C traceparent of the run span: hand it to an instrumented service (HTTP header "
+        "`traceparent`) and its spans join this run, under the run span, as steps"
+    )
 
 
 class EventError(BaseModel):
@@ -117,7 +122,10 @@ def _answer(outcome: Outcome, single: bool) -> JSONResponse:
     result = EventsResult(
         accepted=len(outcome.stored),
         rejected=len(outcome.refused),
-        events=[StoredEvent(index=i, trace_id=p.trace_id, span_id=p.span_id) for i, p in outcome.stored],
+        events=[
+            StoredEvent(index=i, trace_id=p.trace_id, span_id=p.span_id, traceparent=p.traceparent)
+            for i, p in outcome.stored
+        ],
         errors=errors,
         note=outcome.receiver.message,
     )
