@@ -7,6 +7,7 @@ Unknown fields are refused too: a misspelt `stepname` would otherwise be lost wi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -58,6 +59,8 @@ Scalar = (
     | Annotated[str, StringConstraints(max_length=65_536)]
 )
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_NO_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2096, 1, 1, tzinfo=UTC)  # as the receiver's screen: later starts cannot be kept
 MAX_ATTRIBUTES = 128
@@ -73,8 +76,8 @@ class ErrorInfo(_Part):
 
 
 class Usage(_Part):
-    input_tokens: Annotated[int, Field(ge=0, le=10**12)] | None = None
-    output_tokens: Annotated[int, Field(ge=0, le=10**12)] | None = None
+    input_tokens: Annotated[int, Field(ge=0, le=10**12, strict=True)] | None = None
+    output_tokens: Annotated[int, Field(ge=0, le=10**12, strict=True)] | None = None
     cost_usd: Annotated[float, Field(ge=0, le=10**9, allow_inf_nan=False)] | None = None
     model: Name | None = None
 
@@ -105,9 +108,9 @@ class Event(_Part):
     step_id: Id | None = None
     step_name: Name | None = None
     step_type: StepType | None = None
-    attempt: Annotated[int, Field(ge=1, le=10_000)] = 1
+    attempt: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 1
     parent_step_id: Id | None = None
-    parent_attempt: Annotated[int, Field(ge=1, le=10_000)] = 1
+    parent_attempt: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 1
     error: ErrorInfo | None = None
     usage: Usage | None = None
     validation: Validation | None = None
@@ -115,6 +118,21 @@ class Event(_Part):
     attributes: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=256)], Scalar | list[Scalar]
     ] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attribute_values(cls, value: Any) -> Any:
+        """Name the attribute whose value no span can hold (pydantic would list one error per
+        member of the union, under its internal type names)."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                items = item if isinstance(item, list) else [item]
+                if not all(_scalar(x) for x in items):
+                    raise ValueError(
+                        f"attribute {str(key)[:80]!r}: a value is a string, number, boolean or an array "
+                        "of them (not null, not an object)"
+                    )
+        return value
 
     @field_validator("time", "started_at", mode="before")
     @classmethod
@@ -125,14 +143,14 @@ class Event(_Part):
             return None
         if not isinstance(value, str):
             raise ValueError("must be an RFC 3339 timestamp string, e.g. 2026-12-02T10:00:00Z")
-        try:
-            parsed = datetime.fromisoformat(value)
+        if not _RFC3339.match(value):
+            if _NO_OFFSET.match(value):
+                raise ValueError(f"{value[:60]!r} has no UTC offset: add Z or +HH:MM")
+            raise ValueError(f"{value[:60]!r} is not an RFC 3339 timestamp, e.g. 2026-12-02T10:00:00.250Z")
+        try:  # fromisoformat keeps microseconds of longer fractions; RFC 3339 allows lowercase t, z
+            parsed = datetime.fromisoformat(value.upper())
         except ValueError:
-            raise ValueError(
-                f"{value[:60]!r} is not an RFC 3339 timestamp, e.g. 2026-12-02T10:00:00.250Z"
-            ) from None
-        if parsed.tzinfo is None:
-            raise ValueError(f"{value[:60]!r} has no UTC offset: add Z or +HH:MM")
+            raise ValueError(f"{value[:60]!r} is not a valid date and time") from None
         if not EARLIEST <= parsed < LATEST:
             raise ValueError(f"{value[:60]!r} is outside 1970-01-01 .. 2095-12-31")
         return parsed
@@ -191,31 +209,50 @@ class EventInvalid(ValueError):
         self.problems = problems
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool, int, float))
+
+
 def parse_event(raw: Any) -> Event:
-    """One event from its JSON value; raises EventInvalid naming every field to fix."""
+    """One event from its JSON value; raises EventInvalid naming every field to fix (the field
+    checks and the checks of what a type takes and needs, together)."""
     if not isinstance(raw, dict):
         raise EventInvalid([Problem("", "an event must be a JSON object")])
+    problems = _type_problems(raw)
     try:
         event = Event.model_validate(raw)
     except ValidationError as exc:
-        raise EventInvalid(
-            [Problem(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
-        ) from None
-    problems = [
-        Problem(name, f"a {event.type} event does not take {name}")
-        for name in sorted(event.model_fields_set & _NOT_FOR[event.type])
-    ]
-    problems += [
-        Problem(f"attributes.{key}", why)
-        for key in event.attributes
-        if (why := _attribute_problem(key, event.type))
-    ]
+        found = [
+            Problem(".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        named = {p.where for p in found}
+        raise EventInvalid(found + [p for p in problems if p.where not in named]) from None
     if problems:
         raise EventInvalid(problems)
-    if event.type.startswith("step.") and event.step_id is None and event.step_name is None:
-        raise EventInvalid([Problem("step_id", f"a {event.type} event needs step_id or step_name")])
-    if event.type == "human.decided" and event.decision is None:
-        raise EventInvalid(
-            [Problem("decision", "a human.decided event needs decision {outcome, actor, comment}")]
-        )
     return event
+
+
+def _type_problems(raw: dict[str, Any]) -> list[Problem]:
+    """What the event's type does not take or needs, read from the raw fields (so they are
+    reported with the field errors, not after them are fixed)."""
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in _NOT_FOR:
+        return []
+    problems = [
+        Problem(name, f"a {kind} event does not take {name}")
+        for name in sorted(set(raw) & _NOT_FOR[kind])
+        if raw[name] is not None
+    ]
+    attributes = raw.get("attributes")
+    if isinstance(attributes, dict):
+        problems += [
+            Problem(f"attributes.{key}", why)
+            for key in attributes
+            if isinstance(key, str) and (why := _attribute_problem(key, kind))
+        ]
+    if kind.startswith("step.") and raw.get("step_id") is None and raw.get("step_name") is None:
+        problems.append(Problem("step_id", f"a {kind} event needs step_id or step_name"))
+    if kind == "human.decided" and raw.get("decision") is None:
+        problems.append(Problem("decision", "a human.decided event needs decision {outcome, actor, comment}"))
+    return problems

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -117,7 +118,7 @@ def _fill(span: Span, t: Timed, starts: Mapping[bytes, int]) -> None:
     span.kind = Span.SpanKind.SPAN_KIND_INTERNAL
     span.end_time_unix_nano = t.time_ns
     span.start_time_unix_nano = _start(e, t.time_ns, starts)
-    attrs: dict[str, Value] = {**e.attributes}  # the event's own fields win over these
+    attrs = _Attributes(e.attributes)  # the event's own fields win over these, where given
     attrs.update(
         {
             "wrm.run.id": e.run_id,
@@ -148,8 +149,7 @@ def _fill(span: Span, t: Timed, starts: Mapping[bytes, int]) -> None:
         _step(span, t, attrs)
         _outcome(span, e, attrs)
     for key, value in attrs.items():
-        if value is not None:
-            _set(span.attributes.add(), key, value)
+        _set(span.attributes.add(), key, value)
 
 
 def _start(e: Event, end_ns: int, starts: Mapping[bytes, int]) -> int:
@@ -159,7 +159,7 @@ def _start(e: Event, end_ns: int, starts: Mapping[bytes, int]) -> int:
     return min(starts.get(marker, end_ns), end_ns) if marker is not None else end_ns
 
 
-def _step(span: Span, t: Timed, attrs: dict[str, Value]) -> None:
+def _step(span: Span, t: Timed, attrs: _Attributes) -> None:
     e = t.event
     if e.step_key:
         span.span_id = ids.step_span_id(e.run_id, e.step_key, e.attempt)
@@ -183,7 +183,7 @@ def _step(span: Span, t: Timed, attrs: dict[str, Value]) -> None:
         span.status.code = Status.StatusCode.STATUS_CODE_ERROR
 
 
-def _outcome(span: Span, e: Event, attrs: dict[str, Value]) -> None:
+def _outcome(span: Span, e: Event, attrs: _Attributes) -> None:
     """Failure, usage and validation, on a step's or the run's span."""
     if e.type == "run.failed":
         span.status.code = Status.StatusCode.STATUS_CODE_ERROR
@@ -203,6 +203,19 @@ def _outcome(span: Span, e: Event, attrs: dict[str, Value]) -> None:
 
 
 Value = str | bool | int | float | list[str | bool | int | float] | None
+
+
+class _Attributes(dict[str, Value]):
+    """A span's attributes as they are built: a field the event leaves out (None) sets nothing,
+    so it never removes an attribute of the same name the event's `attributes` gave."""
+
+    def __setitem__(self, key: str, value: Value) -> None:
+        if value is not None:
+            super().__setitem__(key, value)
+
+    def update(self, other: Any = (), /, **kwargs: Value) -> None:
+        for key, value in dict(other, **kwargs).items():
+            self[key] = value
 
 
 def _set(kv: KeyValue, key: str, value: Value) -> None:

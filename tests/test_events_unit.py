@@ -138,11 +138,6 @@ def test_times_with_an_offset_are_exact_to_the_microsecond(text: str, offset_ns:
     assert event.time is not None and ns(event.time) == T0_NS + offset_ns
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RFC 3339 §5.6 allows lowercase 't' and 'z'; events.schema refuses them as 'not an RFC 3339 "
-    "timestamp' (datetime.fromisoformat does not read them)",
-)
 def test_lowercase_t_and_z_are_rfc_3339_too() -> None:
     event = parse_event({"type": "run.started", "run_id": RUN, "time": "2026-12-02t10:00:00z"})
     assert event.time is not None and ns(event.time) == T0_NS
@@ -163,7 +158,7 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
     ({"type": "step.started", "run_id": RUN}, "step_id", "step_id or step_name"),
     ({"type": "step.failed", "run_id": RUN, "step_type": "llm"}, "step_id", "step_id or step_name"),
     ({"type": "run.started", "run_id": RUN, "time": "2026-12-02T10:00:00"}, "time", "no UTC offset"),
-    ({"type": "run.started", "run_id": RUN, "time": "2026-12-02"}, "time", "no UTC offset"),
+    ({"type": "run.started", "run_id": RUN, "time": "2026-12-02"}, "time", "not an RFC 3339 timestamp"),
     ({"type": "run.started", "run_id": RUN, "time": "yesterday"}, "time", "not an RFC 3339"),
     ({"type": "run.started", "run_id": RUN, "time": 1_796_205_600}, "time", "RFC 3339 timestamp string"),
     ({"type": "run.started", "run_id": RUN, "time": 1_796_205_600.5}, "time", "RFC 3339 timestamp string"),
@@ -189,7 +184,7 @@ REFUSED: list[tuple[dict[str, Any], str, str]] = [
         "attributes.gen_ai.tool.name",
         "cannot carry step attributes",
     ),
-    ({**STEP, "attributes": {"nested": {"a": 1}}}, "attributes.nested", "valid"),
+    ({**STEP, "attributes": {"nested": {"a": 1}}}, "attributes", "attribute 'nested'"),
     (
         {**STEP, "attributes": {f"k{i}": i for i in range(MAX_ATTRIBUTES + 1)}},
         "attributes",
@@ -241,12 +236,6 @@ def test_every_problem_of_an_event_is_named_at_once() -> None:
     assert {p.where for p in caught.value.problems} == {"type", "run_id", "time", "extra"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse_event checks in stages (the model, then fields the type does not take and attributes, "
-    "then step_id/decision) and stops at the first stage with a problem, so a caller fixing the named "
-    "fields is then told of the next ones: its docstring says it names every field to fix",
-)
 def test_problems_of_different_kinds_are_named_at_once() -> None:
     with pytest.raises(EventInvalid) as caught:
         parse_event({"type": "step.completed", "run_id": RUN, "usage": {"input_tokens": -1}, "decision": {}})
@@ -417,12 +406,6 @@ def test_a_decision_without_a_step_and_an_event_without_a_time() -> None:
     assert span.end_time_unix_nano == T0_NS + 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="events.spans._fill/_outcome overwrite the caller's attributes with the event's fields even "
-    "when those fields are absent (None), so attributes gen_ai.request.model (with usage but no "
-    "usage.model) and deployment.environment.name (without `environment`) are dropped without a word",
-)
 def test_attributes_the_event_fields_do_not_set_are_kept() -> None:
     [span] = spans_of(
         [

@@ -30,6 +30,7 @@ from events import MAX_EVENTS, Event, NotStored, Outcome, SpanSink, post_events
 from warehouse import Warehouse
 
 MAX_EVENTS_BYTES = 4 << 20
+PATH = "/v1/events"
 
 
 class StoredEvent(BaseModel):
@@ -101,7 +102,7 @@ def build_router(reader: Warehouse, sink: SpanSink) -> APIRouter:
         return _answer(outcome, single)
 
     router.add_api_route(
-        "/events",
+        PATH.removeprefix("/v1"),
         post,
         methods=["POST"],
         response_model=EventsResult,
@@ -133,12 +134,14 @@ def _answer(outcome: Outcome, single: bool) -> JSONResponse:
     if not errors:
         return JSONResponse(body)
     detail = "; ".join(f"{e.where}: {e.problem}" for e in errors[:20])
+    refused, total = len(outcome.refused), len(outcome.refused) + len(outcome.stored)
+    stored = f"the other {total - refused} stored" if outcome.stored else "none stored"
     problem = {
         "type": "https://wrm.dev/problems/invalid-request",
         "title": "Invalid request",
         "status": 422,
-        "detail": f"{len(outcome.refused)} of {len(outcome.refused) + len(outcome.stored)} events refused "
-        f"(the others were stored): {detail}",
+        "detail": f"{refused} of {total} events refused ({stored}): {detail}",
+        "instance": PATH,
         **body,
     }
     return JSONResponse(problem, status_code=422, media_type=MEDIA_TYPE)
