@@ -1,12 +1,13 @@
 """OTLP/HTTP transport: `POST /v1/traces` (OTLP spec, "OTLP/HTTP"), over the ingest core.
 
 Bodies are `application/x-protobuf` or `application/json` (receiver.otlp_json), plain or
-`Content-Encoding: gzip`; the answer is in the request's encoding. The only place that knows
+`Content-Encoding: gzip` (or `deflate`); the answer is in the request's encoding. The only place that knows
 these HTTP status codes; mapping (receiver.errors.Why), as the spec asks:
   stored (some spans may be refused one by one)   → 200 ExportTraceServiceResponse, partial_success
   no key / a bad key (auth)                        → 401 + WWW-Authenticate: Bearer
   a key whose role may not send spans              → 403
   not OTLP in the stated encoding, a broken gzip   → 400
+  or deflate stream
   over `max_request_bytes`, plain or inflated      → 413 (refused by Content-Length before reading)
   another content type or content encoding         → 415
   too many spans waiting to be stored              → 429 + Retry-After   (retryable)
@@ -46,6 +47,9 @@ from warehouse.bounded_body import Undecodable, inflate_bounded, read_bounded
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _MEDIA = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
+# zlib wbits per Content-Encoding: gzip (the OTLP spec's), and deflate, which the OTel SDK
+# exporters also offer (zlib-wrapped, RFC 9110; a gzip header is read too)
+_WBITS = {"gzip": 31, "deflate": 47}
 RETRY_AFTER_S = 1  # what a refused exporter waits before trying again (the SDKs honour it)
 ANSWER_WITHIN_S = 10.0  # the OTel SDK exporters' default timeout: isolating refused spans stops before it
 CORS_HEADERS = ("content-type", "content-encoding", "authorization")
@@ -84,6 +88,7 @@ class HttpTransport:
                     allow_origins=list(cors_origins),
                     allow_methods=["POST"],
                     allow_headers=[*CORS_HEADERS, *cors_headers],
+                    expose_headers=["Retry-After"],  # so a browser exporter can honour it
                     max_age=7200,
                 )
             )
@@ -105,9 +110,10 @@ class HttpTransport:
                     f"send {PROTOBUF} or {JSON}",
                 )
             encoding = request.headers.get("content-encoding", "identity").strip().lower()
-            if encoding not in ("identity", "gzip"):
+            if encoding not in _WBITS and encoding != "identity":
                 self.core.refuse(
-                    Why.UNSUPPORTED, f"unsupported Content-Encoding {encoding[:40]!r}: send gzip or none"
+                    Why.UNSUPPORTED,
+                    f"unsupported Content-Encoding {encoding[:40]!r}: send gzip, deflate or none",
                 )
             too_large = self._too_large(encoding)
             try:
@@ -124,19 +130,19 @@ class HttpTransport:
         return _answer(accepted, media)
 
     def _too_large(self, encoding: str) -> Refused:
-        inflated = " once inflated" if encoding == "gzip" else ""
+        inflated = " once inflated" if encoding in _WBITS else ""
         return Refused(Why.TOO_LARGE, f"the request body is larger than {self._limit} bytes{inflated}")
 
     def _decode(self, body: bytes, encoding: str, media: str, too_large: Refused) -> bytes:
         """Protobuf bytes of the request (still to be parsed by the core)."""
         try:
-            if encoding == "gzip":
-                body = inflate_bounded(body, self._limit, too_large, wbits=31)  # 31: gzip only
+            if encoding in _WBITS:
+                body = inflate_bounded(body, self._limit, too_large, wbits=_WBITS[encoding])
             return body if media == PROTOBUF else otlp_json.decode(body)
         except Refused as refused:
             self.core.refuse(refused.why, refused.message)
         except Undecodable as exc:
-            self.core.refuse(Why.MALFORMED, f"the gzip body cannot be inflated: {exc}")
+            self.core.refuse(Why.MALFORMED, f"the {encoding} body cannot be inflated: {exc}")
         except MalformedRequest as exc:
             self.core.refuse(Why.MALFORMED, str(exc))
 

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +41,7 @@ _INTS = frozenset(
     }
 )  # fmt: skip
 _FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+_DECIMAL = re.compile(r"-?[0-9]+")  # ASCII only: int() would also read "٣" or "1_000"
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -60,14 +62,18 @@ def decode(body: bytes) -> bytes:
     where the body is wrong."""
     try:
         document = json.loads(body)
+        kwargs = _message(document, ExportTraceServiceRequest.DESCRIPTOR, ())
     except UnicodeDecodeError as exc:
         raise MalformedRequest(f"the JSON body is not UTF-8: {exc}") from None
-    except ValueError as exc:
+    except RecursionError:
+        raise MalformedRequest("the JSON body is nested too deeply to be an OTLP request") from None
+    except ValueError as exc:  # json.JSONDecodeError; MalformedRequest passes through as it is
+        if isinstance(exc, MalformedRequest):
+            raise
         raise MalformedRequest(f"the body is not JSON: {exc}") from None
-    kwargs = _message(document, ExportTraceServiceRequest.DESCRIPTOR, ())
     try:
         return ExportTraceServiceRequest(**kwargs).SerializeToString()
-    except (TypeError, ValueError) as exc:  # a oneof set twice, a value out of range
+    except (TypeError, ValueError, RecursionError) as exc:  # a value out of range, nesting too deep
         raise MalformedRequest(f"not an OTLP JSON ExportTraceServiceRequest: {exc}") from None
 
 
@@ -144,7 +150,7 @@ def _string(value: Any, where: Where) -> str:
 def _int(value: Any, where: Where) -> int:
     if type(value) is int:
         return value
-    if type(value) is str and value.lstrip("-").isdigit():
+    if type(value) is str and _DECIMAL.fullmatch(value):
         return int(value)
     if type(value) is float and value.is_integer():
         return int(value)
