@@ -149,7 +149,8 @@ def _openapi() -> dict[str, Any]:
     lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
     # a stand-in warehouse
     stand_in = SimpleNamespace(timezone=lambda: "UTC")
-    return create_app(stand_in, key_store=stand_in, policies=stand_in).openapi()  # type: ignore[arg-type]
+    app = create_app(stand_in, key_store=stand_in, policies=stand_in, events=stand_in)  # type: ignore[arg-type]
+    return app.openapi()
 
 
 OPENAPI = _openapi()

@@ -128,10 +128,15 @@ def test_span_retention_per_tenant_at_ingest(warehouse: Warehouse) -> None:
     assert policy == [("*", 30), ("brief", 3)]
 
 
-def test_retention_show_and_bad_policy(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_retention_show_and_bad_policy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, warehouse: Warehouse, engine_dir: Path
+) -> None:
+    """On this process's engine (chdb opens one data path per process: another path would be
+    `WarehouseLocked`, which `show` passes over in silence), in the test's own database."""
     config = tmp_path / "wrm.toml"
     config.write_text("[tenant_retention.acme]\nsummaries_ttl_days = 730\n")
-    assert main(["retention", "show", "--config", str(config), "--warehouse", f"chdb://{tmp_path}/wh"]) == 0
+    where = ["--warehouse", f"chdb://{engine_dir}", "--database", warehouse.database]
+    assert main(["retention", "show", "--config", str(config), *where]) == 0
     out = capsys.readouterr().out
     assert "acme" in out and "730" in out and "different: run `wrm retention apply`" in out
     config.write_text("[tenant_retention.acme]\nspans_ttl_days = 0\n")
