@@ -25,6 +25,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30
+	$(BIN)/python -m bench.ingest --seconds 30 --transport http
+	$(BIN)/python -m bench.ingest --seconds 30 --transport http-json
 	$(BIN)/python -m bench.indicators --runs 1000000
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.crash --cycles 20
