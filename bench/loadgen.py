@@ -73,78 +73,73 @@ class WorkerResult:
         self.cpu_s += other.cpu_s
 
 
-def _send_loop(
-    cfg: WorkerConfig, thread: int, templates: list[RequestTemplate], deadline: float, out: WorkerResult
-) -> None:
-    if cfg.transport != "grpc":
-        _http_loop(cfg, thread, templates, deadline, out)
-        return
-    channel = grpc.insecure_channel(
-        cfg.target,
-        options=[
-            ("grpc.max_send_message_length", -1),
-            ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per thread, not one shared
-        ],
-    )
-    export: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = channel.unary_unary(
-        EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
-    )
-    metadata = (("authorization", f"Bearer {cfg.key}"),) if cfg.key else None
-    rng = random.Random(cfg.seed * 1000 + thread)
-    seq = 0
-    i = thread % len(templates)
-    try:
-        while time.monotonic() < deadline:
-            seq += 1
-            stamp = (cfg.index << 56) | (thread << 44) | seq
-            template = templates[i]
-            i = (i + 1) % len(templates)
-            _send_one(export, template.render(stamp), template.spans, rng, out, metadata)
-    except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
-        out.failures.append(f"sender thread {thread} crashed: {exc!r}")
-    finally:
-        channel.close()
+@dataclass(frozen=True)
+class Answer:
+    """One attempt's outcome: stored (with spans refused one by one), to retry, or failed."""
+
+    rejected: int = 0
+    retry: str = ""  # the retryable code, e.g. RESOURCE_EXHAUSTED or HTTP 429
+    failure: str = ""
 
 
-def _send_one(
-    export: Any,
-    data: bytes,
-    spans: int,
-    rng: random.Random,
-    out: WorkerResult,
-    metadata: tuple[tuple[str, str], ...] | None = None,
-) -> None:
-    for attempt in range(MAX_ATTEMPTS):
-        started = time.monotonic()
+class GrpcSender:
+    def __init__(self, cfg: WorkerConfig) -> None:
+        self._channel = grpc.insecure_channel(
+            cfg.target,
+            options=[
+                ("grpc.max_send_message_length", -1),
+                ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per thread, not one shared
+            ],
+        )
+        self._export: grpc.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse] = (
+            self._channel.unary_unary(
+                EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+            )
+        )
+        self._metadata = (("authorization", f"Bearer {cfg.key}"),) if cfg.key else None
+
+    def send(self, data: bytes) -> Answer:
         try:
-            response: ExportTraceServiceResponse = export(data, timeout=RPC_TIMEOUT_S, metadata=metadata)
+            response = self._export(data, timeout=RPC_TIMEOUT_S, metadata=self._metadata)
         except grpc.RpcError as exc:
             code = exc.code()
             if code in RETRYABLE:
-                out.retries += 1
-                out.retry_codes[code.name] += 1
-                time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + rng.random()))
-                continue
-            out.failures.append(f"{code.name}: {exc.details()}")
-            return
-        done = time.monotonic()
-        rejected = response.partial_success.rejected_spans
-        out.requests_ok += 1
-        out.acked_spans += spans - rejected
-        out.rejected_spans += rejected
-        out.latencies_ms.append((done - started) * 1000)
-        out.last_ack = done
-        return
-    out.failures.append(f"gave up after {MAX_ATTEMPTS} retryable errors")
+                return Answer(retry=code.name)
+            return Answer(failure=f"{code.name}: {exc.details()}")
+        return Answer(rejected=response.partial_success.rejected_spans)
+
+    def close(self) -> None:
+        self._channel.close()
 
 
-def _http_loop(
+class HttpSender:
+    def __init__(self, cfg: WorkerConfig) -> None:
+        host, _, port = cfg.target.rpartition(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=RPC_TIMEOUT_S)
+        self._json = cfg.transport == "http-json"
+        media = "application/json" if self._json else "application/x-protobuf"
+        self._headers = {"Content-Type": media, **({"Authorization": f"Bearer {cfg.key}"} if cfg.key else {})}
+
+    def send(self, data: bytes) -> Answer:
+        self._conn.request("POST", "/v1/traces", body=data, headers=self._headers)
+        response = self._conn.getresponse()
+        body = response.read()
+        if response.status in HTTP_RETRYABLE:
+            return Answer(retry=f"HTTP {response.status}")
+        if response.status != 200:
+            return Answer(failure=f"HTTP {response.status}: {body[:200]!r}")
+        if self._json:
+            return Answer(rejected=int(json.loads(body).get("partialSuccess", {}).get("rejectedSpans", 0)))
+        return Answer(rejected=ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _send_loop(
     cfg: WorkerConfig, thread: int, templates: list[RequestTemplate], deadline: float, out: WorkerResult
 ) -> None:
-    host, _, port = cfg.target.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=RPC_TIMEOUT_S)
-    media = "application/json" if cfg.transport == "http-json" else "application/x-protobuf"
-    headers = {"Content-Type": media, **({"Authorization": f"Bearer {cfg.key}"} if cfg.key else {})}
+    sender = GrpcSender(cfg) if cfg.transport == "grpc" else HttpSender(cfg)
     rng = random.Random(cfg.seed * 1000 + thread)
     seq = 0
     i = thread % len(templates)
@@ -154,42 +149,31 @@ def _http_loop(
             stamp = (cfg.index << 56) | (thread << 44) | seq
             template = templates[i]
             i = (i + 1) % len(templates)
-            _post_one(conn, headers, template.render(stamp), template.spans, rng, out)
+            _send_one(sender, template.render(stamp), template.spans, rng, out)
     except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
         out.failures.append(f"sender thread {thread} crashed: {exc!r}")
     finally:
-        conn.close()
+        sender.close()
 
 
-def _post_one(
-    conn: http.client.HTTPConnection,
-    headers: dict[str, str],
-    data: bytes,
-    spans: int,
-    rng: random.Random,
-    out: WorkerResult,
+def _send_one(
+    sender: GrpcSender | HttpSender, data: bytes, spans: int, rng: random.Random, out: WorkerResult
 ) -> None:
     for attempt in range(MAX_ATTEMPTS):
         started = time.monotonic()
-        conn.request("POST", "/v1/traces", body=data, headers=headers)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status in HTTP_RETRYABLE:
+        answer = sender.send(data)
+        if answer.retry:
             out.retries += 1
-            out.retry_codes[f"HTTP {response.status}"] += 1
+            out.retry_codes[answer.retry] += 1
             time.sleep(min(1.0, 0.02 * 2**attempt) * (0.5 + rng.random()))
             continue
-        if response.status != 200:
-            out.failures.append(f"HTTP {response.status}: {body[:200]!r}")
+        if answer.failure:
+            out.failures.append(answer.failure)
             return
         done = time.monotonic()
-        if headers["Content-Type"] == "application/json":
-            rejected = int(json.loads(body).get("partialSuccess", {}).get("rejectedSpans", 0))
-        else:
-            rejected = ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
         out.requests_ok += 1
-        out.acked_spans += spans - rejected
-        out.rejected_spans += rejected
+        out.acked_spans += spans - answer.rejected
+        out.rejected_spans += answer.rejected
         out.latencies_ms.append((done - started) * 1000)
         out.last_ack = done
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,17 +22,6 @@ from pydantic import (
     field_validator,
 )
 
-EVENT_TYPES = (
-    "run.started",
-    "run.completed",
-    "run.failed",
-    "run.canceled",
-    "run.waiting_human",
-    "step.started",
-    "step.completed",
-    "step.failed",
-    "human.decided",
-)
 EventType = Literal[
     "run.started",
     "run.completed",
@@ -44,8 +33,9 @@ EventType = Literal[
     "step.failed",
     "human.decided",
 ]
-STEP_TYPES = ("llm", "tool", "retrieval", "agent", "validation", "human", "other")
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 StepType = Literal["llm", "tool", "retrieval", "agent", "validation", "human", "other"]
+STEP_TYPES: tuple[str, ...] = get_args(StepType)
 Outcome = Literal["approved", "rejected", "edited", "timed_out"]
 
 # printable text, no control characters: ids end up in URLs, headers of exports and log lines
