@@ -102,14 +102,17 @@ class IngestCore:
         self.stats.requests.labels(why.value).inc()
         raise Refused(why, message)
 
-    def export(self, data: bytes, key_tenant: str, deadline: float | None = None) -> Accepted:
+    def export(
+        self, data: bytes, key_tenant: str, deadline: float | None = None, escaped: bool = False
+    ) -> Accepted:
         """Store one ExportTraceServiceRequest (protobuf bytes) and say what was refused span by
         span; raises Refused when nothing may be acknowledged. `deadline`: time.monotonic() by
-        which the client stops waiting (None: no deadline)."""
+        which the client stops waiting (None: no deadline); `escaped`: the transport already
+        escaped invalid text (OTLP JSON's lone surrogates), to be said in the answer."""
         if self.closing:
             self.refuse(Why.CLOSING, "the server is stopping; retry")
         try:
-            request, escaped = parse_request(data)
+            request, repaired = parse_request(data)
         except MalformedRequest as exc:
             self.refuse(Why.MALFORMED, str(exc))
         redaction = self.redaction
@@ -138,7 +141,7 @@ class IngestCore:
             self.stats.spans_rejected.inc(count)
         self.stats.requests.labels("partial" if count else "ok").inc()
         notes = [r.message() for r in (rejected, refused) if r.count]
-        if escaped:
+        if escaped or repaired:
             notes.append("invalid UTF-8 in string fields was stored escaped as \\xNN")
         return Accepted(count if notes else 0, "; ".join(notes))
 

@@ -19,7 +19,9 @@ when the content type was not one we read). The key is checked before the body i
 gRPC; a body is read, inflated and decoded only as far as the limit.
 
 Requests are stored on worker threads (at most `workers` at once, like the gRPC pool), so the
-event loop keeps reading other requests while the group commit batches them.
+event loop keeps reading other requests while the group commit batches them. More than
+`workers × 4` requests in flight (gRPC's bound too) are answered 429 before their body is read.
+JSON bodies are decoded one at a time.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ class HttpTransport:
         self.stopping = False
         self._limit = core.config.max_request_bytes
         self._workers = anyio.CapacityLimiter(core.config.workers)
+        self._json_decoder = anyio.CapacityLimiter(1)
+        self._in_flight = 0
+        self._max_in_flight = core.config.workers * 4  # as grpc's maximum_concurrent_rpcs
         middleware = []
         if cors_origins:
             middleware.append(
@@ -98,6 +103,18 @@ class HttpTransport:
 
     async def _traces(self, request: Request) -> Response:
         media = _MEDIA.get(request.headers.get("content-type", "").split(";")[0].strip().lower(), "")
+        if self._in_flight >= self._max_in_flight:  # before a body is read, as gRPC bounds its calls
+            busy = Refused(Why.BACKPRESSURE, f"{self._in_flight} requests are in flight; retry later")
+            self.core.stats.requests.labels(busy.why.value).inc()
+            return _refusal(busy, media or JSON)
+        self._in_flight += 1  # the event loop's own thread: no lock needed
+        try:
+            return await self._handle(request, media)
+        finally:
+            self._in_flight -= 1
+
+    async def _handle(self, request: Request, media: str) -> Response:
+        arrived = time.monotonic()
         try:
             if self.stopping:
                 self.core.refuse(Why.CLOSING, "the server is stopping; retry")
@@ -109,7 +126,8 @@ class HttpTransport:
                     f"unsupported Content-Type {request.headers.get('content-type', '(none)')[:100]!r}: "
                     f"send {PROTOBUF} or {JSON}",
                 )
-            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            encoding = request.headers.get("content-encoding", "").strip().lower() or "identity"
+            encoding = "gzip" if encoding == "x-gzip" else encoding  # RFC 9110 8.4.1.3
             if encoding not in _WBITS and encoding != "identity":
                 self.core.refuse(
                     Why.UNSUPPORTED,
@@ -120,10 +138,15 @@ class HttpTransport:
                 body = await read_bounded(request, self._limit, too_large)
             except Refused as refused:
                 self.core.refuse(refused.why, refused.message)
-            data = await anyio.to_thread.run_sync(self._decode, body, encoding, media, too_large)
-            deadline = time.monotonic() + ANSWER_WITHIN_S
+            # JSON decoding holds the interpreter: one at a time loses no throughput, and bounds
+            # the memory a hostile body (millions of tiny objects) can take
+            limiter = self._json_decoder if media == JSON else self._workers
+            data, escaped = await anyio.to_thread.run_sync(
+                self._decode, body, encoding, media, too_large, limiter=limiter
+            )
+            deadline = arrived + ANSWER_WITHIN_S
             accepted = await anyio.to_thread.run_sync(
-                self.core.export, data, key_tenant, deadline, limiter=self._workers
+                self.core.export, data, key_tenant, deadline, escaped, limiter=self._workers
             )
         except Refused as refused:
             return _refusal(refused, media or JSON)
@@ -133,12 +156,13 @@ class HttpTransport:
         inflated = " once inflated" if encoding in _WBITS else ""
         return Refused(Why.TOO_LARGE, f"the request body is larger than {self._limit} bytes{inflated}")
 
-    def _decode(self, body: bytes, encoding: str, media: str, too_large: Refused) -> bytes:
-        """Protobuf bytes of the request (still to be parsed by the core)."""
+    def _decode(self, body: bytes, encoding: str, media: str, too_large: Refused) -> tuple[bytes, bool]:
+        """Protobuf bytes of the request (still to be parsed by the core), and whether text in
+        it had to be escaped (lone UTF-16 surrogates in JSON)."""
         try:
             if encoding in _WBITS:
                 body = inflate_bounded(body, self._limit, too_large, wbits=_WBITS[encoding])
-            return body if media == PROTOBUF else otlp_json.decode(body)
+            return (body, False) if media == PROTOBUF else otlp_json.decode(body)
         except Refused as refused:
             self.core.refuse(refused.why, refused.message)
         except Undecodable as exc:

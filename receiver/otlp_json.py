@@ -42,6 +42,7 @@ _INTS = frozenset(
 )  # fmt: skip
 _FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 _DECIMAL = re.compile(r"-?[0-9]+")  # ASCII only: int() would also read "٣" or "1_000"
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -57,9 +58,10 @@ class _Field:
     string: bool  # a string field: taken as it is when it is one (the commonest value)
 
 
-def decode(body: bytes) -> bytes:
-    """An OTLP JSON ExportTraceServiceRequest as protobuf bytes; raises MalformedRequest with
-    where the body is wrong."""
+def decode(body: bytes) -> tuple[bytes, bool]:
+    """An OTLP JSON ExportTraceServiceRequest as protobuf bytes, and whether text had to be
+    escaped; raises MalformedRequest with where the body is wrong (never quoting a value: it
+    may be a secret the tenant's redaction would have taken out)."""
     try:
         document = json.loads(body)
         kwargs = _message(document, ExportTraceServiceRequest.DESCRIPTOR, ())
@@ -72,8 +74,15 @@ def decode(body: bytes) -> bytes:
             raise
         raise MalformedRequest(f"the body is not JSON: {exc}") from None
     try:
-        return ExportTraceServiceRequest(**kwargs).SerializeToString()
+        return ExportTraceServiceRequest(**kwargs).SerializeToString(), False
+    except UnicodeEncodeError:  # a lone UTF-16 surrogate (`"\ud83d"`): JS exporters cut strings so
+        pass  # then stored escaped, as protobuf's invalid UTF-8 is (receiver.parse), not refused
     except (TypeError, ValueError, RecursionError) as exc:  # a value out of range, nesting too deep
+        raise MalformedRequest(f"not an OTLP JSON ExportTraceServiceRequest: {exc}") from None
+    kwargs = _message(_escape_surrogates(document), ExportTraceServiceRequest.DESCRIPTOR, ())
+    try:
+        return ExportTraceServiceRequest(**kwargs).SerializeToString(), True
+    except (TypeError, ValueError, RecursionError) as exc:
         raise MalformedRequest(f"not an OTLP JSON ExportTraceServiceRequest: {exc}") from None
 
 
@@ -168,6 +177,8 @@ def _float(value: Any, where: Where) -> float:
         return float(value)
     if type(value) is str and value in _SPECIAL_FLOATS:
         return _SPECIAL_FLOATS[value]
+    if type(value) is str and _NUMBER.fullmatch(value):  # proto3 JSON allows numbers as strings
+        return float(value)
     raise _wrong(value, "a number", where)
 
 
@@ -203,4 +214,31 @@ def _wrong(value: Any, expected: str, where: Where) -> MalformedRequest:
             parts.append(f".{node[1]}")
         node = node[0]
     path = "".join(reversed(parts)).lstrip(".") or "the body"
-    return MalformedRequest(f"{path}: {json.dumps(value)[:60]} is not {expected}")
+    return MalformedRequest(f"{path}: {_JSON_TYPES.get(type(value), 'a value')} is not {expected}")
+
+
+_JSON_TYPES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _escape_surrogates(obj: Any) -> Any:
+    """`obj` with every lone surrogate in its strings written as the `\\xNN` escapes of its
+    bytes, as invalid UTF-8 is stored (receiver.parse)."""
+    if type(obj) is str:
+        try:
+            obj.encode()
+            return obj
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    if type(obj) is list:
+        return [_escape_surrogates(v) for v in obj]
+    if type(obj) is dict:
+        return {k: _escape_surrogates(v) for k, v in obj.items()}
+    return obj

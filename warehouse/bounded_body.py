@@ -38,14 +38,21 @@ async def read_bounded(request: Request, limit: int, too_large: Exception) -> by
 
 def inflate_bounded(body: bytes, limit: int, too_large: Exception, wbits: int = GZIP_OR_ZLIB) -> bytes:
     """`body` decompressed; raises `too_large` once the output passes `limit` bytes (never
-    inflating more than one byte past it) and Undecodable for a broken or truncated stream."""
-    inflate = zlib.decompressobj(wbits)
-    try:
-        out = inflate.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise Undecodable(str(exc)) from None
-    if len(out) > limit:
-        raise too_large
-    if not inflate.eof:
-        raise Undecodable("the compressed stream ends early")
-    return out
+    inflating more than one byte past it) and Undecodable for a broken or truncated stream.
+    Several members one after another (`cat a.gz b.gz`, valid gzip) are all read: stopping at
+    the first would acknowledge data that is never stored."""
+    out = bytearray()
+    rest = body
+    while True:
+        inflate = zlib.decompressobj(wbits)
+        try:
+            out += inflate.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise Undecodable(str(exc)) from None
+        if len(out) > limit or inflate.unconsumed_tail:
+            raise too_large
+        if not inflate.eof:
+            raise Undecodable("the compressed stream ends early")
+        rest = inflate.unused_data
+        if not rest:
+            return bytes(out)
