@@ -44,10 +44,11 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"
 Text = Annotated[str, StringConstraints(max_length=16_384)]
 Scalar = (
     StrictBool
-    | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[int, Field(ge=-(2**63), le=2**63 - 1, strict=True)]
+    | Annotated[float, Field(allow_inf_nan=False, strict=True)]
     | Annotated[str, StringConstraints(max_length=65_536)]
 )
+MAX_ARRAY = 1000  # values in one array attribute
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _NO_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -108,6 +109,10 @@ class Event(_Part):
     attributes: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=256)], Scalar | list[Scalar]
     ] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+    cx_score: Annotated[float, Field(allow_inf_nan=False)] | None = Field(
+        None, description="a customer-experience measure of the run or step (wrm.cx.score)"
+    )
+    rerun_of: Id | None = Field(None, description="the run id this run repeats (wrm.rerun.of)")
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -117,6 +122,8 @@ class Event(_Part):
         if isinstance(value, dict):
             for key, item in value.items():
                 items = item if isinstance(item, list) else [item]
+                if len(items) > MAX_ARRAY:
+                    raise ValueError(f"attribute {str(key)[:80]!r}: at most {MAX_ARRAY} values in an array")
                 if not all(_scalar(x) for x in items):
                     raise ValueError(
                         f"attribute {str(key)[:80]!r}: a value is a string, number, boolean or an array "
@@ -141,7 +148,7 @@ class Event(_Part):
             parsed = datetime.fromisoformat(value.upper())
         except ValueError:
             raise ValueError(f"{value[:60]!r} is not a valid date and time") from None
-        if not EARLIEST <= parsed < LATEST:
+        if not EARLIEST < parsed < LATEST:  # a span cannot start at 0 (receiver.screen)
             raise ValueError(f"{value[:60]!r} is outside 1970-01-01 .. 2095-12-31")
         return parsed
 
@@ -152,18 +159,19 @@ class Event(_Part):
 
 
 _STEP_FIELDS = frozenset({"step_id", "step_name", "step_type", "attempt", "parent_step_id", "parent_attempt"})
-_ENDING = frozenset({"usage", "validation", "error", "started_at"})
+_ENDING = frozenset({"usage", "validation", "error", "started_at", "cx_score"})
+_MARKED = frozenset({"step_type", "parent_step_id", "parent_attempt"})  # written by the step's end only
 # fields an event of each type does not take: refused rather than dropped without a word
 _NOT_FOR: dict[str, frozenset[str]] = {
     "run.started": _STEP_FIELDS | _ENDING | {"decision"},
-    "run.waiting_human": _STEP_FIELDS | _ENDING | {"decision"},
+    "run.waiting_human": _STEP_FIELDS | _ENDING | {"decision", "rerun_of"},
     "run.completed": _STEP_FIELDS | {"decision", "error"},
     "run.failed": _STEP_FIELDS | {"decision"},
     "run.canceled": _STEP_FIELDS | {"decision"},
-    "step.started": _ENDING | {"decision"},
-    "step.completed": frozenset({"decision", "error"}),
-    "step.failed": frozenset({"decision"}),
-    "human.decided": frozenset({"error"}),
+    "step.started": _ENDING | _MARKED | {"decision", "rerun_of"},
+    "step.completed": frozenset({"decision", "error", "rerun_of"}),
+    "step.failed": frozenset({"decision", "rerun_of"}),
+    "human.decided": frozenset({"error", "rerun_of"}),
 }
 # attribute keys that give a span step meaning (docs/conventions.md, "Steps"): a marker span that
 # carried one would be taken for a step
@@ -200,7 +208,11 @@ class EventInvalid(ValueError):
 
 
 def _scalar(value: Any) -> bool:
-    return isinstance(value, (str, bool, int, float))
+    """A value a span attribute holds: an int within int64 (a larger one is refused, not made a
+    double), a finite float, a string or a boolean."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, (str, bool, float))
 
 
 def parse_event(raw: Any) -> Event:
@@ -243,6 +255,8 @@ def _type_problems(raw: dict[str, Any]) -> list[Problem]:
         ]
     if kind.startswith("step.") and raw.get("step_id") is None and raw.get("step_name") is None:
         problems.append(Problem("step_id", f"a {kind} event needs step_id or step_name"))
+    if kind == "human.decided" and raw.get("step_type") not in (None, "human"):
+        problems.append(Problem("step_type", "a human.decided event is a human step: leave step_type out"))
     if kind == "human.decided" and raw.get("decision") is None:
         problems.append(Problem("decision", "a human.decided event needs decision {outcome, actor, comment}"))
     return problems

@@ -2,16 +2,18 @@
 API does not import the receiver. Spans from events are screened, redacted and group-committed
 like any OTLP request; `store` returns only once they are stored.
 
-    NotStored            nothing was stored
-      .retryable False   the same post would fail again (a broken table)
-      .retryable True    retry later: `.busy` when too much is waiting to be stored (429),
-                         else the server is stopping or the warehouse failed for a while (503)
+    NotStored(kind)      nothing was stored; the kinds, retryable but the last:
+      busy               too much is waiting to be stored (429)
+      closing            the server is stopping (503)
+      policy             the tenant's stored redaction policy cannot be applied (503)
+      unavailable        the warehouse failed in a way that passes (503)
+      broken             the warehouse refused the rows for good (500)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,13 @@ class Stored:
     message: str = ""
 
 
+Kind = Literal["busy", "closing", "policy", "unavailable", "broken"]
+
+
 class NotStored(Exception):
-    def __init__(self, message: str, retryable: bool, busy: bool = False) -> None:
+    def __init__(self, message: str, kind: Kind) -> None:
         super().__init__(message)
-        self.retryable = retryable
-        self.busy = busy
+        self.kind = kind
 
 
 class SpanSink(Protocol):

@@ -127,6 +127,8 @@ def _fill(span: Span, t: Timed, starts: Mapping[bytes, int]) -> None:
             "wrm.workflow.name": e.workflow,
             "wrm.workflow.version": e.version,
             "deployment.environment.name": e.environment,
+            "wrm.rerun.of": e.rerun_of,
+            "wrm.cx.score": e.cx_score,
         }
     )
     run_span = ids.run_span_id(e.run_id)

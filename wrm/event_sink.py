@@ -4,9 +4,16 @@ receiver, so the composition root hands it this."""
 from __future__ import annotations
 
 from events import NotStored, Stored
+from events.sink import Kind
 from receiver.core import IngestCore, deadline_after
 from receiver.errors import Refused, Why
 
+_KINDS: dict[Why, Kind] = {
+    Why.BACKPRESSURE: "busy",
+    Why.CLOSING: "closing",
+    Why.POLICY: "policy",
+    Why.STORE_TRANSIENT: "unavailable",
+}  # the rest cannot come from spans the API built itself: a malformed one would be a bug
 ANSWER_WITHIN_S = 10.0  # isolating spans the engine refuses stops before a caller's usual timeout
 
 
@@ -20,5 +27,5 @@ class CoreSink:
         try:
             accepted = self.core.export(request, tenant, deadline_after(ANSWER_WITHIN_S))
         except Refused as refused:
-            raise NotStored(refused.message, refused.why.retryable, refused.why is Why.BACKPRESSURE) from None
+            raise NotStored(refused.message, _KINDS.get(refused.why, "broken")) from None
         return Stored(accepted.rejected_spans, accepted.error_message)

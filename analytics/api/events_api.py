@@ -8,8 +8,9 @@ refused, and the answer lists both:
     some (or all) events invalid        → 422 problem, with the same fields and
                                           errors: [{index, where, problem}], `where` naming the field
     the body is not an event or array   → 422 (FastAPI's own check) / 400 (empty, too many)
-    too much waiting to be stored       → 429 + Retry-After, nothing stored
-    stopping, the warehouse unavailable → 503 + Retry-After, nothing stored
+    too much waiting to be stored, or   → 429 + Retry-After, nothing stored
+    more than 64 posts in flight
+    stopping, the warehouse unavailable → 503 + Retry-After, nothing stored (problems.install)
 Senders only (ingest and admin keys; anyone while auth is off), in the caller's tenant.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -25,11 +27,14 @@ from starlette.exceptions import HTTPException
 from analytics.api.bounded_route import bounded_route
 from analytics.api.caller import Sender
 from analytics.api.problems import MEDIA_TYPE, RETRY_AFTER_S
-from analytics.runs.errors import InvalidInput
+from analytics.runs.errors import Busy, InvalidInput
 from events import MAX_EVENTS, Event, NotStored, Outcome, SpanSink, post_events
-from warehouse import Warehouse
+from redaction.policy import PolicyError
+from warehouse import Warehouse, WarehouseRejected, WarehouseUnavailable
 
 MAX_EVENTS_BYTES = 4 << 20
+MAX_POSTING = 8  # posts storing at once (each waits for a group commit)
+MAX_WAITING = 64  # posts in flight before 429
 PATH = "/v1/events"
 
 
@@ -83,22 +88,32 @@ def build_router(reader: Warehouse, sink: SpanSink) -> APIRouter:
     """`reader`: where the starts of runs and steps are looked up; `sink`: the ingest core."""
     router = APIRouter(prefix="/v1", tags=["events"])
 
-    def post(who: Sender, body: Annotated[list[Any] | dict[str, Any], Body()]) -> JSONResponse:
+    # Posts wait for their group commit on threads of their own, so a burst of them never takes
+    # the threads the rest of the API (and /healthz) runs on; past the waiting room, 429.
+    workers = anyio.CapacityLimiter(MAX_POSTING)
+    waiting = [0]
+
+    async def post(who: Sender, body: Annotated[list[Any] | dict[str, Any], Body()]) -> JSONResponse:
         """Store run and step events as spans (types: see the Event schema). Posting the same
-        event again changes nothing. `GET /v1/runs/{run_id}` then shows the run by your run id."""
+        event again (with its `time`) changes nothing. `GET /v1/runs/{run_id}` then shows the run
+        by your run id; each stored event's `traceparent` lets an instrumented service join it."""
         single = isinstance(body, dict)
         items: list[Any] = [body] if isinstance(body, dict) else body
         if not items:
             raise InvalidInput("no events: send one event object or an array of them")
         if len(items) > MAX_EVENTS:
             raise InvalidInput(f"{len(items)} events in one post: at most {MAX_EVENTS}")
+        if waiting[0] >= MAX_WAITING:
+            raise Busy(f"{waiting[0]} event posts are waiting to be stored; retry shortly")
+        waiting[0] += 1
         try:
-            outcome = post_events(items, who.tenant, reader, sink)
+            outcome = await anyio.to_thread.run_sync(
+                post_events, items, who.tenant, reader, sink, limiter=workers
+            )
         except NotStored as exc:
-            if not exc.retryable:
-                raise HTTPException(500, f"events were not stored: {exc}") from None
-            raise HTTPException(429 if exc.busy else 503, f"events were not stored, retry: {exc}",
-                                headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
+            raise _refusal(exc) from None
+        finally:
+            waiting[0] -= 1
         return _answer(outcome, single)
 
     router.add_api_route(
@@ -145,6 +160,21 @@ def _answer(outcome: Outcome, single: bool) -> JSONResponse:
         **body,
     }
     return JSONResponse(problem, status_code=422, media_type=MEDIA_TYPE)
+
+
+def _refusal(exc: NotStored) -> Exception:
+    """Nothing was stored: as problems.install renders each kind (never the engine's text)."""
+    if exc.kind == "busy":
+        return Busy(f"events were not stored: {exc}")
+    if exc.kind == "closing":
+        return HTTPException(
+            503, "the server is stopping; retry", headers={"Retry-After": str(RETRY_AFTER_S)}
+        )
+    if exc.kind == "policy":
+        return PolicyError(str(exc))
+    if exc.kind == "unavailable":
+        return WarehouseUnavailable(str(exc))
+    return WarehouseRejected(str(exc))
 
 
 def _join(*parts: str) -> str:
