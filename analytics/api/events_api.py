@@ -16,10 +16,12 @@ Senders only (ingest and admin keys; anyone while auth is off), in the caller's 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Any
 
 import anyio
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
@@ -93,10 +95,11 @@ def build_router(reader: Warehouse, sink: SpanSink) -> APIRouter:
     workers = anyio.CapacityLimiter(MAX_POSTING)
     waiting = [0]
 
-    async def post(who: Sender, body: Annotated[list[Any] | dict[str, Any], Body()]) -> JSONResponse:
+    async def post(who: Sender, request: Request) -> JSONResponse:
         """Store run and step events as spans (types: see the Event schema). Posting the same
         event again (with its `time`) changes nothing. `GET /v1/runs/{run_id}` then shows the run
         by your run id; each stored event's `traceparent` lets an instrumented service join it."""
+        body = _json_body(await request.body())  # read here: the schema is Event's (`document`)
         single = isinstance(body, dict)
         items: list[Any] = [body] if isinstance(body, dict) else body
         if not items:
@@ -121,7 +124,13 @@ def build_router(reader: Warehouse, sink: SpanSink) -> APIRouter:
         post,
         methods=["POST"],
         response_model=EventsResult,
-        responses={422: {"description": "some events were refused (the others stored)"}},
+        responses={
+            400: {"description": "no events, or more than 1,000"},
+            413: {"description": "a body over 4 MiB"},
+            422: {"description": "some events were refused (the others stored): `errors` names each field"},
+            429: {"description": "too much waiting to be stored; nothing stored, retry after Retry-After"},
+            503: {"description": "stopping or the warehouse unavailable; nothing stored, retry"},
+        },
         openapi_extra=_OPENAPI,
         route_class_override=bounded_route(MAX_EVENTS_BYTES),
     )
@@ -160,6 +169,20 @@ def _answer(outcome: Outcome, single: bool) -> JSONResponse:
         **body,
     }
     return JSONResponse(problem, status_code=422, media_type=MEDIA_TYPE)
+
+
+def _json_body(raw: bytes) -> list[Any] | dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _invalid("the body is not JSON") from None
+    if not isinstance(body, (list, dict)):
+        raise _invalid("send one event (a JSON object) or an array of them")
+    return body
+
+
+def _invalid(problem: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("body",), "msg": problem, "type": "value_error"}])
 
 
 def _refusal(exc: NotStored) -> Exception:
