@@ -63,6 +63,7 @@ OPERATIONS = (
     "PUT /v1/tenants/{tenant}/redaction",
     "DELETE /v1/tenants/{tenant}/redaction",
     "POST /v1/redact",
+    "POST /v1/events",
 )
 ADMIN_KEY = "platform-admin-" + "p" * 40
 
