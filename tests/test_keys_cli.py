@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +23,6 @@ CARD_NAME = "ci 4111 1111 1111 1111"
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 3, 1, 1, 5, (100, 10), 2, 0.7)])
 
 
-def _wrm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WRM_")}
-    return subprocess.run(
-        [sys.executable, "-m", "wrm.cli", *args],
-        capture_output=True, text=True, timeout=120, env={**clean, **(env or {})},
-    )  # fmt: skip
-
-
 @dataclass
 class Ran:
     returncode: int
@@ -41,57 +31,60 @@ class Ran:
 
 
 @pytest.fixture
-def wrm_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
-    """`wrm` in this process (a subprocess spends ~3 s importing): for commands that reach a
-    running server over HTTP; one that opens the warehouse itself needs a process of its own."""
+def wrm_here(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """`wrm` in this process (a subprocess spends ~3 s importing), its output read at the file
+    descriptors as a shell would. A command that opens the warehouse itself opens it on this
+    process's engine (chdb opens one data path per process), in a database of the test's own."""
 
     def run(*args: str, env: dict[str, str] | None = None) -> Ran:
         for name in [k for k in os.environ if k.startswith("WRM_")]:
             monkeypatch.delenv(name)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
-        capsys.readouterr()
+        capfd.readouterr()
         code = main(list(args))
-        out = capsys.readouterr()
+        out = capfd.readouterr()
         return Ran(code, out.out, out.err)
 
     return run
 
 
-def test_first_key_on_the_warehouse_directly(tmp_path: Path) -> None:
-    where = f"chdb://{tmp_path / 'wh'}"
-    http = "127.0.0.1:9"  # nothing listens there: the command opens the warehouse itself
-    made = _wrm("keys", "--warehouse", where, "--http", http, "create", "--tenant", "acme", "--role", "admin",
-                "--name", "first-admin")  # fmt: skip
+def test_first_key_on_the_warehouse_directly(
+    warehouse: Warehouse, engine_dir: Path, wrm_here: Callable[..., Ran]
+) -> None:
+    # nothing listens on 127.0.0.1:9: the command opens the warehouse itself
+    where = ("--warehouse", f"chdb://{engine_dir}", "--database", warehouse.database, "--http", "127.0.0.1:9")
+    made = wrm_here("keys", *where, "create", "--tenant", "acme", "--role", "admin", "--name", "first-admin")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("wrm_") and "\n" not in key  # the key alone on stdout
     assert "opened" in made.stderr and "directly" in made.stderr
-    listed = _wrm("keys", "--warehouse", where, "--http", http, "list")
+    listed = wrm_here("keys", *where, "list")
     assert "first-admin" in listed.stdout and "active" in listed.stdout and key not in listed.stdout
     key_id = key.split("_")[1]
-    assert _wrm("keys", "--warehouse", where, "--http", http, "revoke", key_id).returncode == 0
-    assert "revoked" in _wrm("keys", "--warehouse", where, "--http", http, "list").stdout
-    missing = _wrm("keys", "--warehouse", where, "--http", http, "create", "--role", "viewer", "--name", "x")
+    assert wrm_here("keys", *where, "revoke", key_id).returncode == 0
+    assert "revoked" in wrm_here("keys", *where, "list").stdout
+    missing = wrm_here("keys", *where, "create", "--role", "viewer", "--name", "x")
     assert missing.returncode == 2 and "--tenant" in missing.stderr
-    bad = _wrm("keys", "--warehouse", where, "--http", http, "create", "--tenant", "bad tenant!", "--role",
-               "viewer", "--name", "x")  # fmt: skip
+    bad = wrm_here("keys", *where, "create", "--tenant", "bad tenant!", "--role", "viewer", "--name", "x")
     assert bad.returncode == 2 and "is not a tenant id" in bad.stderr
 
 
-def test_a_name_the_rules_would_change_is_refused_directly(tmp_path: Path) -> None:
+def test_a_name_the_rules_would_change_is_refused_directly(
+    warehouse: Warehouse, engine_dir: Path, wrm_here: Callable[..., Ran]
+) -> None:
     """On the warehouse directly the policies are the settings' (and those stored there), as
     `wrm redact` reads them: acme masks emails, other tenants do not; a card is masked everywhere."""
-    where = f"chdb://{tmp_path / 'wh'}"
+    where = ("--warehouse", f"chdb://{engine_dir}", "--database", warehouse.database, "--http", "127.0.0.1:9")
     env = {"WRM_TENANT_REDACTION": json.dumps({"acme": {"detectors": {"email": "mask"}}})}
-    base = ("keys", "--warehouse", where, "--http", "127.0.0.1:9", "create", "--role", "viewer")
+    base = ("keys", *where, "create", "--role", "viewer")
     for tenant, name, rule in (("acme", EMAIL, "email"), ("other", CARD_NAME, "card_number")):
-        refused = _wrm(*base, "--tenant", tenant, "--name", name, env=env)
+        refused = wrm_here(*base, "--tenant", tenant, "--name", name, env=env)
         assert refused.returncode == 2 and refused.stdout == "", refused.stderr
         assert f"--name matches redaction rules ({rule})" in refused.stderr and name not in refused.stderr
-    made = _wrm(*base, "--tenant", "other", "--name", EMAIL, env=env)
+    made = wrm_here(*base, "--tenant", "other", "--name", EMAIL, env=env)
     assert made.returncode == 0 and made.stdout.startswith("wrm_"), made.stderr
-    listed = _wrm("keys", "--warehouse", where, "--http", "127.0.0.1:9", "list").stdout
+    listed = wrm_here("keys", *where, "list").stdout
     assert EMAIL in listed and "acme" not in listed and "4111" not in listed
 
 
