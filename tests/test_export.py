@@ -1,4 +1,4 @@
-"""A 200,000-run export streams: the server's memory does not grow with the number of runs."""
+"""A 100,000-run export streams: the server's memory does not grow with the number of runs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import start_server
 from warehouse import Warehouse
 
-RUNS = 200_000
+RUNS = 100_000  # a tenth warms up the engine's caches; 50,000 runs did not, 100,000 do
 _GENERATE = """
 INSERT INTO runs_store (tenant_id, trace_id, run_id, workflow_name, workflow_version, environment, status,
                         start_time, end_time, duration_ns, step_count, input_tokens, output_tokens, cost_usd,
@@ -60,8 +60,8 @@ def test_a_large_export_keeps_memory_flat(warehouse: Warehouse) -> None:
             assert small_lines == RUNS // 10 + 1
             lines, received, peak = _stream(client, {"format": "csv"})
         assert lines == RUNS + 1  # the header, then every run once
-        # 10× the runs (~34 MiB of CSV; 200k run objects would take hundreds of MiB) adds little
+        # 10× the runs (~17 MiB of CSV; 100k run objects would take ~180 MiB) adds little
         growth_mib = (peak - small_peak) / 2**20
-        assert received > 20 * 2**20 and growth_mib < 40, (received, growth_mib)
+        assert received > 15 * 2**20 and growth_mib < 40, (received, growth_mib)
     finally:
         server.stop()
