@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -19,10 +21,19 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from tests.conftest import module_server
 from tests.otlp import make_span, request_of, send_raw
 from wrm.server import WrmServer
 
 DAY_NS = 86_400 * 10**9
+
+
+@pytest.fixture(scope="module")
+def shared(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the tests that change no table or setting and make no insert fail: each
+    reads only the spans it named."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def _count(server: WrmServer, where: str = "1") -> int:
@@ -49,21 +60,21 @@ def _flagged_span(name: str) -> bytes:
     return data
 
 
-def test_bool_sent_as_varint_106_is_stored(server: WrmServer) -> None:
+def test_bool_sent_as_varint_106_is_stored(shared: WrmServer) -> None:
     data = _flagged_span("bool-106").replace(
         FLAG_TRUE, FLAG_TRUE[:-1] + b"\x6a"
     )  # protobuf: true; engine: 436
-    response = send_raw(server.otlp_address, data)
+    response = send_raw(shared.otlp_address, data)
     assert not response.HasField("partial_success")
-    assert server.warehouse is not None
-    flag = server.warehouse.rows("SELECT attributes['flag'] FROM spans WHERE name = 'bool-106'")
+    assert shared.warehouse is not None
+    flag = shared.warehouse.rows("SELECT attributes['flag'] FROM spans WHERE name = 'bool-106'")
     assert flag == [("true",)]
     # the engine only ever read the canonical encoding: nothing was refused, nothing recovered
-    assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
-    assert _metric(server, "wrm_otlp_recoveries_total", how="isolated") == 0
+    assert _metric(shared, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
+    assert _metric(shared, "wrm_otlp_recoveries_total", how="isolated") == 0
 
 
-def test_known_field_with_another_wire_type_is_stored(server: WrmServer) -> None:
+def test_known_field_with_another_wire_type_is_stored(shared: WrmServer) -> None:
     """Span.flags (16, fixed32) sent as a varint: protobuf keeps it as an unknown field, the
     engine refused it (UNKNOWN_PROTOBUF_FORMAT, 444); the canonical encoding drops it."""
     span_bytes = make_span("flags-as-varint").SerializeToString() + b"\x80\x01\x05"
@@ -72,13 +83,13 @@ def test_known_field_with_another_wire_type_is_stored(server: WrmServer) -> None
     scope = b"\x12" + _len(span_bytes) + span_bytes
     resource_spans = request[2:] + b"\x12" + _len(scope) + scope
     data = b"\x0a" + _len(resource_spans) + resource_spans
-    response = send_raw(server.otlp_address, data)
+    response = send_raw(shared.otlp_address, data)
     assert not response.HasField("partial_success")
-    assert _count(server, "name = 'flags-as-varint'") == 1
-    assert _metric(server, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
+    assert _count(shared, "name = 'flags-as-varint'") == 1
+    assert _metric(shared, "wrm_insert_failures_total", **{"class": "permanent"}) == 0
 
 
-def test_a_duplicated_field_is_stored_as_the_receiver_read_it(server: WrmServer) -> None:
+def test_a_duplicated_field_is_stored_as_the_receiver_read_it(shared: WrmServer) -> None:
     """Protobuf lets a singular field appear twice (the last one wins). Sent as is, the engine
     stored such a span_id and name as empty strings: a span with no id, which validation never
     saw. The warehouse gets the canonical encoding of what was read and validated."""
@@ -90,10 +101,10 @@ def test_a_duplicated_field_is_stored_as_the_receiver_read_it(server: WrmServer)
     )  # fmt: skip
     scope = b"\x12" + _len(span_bytes) + span_bytes
     resource_spans = b"\x12" + _len(scope) + scope
-    response = send_raw(server.otlp_address, b"\x0a" + _len(resource_spans) + resource_spans)
+    response = send_raw(shared.otlp_address, b"\x0a" + _len(resource_spans) + resource_spans)
     assert not response.HasField("partial_success")
-    assert server.warehouse is not None
-    stored = server.warehouse.rows("SELECT span_id, name FROM spans WHERE name LIKE '%-name'")
+    assert shared.warehouse is not None
+    stored = shared.warehouse.rows("SELECT span_id, name FROM spans WHERE name LIKE '%-name'")
     assert stored == [(second_id.hex(), "second-name")]
 
 
@@ -121,7 +132,7 @@ def test_span_the_engine_refuses_is_reported_and_neighbours_stored(server: WrmSe
     assert _metric(server, "wrm_spans_rejected_total") == 2
 
 
-def test_spans_starting_on_many_days_are_stored(server: WrmServer) -> None:
+def test_spans_starting_on_many_days_are_stored(shared: WrmServer) -> None:
     """More than 100 daily partitions in one insert used to be TOO_MANY_PARTS (252), which is
     transient: the request would have been retried forever."""
     now = time.time_ns()
@@ -129,9 +140,9 @@ def test_spans_starting_on_many_days_are_stored(server: WrmServer) -> None:
         make_span(f"day-{i}", start_time_unix_nano=now + i * DAY_NS, end_time_unix_nano=now + i * DAY_NS + 1)
         for i in range(120)
     ]
-    response = send_raw(server.otlp_address, request_of(spans))
+    response = send_raw(shared.otlp_address, request_of(spans))
     assert not response.HasField("partial_success")
-    assert _count(server) == 120
+    assert _count(shared, "name LIKE 'day-%'") == 120
 
 
 def test_permanent_insert_failure_answers_internal_once(server: WrmServer) -> None:
