@@ -41,9 +41,13 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
         yield srv, client
 
 
-def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
+def _post(server: WrmServer, tenant: str, spans: list[Span]) -> None:
     response = send_raw(server.otlp_address, request(spans, wrm__tenant__id=tenant))
     assert response.partial_success.rejected_spans == 0
+
+
+def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
+    _post(server, tenant, spans)
     settle(server)
 
 
@@ -150,11 +154,14 @@ def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client
 def test_arrival_order_and_redelivery_do_not_matter(api: tuple[WrmServer, httpx.Client]) -> None:
     server, _ = api
     first, second = refund("b")
-    _send(server, "parts-b1", first + second)
-    _send(server, "parts-b2", second)  # the resumed part first
-    _send(server, "parts-b2", first)
-    _send(server, "parts-b3", first)
-    _send(server, "parts-b3", second)
+    # three assembly cycles, each tenant's parts arriving in its own order across them
+    _post(server, "parts-b1", first + second)
+    _post(server, "parts-b2", second)  # the resumed part first
+    _post(server, "parts-b3", first)
+    settle(server)
+    _post(server, "parts-b2", first)
+    _post(server, "parts-b3", second)
+    settle(server)
     _send(server, "parts-b3", first[:2] + second[1:])  # re-sent
     runs = {t: _runs(server, t) for t in ("parts-b1", "parts-b2", "parts-b3")}
     assert len(runs["parts-b1"]) == 1 and runs["parts-b1"][0]["status"] == "completed"
