@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import settle
+from tests.conftest import module_server, settle
 from tests.otlp import send_raw
 from tests.workflows import request, span
 from wrm.server import WrmServer
+
+
+@pytest.fixture(scope="module")
+def server(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the module: each test reads only its own tenants' runs, steps and spans."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def corpus() -> list[Span]:
@@ -61,16 +71,24 @@ def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
 def test_order_batching_and_redelivery_give_identical_runs_and_steps(server: WrmServer) -> None:
     spans = corpus()
     rng = random.Random(7)
-    _send(server, "one-batch", spans)
-    for s in reversed(spans):  # one span per request, newest first, assembling in between
-        _send(server, "reversed", [s])
-        if rng.random() < 0.3:
-            settle(server)
+    assemble_after = [rng.random() < 0.3 for _ in spans]
     shuffled = spans[:]
     rng.shuffle(shuffled)
-    for chunk in (shuffled[:4], shuffled[4:9], shuffled[9:]):
+    chunks = [shuffled[:4], shuffled[4:9], shuffled[9:]]
+    _send(server, "one-batch", spans)
+    # One span per request, newest first, assembling in between; the shuffled tenant's chunks,
+    # each re-delivered in part, ride along those assembly cycles, one chunk per cycle.
+    for s, assemble in zip(reversed(spans), assemble_after, strict=True):
+        _send(server, "reversed", [s])
+        if assemble:
+            if chunks:
+                chunk = chunks.pop(0)
+                _send(server, "shuffled", chunk)
+                _send(server, "shuffled", chunk[:2])  # re-delivered
+            settle(server)
+    for chunk in chunks:
         _send(server, "shuffled", chunk)
-        _send(server, "shuffled", chunk[:2])  # re-delivered
+        _send(server, "shuffled", chunk[:2])
         settle(server)
     settle(server)
     runs = {t: _rows(server, "runs", t) for t in ("one-batch", "reversed", "shuffled")}
@@ -86,7 +104,9 @@ def test_resending_any_subset_changes_nothing(server: WrmServer) -> None:
     settle(server)
     assert server.warehouse is not None
     before = (_rows(server, "runs", "idem"), _rows(server, "steps", "idem"))
-    totals = "SELECT count(), sum(input_tokens), sum(cost_usd), sum(retries) FROM runs"
+    totals = (
+        "SELECT count(), sum(input_tokens), sum(cost_usd), sum(retries) FROM runs WHERE tenant_id = 'idem'"
+    )
     before_totals = server.warehouse.rows(totals)
     rng = random.Random(11)
     for _ in range(3):
@@ -94,4 +114,6 @@ def test_resending_any_subset_changes_nothing(server: WrmServer) -> None:
         settle(server)
     assert (_rows(server, "runs", "idem"), _rows(server, "steps", "idem")) == before
     assert server.warehouse.rows(totals) == before_totals
-    assert server.warehouse.rows("SELECT count() FROM spans FINAL") == [(len(spans),)]
+    assert server.warehouse.rows("SELECT count() FROM spans FINAL WHERE tenant_id = 'idem'") == [
+        (len(spans),)
+    ]
