@@ -25,10 +25,9 @@ from opentelemetry.trace import (
 
 from analytics import indicators
 from analytics.indicators import Sides
-from tests.conftest import module_server, settle, start_server
+from tests.conftest import module_server, settle
 from tests.indicator_data import TODAY, VersionPlan, plan, resend, send
 from tests.otlp import flush, sdk_provider
-from warehouse import Warehouse
 from wrm.cli import main
 from wrm.server import WrmServer
 
@@ -60,17 +59,6 @@ def fed(engine_dir: Path) -> Iterator[WrmServer]:
     with module_server(engine_dir) as server:
         _feed(server)
         yield server
-
-
-@pytest.fixture
-def fed_alone(warehouse: Warehouse) -> Iterator[WrmServer]:
-    """A fed server of its own, for the test that changes its runs."""
-    server = start_server(warehouse)
-    try:
-        _feed(server)
-        yield server
-    finally:
-        server.stop()
 
 
 def test_effectiveness_by_version_is_exact(fed: WrmServer) -> None:
@@ -163,8 +151,35 @@ def test_time_to_benefit(fed: WrmServer) -> None:
     assert ttb.loc["v1"].previous_version == "" and pd.isna(ttb.loc["v1"].benefit_day)
 
 
-def test_resent_spans_change_nothing_and_a_late_step_changes_one_run(fed_alone: WrmServer) -> None:
-    fed = fed_alone
+def test_command_line_reads_through_the_running_server(
+    fed: WrmServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--http", fed.http_address, "--database", fed.settings.database]
+    assert main(["indicators", "--workflow", "triage", "--format", "csv", *where]) == 0
+    out, err = capsys.readouterr()
+    assert "via the running server" in err
+    rows = pd.read_csv(io.StringIO(out)).set_index("workflow_version")
+    assert rows.loc["v1", "first_pass_rate"] == 0.6 and rows.loc["v2", "runs"] == 500
+
+    assert main(["compare", "--workflow", "triage", "--baseline", "v1", "--candidate", "v2", *where]) == 0
+    table = capsys.readouterr().out
+    line = next(x for x in table.splitlines() if x.strip().startswith("first_pass_rate"))
+    assert "60.0%" in line and "80.0%" in line and "+20.0 pt" in line and "significant (better)" in line
+
+    assert main(["compare", "--workflow", "small", "--baseline", "v1", "--candidate", "v2", *where]) == 0
+    assert "too few samples" in capsys.readouterr().out
+    assert main(["compare", "--workflow", "nope", "--baseline", "v1", "--candidate", "v2", *where]) == 1
+    assert "no finished runs of 'nope'" in capsys.readouterr().err
+    assert main(["compare", "--workflow", "triage", "--baseline", "v1", *where]) == 2
+    with pytest.raises(SystemExit, match="2"):  # argparse refuses the date
+        main(["compare", "--workflow", "triage", "--before", "2026-13-01", *where])
+    assert "'2026-13-01' is neither" in capsys.readouterr().err
+    assert main(["indicators", "--workflow", "nope", *where]) == 1
+
+
+def test_resent_spans_change_nothing_and_a_late_step_changes_one_run(fed: WrmServer) -> None:
+    """Last in the module (pytest keeps file order): the one test that changes the fed runs, so
+    the tests above read them as planned without a second fed server."""
     assert fed.warehouse is not None
     reader = fed.warehouse.reader
     before = indicators.effectiveness(reader, "default", "triage", by="day")
@@ -200,29 +215,3 @@ def _send_late_failed_step(otlp_address: str, trace_id: int, parent_id: int, sta
     s.end(end_time=start_ns + 2)
     flush(provider)
     provider.shutdown()
-
-
-def test_command_line_reads_through_the_running_server(
-    fed: WrmServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    where = ["--http", fed.http_address, "--database", fed.settings.database]
-    assert main(["indicators", "--workflow", "triage", "--format", "csv", *where]) == 0
-    out, err = capsys.readouterr()
-    assert "via the running server" in err
-    rows = pd.read_csv(io.StringIO(out)).set_index("workflow_version")
-    assert rows.loc["v1", "first_pass_rate"] == 0.6 and rows.loc["v2", "runs"] == 500
-
-    assert main(["compare", "--workflow", "triage", "--baseline", "v1", "--candidate", "v2", *where]) == 0
-    table = capsys.readouterr().out
-    line = next(x for x in table.splitlines() if x.strip().startswith("first_pass_rate"))
-    assert "60.0%" in line and "80.0%" in line and "+20.0 pt" in line and "significant (better)" in line
-
-    assert main(["compare", "--workflow", "small", "--baseline", "v1", "--candidate", "v2", *where]) == 0
-    assert "too few samples" in capsys.readouterr().out
-    assert main(["compare", "--workflow", "nope", "--baseline", "v1", "--candidate", "v2", *where]) == 1
-    assert "no finished runs of 'nope'" in capsys.readouterr().err
-    assert main(["compare", "--workflow", "triage", "--baseline", "v1", *where]) == 2
-    with pytest.raises(SystemExit, match="2"):  # argparse refuses the date
-        main(["compare", "--workflow", "triage", "--before", "2026-13-01", *where])
-    assert "'2026-13-01' is neither" in capsys.readouterr().err
-    assert main(["indicators", "--workflow", "nope", *where]) == 1
