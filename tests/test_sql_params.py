@@ -5,10 +5,21 @@ without `{name:Type}` placeholders)."""
 from __future__ import annotations
 
 import http.client
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import module_server
 from tests.sql_http import post
 from wrm.server import WrmServer
+
+
+@pytest.fixture(scope="module")
+def server(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the module: its tests read no table and write none."""
+    with module_server(engine_dir) as srv:
+        yield srv
 
 
 def test_a_param_value_is_never_spliced_into_the_text(server: WrmServer, tmp_path: Path) -> None:
