@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import module_server, settle
 from tests.otlp import send_raw
 from tests.workflows import request, span, tid
-from warehouse import Warehouse
 from wrm.server import WrmServer
 
 
@@ -39,10 +38,14 @@ def steps(server: WrmServer, trace: str) -> list[dict[str, Any]]:
     return list(result.named_results())
 
 
+PRICES = {"m-priced": {"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0}}
+
+
 @pytest.fixture(scope="module")
 def server(engine_dir: Path) -> Iterator[WrmServer]:
-    """One server for the module: each test's spans are a trace of their own, read by trace id."""
-    with module_server(engine_dir) as srv:
+    """One server for the module: each test's spans are a trace of their own, read by trace id.
+    Its price table prices model m-priced, which only the price table's test names."""
+    with module_server(engine_dir, prices=PRICES) as srv:
         yield srv
 
 
@@ -218,51 +221,44 @@ def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     assert s["llm"]["model"] == "m-1" and s["llm"]["run_id"] == "order-42-run-2"
 
 
-def test_price_table_costs_tokens_without_a_cost_attribute(warehouse: Warehouse) -> None:
-    from tests.conftest import start_server
-
-    prices = {"m-priced": {"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0}}
-    srv = start_server(warehouse, prices=prices)
-    try:
-        t = "priced"
-        _send(
-            srv,
-            span(t, "wf", start=0, end=3),
-            span(
-                t,
-                "llm",
-                "wf",
-                1,
-                2,
-                gen_ai__operation__name="chat",
-                gen_ai__response__model="m-priced",
-                gen_ai__usage__input_tokens=1_000_000,
-                gen_ai__usage__output_tokens=500_000,
-            ),
-            span(
-                t,
-                "llm-own-cost",
-                "wf",
-                2,
-                3,
-                gen_ai__operation__name="chat",
-                gen_ai__response__model="m-priced",
-                gen_ai__usage__input_tokens=10,
-                llm__cost__total=0.5,
-            ),
-            span(
-                t,
-                "unpriced",
-                "wf",
-                2,
-                3,
-                gen_ai__operation__name="chat",
-                gen_ai__response__model="other",
-                gen_ai__usage__input_tokens=10,
-            ),
-        )
-        costs = {x["name"]: x["cost_usd"] for x in steps(srv, t)}
-        assert costs == {"llm": 6.0, "llm-own-cost": 0.5, "unpriced": 0.0}
-        assert run(srv, t)["cost_usd"] == 6.5
-    finally:
-        srv.stop()
+def test_price_table_costs_tokens_without_a_cost_attribute(server: WrmServer) -> None:
+    t = "priced"
+    _send(
+        server,
+        span(t, "wf", start=0, end=3),
+        span(
+            t,
+            "llm",
+            "wf",
+            1,
+            2,
+            gen_ai__operation__name="chat",
+            gen_ai__response__model="m-priced",
+            gen_ai__usage__input_tokens=1_000_000,
+            gen_ai__usage__output_tokens=500_000,
+        ),
+        span(
+            t,
+            "llm-own-cost",
+            "wf",
+            2,
+            3,
+            gen_ai__operation__name="chat",
+            gen_ai__response__model="m-priced",
+            gen_ai__usage__input_tokens=10,
+            llm__cost__total=0.5,
+        ),
+        span(
+            t,
+            "unpriced",
+            "wf",
+            2,
+            3,
+            gen_ai__operation__name="chat",
+            gen_ai__response__model="other",
+            gen_ai__usage__input_tokens=10,
+        ),
+    )
+    costs = {x["name"]: x["cost_usd"] for x in steps(server, t)}
+    assert costs == {"llm": 6.0, "llm-own-cost": 0.5, "unpriced": 0.0}
+    assert run(server, t)["cost_usd"] == 6.5
