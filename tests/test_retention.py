@@ -4,6 +4,7 @@ outlive the raw rows with every indicator unchanged."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +13,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from analytics import indicators
 from analytics.indicators import Sides
-from tests.conftest import settle, start_server
+from tests.conftest import module_server, settle, start_server
 from tests.indicator_data import VersionPlan, plan, send
 from tests.otlp import make_span, request_of, send_raw
-from tests.workflows import request, span
+from tests.workflows import request, span, tid
 from warehouse import Warehouse
 from wrm.cli import main
+from wrm.server import WrmServer
 
 RUNS = plan(
     [
@@ -108,22 +110,29 @@ def test_summaries_outlive_raw_rows_of_a_tenant_with_shorter_retention(
         pd.testing.assert_frame_equal(a, b)
 
 
-def test_span_retention_per_tenant_at_ingest(warehouse: Warehouse) -> None:
-    server = start_server(warehouse, tenant_retention={"brief": {"spans_ttl_days": 3}})
-    try:
-        mixed = request([span("t-default", "a", start=0, end=1)])
-        brief = request([span("t-brief", "b", start=0, end=1)], **{"wrm.tenant.id": "brief"})
-        mixed.resource_spans.extend(brief.resource_spans)  # one request, two tenants
-        assert send_raw(server.otlp_address, mixed).partial_success.rejected_spans == 0
-        settle(server)
-    finally:
-        server.stop()
-    rows = dict(warehouse.rows("SELECT tenant_id, retention_days FROM spans"))
-    assert rows == {"default": 30, "brief": 3}
-    assert dict(warehouse.rows("SELECT tenant_id, retention_days FROM runs_store")) == {
-        "default": 90,
-        "brief": 90,
-    }
+@pytest.fixture(scope="module")
+def brief(engine_dir: Path) -> Iterator[WrmServer]:
+    """One server for the tests where tenant `brief` keeps spans 3 days: each reads only the
+    spans it sent (by name), and their runs and the policies are the same whoever sent them."""
+    with module_server(engine_dir, tenant_retention={"brief": {"spans_ttl_days": 3}}) as srv:
+        yield srv
+
+
+def test_span_retention_per_tenant_at_ingest(brief: WrmServer) -> None:
+    assert brief.warehouse is not None
+    warehouse = brief.warehouse
+    mixed = request([span("t-default", "a", start=0, end=1)])
+    brief_only = request([span("t-brief", "b", start=0, end=1)], **{"wrm.tenant.id": "brief"})
+    mixed.resource_spans.extend(brief_only.resource_spans)  # one request, two tenants
+    assert send_raw(brief.otlp_address, mixed).partial_success.rejected_spans == 0
+    settle(brief)
+    rows = warehouse.rows("SELECT tenant_id, retention_days FROM spans WHERE name IN ('a', 'b')")
+    assert sorted(rows) == [("brief", 3), ("default", 30)]
+    runs = "SELECT tenant_id, retention_days FROM runs_store WHERE trace_id IN ({a:String}, {b:String})"
+    assert sorted(warehouse.rows(runs, {"a": tid("t-default").hex(), "b": tid("t-brief").hex()})) == [
+        ("brief", 90),
+        ("default", 90),
+    ]
     policy = warehouse.rows("SELECT tenant_id, spans_days FROM retention_policies FINAL ORDER BY tenant_id")
     assert policy == [("*", 30), ("brief", 3)]
 
@@ -144,27 +153,28 @@ def test_retention_show_and_bad_policy(
     assert "spans_ttl_days" in capsys.readouterr().err
 
 
-def test_a_span_older_than_its_retention_is_acknowledged_but_not_stored(warehouse: Warehouse) -> None:
+def test_a_span_older_than_its_retention_is_acknowledged_but_not_stored(brief: WrmServer) -> None:
     """Spec 8, expiry: TTL applies at insert, so a span older than its tenant's span retention is
     acknowledged (it is valid; a retry would change nothing) and not kept; its neighbours are."""
-    server = start_server(warehouse, tenant_retention={"brief": {"spans_ttl_days": 3}})
-    try:
-        day = 86_400 * 10**9
-        now = time.time_ns()
+    assert brief.warehouse is not None and brief.receiver is not None
+    metrics = brief.receiver.stats.registry
+    accepted_before = metrics.get_sample_value("wrm_spans_accepted_total") or 0.0
+    day = 86_400 * 10**9
+    now = time.time_ns()
 
-        def at(name: str, days_ago: float) -> Span:
-            start = now - int(days_ago * day)
-            return make_span(name, start_time_unix_nano=start, end_time_unix_nano=start + 10**6)
+    def at(name: str, days_ago: float) -> Span:
+        start = now - int(days_ago * day)
+        return make_span(name, start_time_unix_nano=start, end_time_unix_nano=start + 10**6)
 
-        default = request_of([at("fresh", 0), at("day-29", 29), at("day-31", 31), at("day-400", 400)])
-        brief = request_of([at("brief-2", 2), at("brief-4", 4)])
-        brief.resource_spans[0].resource.attributes.add(key="wrm.tenant.id").value.string_value = "brief"
-        for sent in (default, brief):
-            response = send_raw(server.otlp_address, sent)
-            assert not response.HasField("partial_success")  # acknowledged whole: nothing refused
-        metrics = server.receiver.stats.registry if server.receiver else None
-        assert metrics is not None and metrics.get_sample_value("wrm_spans_accepted_total") == 6
-        stored = warehouse.rows("SELECT tenant_id, name FROM spans ORDER BY name")
-        assert stored == [("brief", "brief-2"), ("default", "day-29"), ("default", "fresh")]
-    finally:
-        server.stop()
+    default = request_of([at("fresh", 0), at("day-29", 29), at("day-31", 31), at("day-400", 400)])
+    brief_only = request_of([at("brief-2", 2), at("brief-4", 4)])
+    brief_only.resource_spans[0].resource.attributes.add(key="wrm.tenant.id").value.string_value = "brief"
+    for sent in (default, brief_only):
+        response = send_raw(brief.otlp_address, sent)
+        assert not response.HasField("partial_success")  # acknowledged whole: nothing refused
+    assert metrics.get_sample_value("wrm_spans_accepted_total") == accepted_before + 6
+    names = ("fresh", "day-29", "day-31", "day-400", "brief-2", "brief-4")
+    stored = brief.warehouse.rows(
+        "SELECT tenant_id, name FROM spans WHERE name IN {n:Array(String)} ORDER BY name", {"n": list(names)}
+    )
+    assert stored == [("brief", "brief-2"), ("default", "day-29"), ("default", "fresh")]
