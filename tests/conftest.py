@@ -23,40 +23,56 @@ from wrm.settings import load_settings
 # (then the rest in file order), so that no long module starts last while the other worker idles.
 # The order decides only when each module runs, never whether it runs: a stale list costs time.
 LONGEST_FIRST = (
-    "test_api_properties",  # 60
-    "test_run_parts",  # 57
-    "test_concurrency",  # 48
-    "test_serve_process",  # 44
-    "test_run_invariants",  # 39
-    "test_ingest_errors",  # 38
-    "test_export",  # 37
-    "test_isolation",  # 33
-    "test_retention",  # 32
-    "test_fuzz_otlp",  # 31
-    "test_indicators",  # 27
-    "test_ingest_auth",  # 26
-    "test_crash_recovery",  # 26
-    "test_runs_steps",  # 25
-    "test_keys_cli",  # 24
-    "test_assembler_failures",  # 24
-    "test_sql_endpoint",  # 22
-    "test_runs_api",  # 22
-    "test_run_list",  # 22
-    "test_summaries",  # 20
-    "test_access_api",  # 19
-    "test_redaction_api",  # 17
-    "test_instrumentation_libs",  # 15
-    "test_sql_tenancy",  # 14
-    "test_api_errors",  # 13
-    "test_redaction_ingest",  # 11
-    "test_packaging",  # 11
-    "test_redaction_detectors",  # 7
-    "test_redaction_detectors_cards",  # 5
+    "test_api_properties",  # 100 (estimated; to be measured)
+    "test_run_parts",  # 88
+    "test_concurrency",  # 55
+    "test_retention",  # 50
+    "test_serve_process",  # 38
+    "test_isolation",  # 37
+    "test_run_invariants",  # 35
+    "test_events_api",  # 34
+    "test_sql_auth",  # 34
+    "test_ingest_auth",  # 31
+    "test_ingest_errors",  # 30
+    "test_runs_steps",  # 30
+    "test_access_api",  # 28
+    "test_redaction_triggers",  # 28
+    "test_assembler_failures",  # 27
+    "test_redaction_policy_store",  # 27
+    "test_indicators",  # 25
+    "test_redaction_api",  # 25
+    "test_crash_recovery",  # 25
+    "test_runs_api",  # 20
+    "test_export",  # 20
+    "test_instrumentation_libs",  # 20
+    "test_sql_endpoint",  # 20
+    "test_otlp_http_errors",  # 19
+    "test_api_errors",  # 19
+    "test_events_hybrid",  # 18
+    "test_sql_tenancy",  # 18
+    "test_events_equivalence",  # 18
+    "test_otlp_http",  # 18
+    "test_fuzz_otlp",  # 18
+    "test_run_list",  # 18
+    "test_partial_success",  # 18
+    "test_access_modes",  # 17
+    "test_export_capacity",  # 17
+    "test_summaries",  # 16
+    "test_sql_safety",  # 15
+    "test_redact_cli",  # 15
+    "test_packaging",  # 14
+    "test_keys_cli",  # 14
+    "test_sql_limits",  # 14
+    "test_redaction_detectors",  # 13
+    "test_redaction_ingest",  # 13
+    "test_upgrade_run_keys",  # 11
+    "test_ingest_deadline",  # 11
 )
 
 
-# Tests that measure latency or wait against a clock. Under `make test` each runs while the other
-# worker waits between two of its tests, so that worker's load is not part of what they measure.
+# Tests that measure latency or wait against a clock. Under `make test` the call of each (its
+# set-up and teardown run beside the other worker's tests) runs while the other worker waits
+# between two of its tests, so that worker's load is not part of what they measure.
 ALONE = (
     "tests/test_isolation.py::test_health_api_and_ingest_answer_while_a_long_query_runs",
     "tests/test_isolation.py::test_a_query_over_capacity_gets_429_with_retry_after",
@@ -67,25 +83,40 @@ ALONE = (
 
 
 class _WorkerLock:
-    """A lock the pytest-xdist workers share: a test in ALONE holds it exclusively, any other test
-    shared. The gate keeps a waiting exclusive holder from being passed by new shared ones."""
+    """A lock the pytest-xdist workers share: every test holds it shared, and the call of a test
+    in ALONE exclusively. The gate keeps a waiting exclusive holder from being passed by new
+    shared ones."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._gate: IO[bytes] = open(path.with_suffix(".gate"), "ab")  # noqa: SIM115 (held for the run)
         self._lock: IO[bytes] = open(path, "ab")  # noqa: SIM115
 
-    @contextmanager
-    def held(self, exclusive: bool) -> Iterator[None]:
+    def _take(self, mode: int) -> None:
         fcntl.flock(self._gate, fcntl.LOCK_EX)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            fcntl.flock(self._lock, mode)
         finally:
             fcntl.flock(self._gate, fcntl.LOCK_UN)
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        self._take(fcntl.LOCK_SH)
         try:
             yield
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Within shared(). The shared hold is let go before queueing at the gate: two workers
+        turning theirs into exclusive at once would each wait for the other's."""
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._take(fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)  # for the teardown (waits if the other took it)
 
     def close(self) -> None:
         self._gate.close()
@@ -115,7 +146,16 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     lock = item.config.stash.get(_WORKER_LOCK, None)
     if lock is None:
         return (yield)
-    with lock.held(exclusive=item.nodeid.startswith(ALONE)):  # set-up, call and teardown
+    with lock.shared():  # set-up, call and teardown
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    lock = item.config.stash.get(_WORKER_LOCK, None)
+    if lock is None or not item.nodeid.startswith(ALONE):
+        return (yield)
+    with lock.exclusive():
         return (yield)
 
 

@@ -9,7 +9,9 @@ import statistics
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from tests.conftest import start_server
 from tests.otlp import make_span, request_of, send_raw
@@ -59,45 +61,57 @@ def _ingest_seconds(server: WrmServer, times: int) -> list[float]:
     return seconds
 
 
-def test_health_api_and_ingest_answer_while_a_long_query_runs(warehouse: Warehouse) -> None:
+@pytest.fixture
+def long_statements(warehouse: Warehouse) -> Iterator[WrmServer]:
+    """Started and stopped outside the test's call, which alone runs apart (tests/conftest.py ALONE)."""
     srv = start_server(warehouse, sql_max_execution_s=10)
-    try:
-        base = f"http://{srv.http_address}"
-        idle_ingest = statistics.median(_ingest_seconds(srv, 5))  # an acknowledged insert, at rest
-        thread, answers = _in_background(srv, HEAVY)
-        assert _wait_until(lambda: _running(warehouse) == 1, 5)
-        worst: dict[str, float] = {}
-        busy_ingest: list[float] = []
-        for _ in range(5):
-            for name, path in (
-                ("healthz", "/healthz"),
-                ("metrics", "/metrics"),
-                ("runs", "/v1/runs?limit=20"),
-            ):
-                worst[name] = max(worst.get(name, 0.0), _timed_get(base + path))
-            busy_ingest += _ingest_seconds(srv, 1)
-        assert thread.is_alive(), "the heavy query must still run while the others are measured"
-        assert all(seconds < 1.0 for seconds in worst.values()), worst
-        # ingest waits for its insert, which shares the machine's cores: held to its own pace at rest
-        assert statistics.median(busy_ingest) < max(1.0, 2 * idle_ingest), (idle_ingest, busy_ingest)
-        thread.join(30)
-        assert answers[0].code == "159"  # and it still ends at its time limit
-    finally:
-        srv.stop()
+    yield srv
+    srv.stop()
 
 
-def test_a_query_over_capacity_gets_429_with_retry_after(warehouse: Warehouse) -> None:
-    srv = start_server(warehouse, sql_max_concurrent=1, sql_max_queued=0, sql_max_execution_s=5)
-    try:
-        thread, _ = _in_background(srv, HEAVY)
-        assert _wait_until(lambda: _running(warehouse) == 1, 5)
-        over = post(srv, "SELECT 1")
-        assert over.status == 429 and over.code == "202" and over.retry_after == "1", over
-        assert "Too many simultaneous queries" in over.body
-        thread.join(30)
-        assert post(srv, "SELECT 1").body == "1\n"  # a slot again once the heavy query ended
-    finally:
-        srv.stop()
+@pytest.fixture
+def one_slot(warehouse: Warehouse) -> Iterator[WrmServer]:
+    """As `long_statements`: one SQL slot, no queue, statements end at 3 s."""
+    srv = start_server(warehouse, sql_max_concurrent=1, sql_max_queued=0, sql_max_execution_s=3)
+    yield srv
+    srv.stop()
+
+
+def test_health_api_and_ingest_answer_while_a_long_query_runs(
+    long_statements: WrmServer, warehouse: Warehouse
+) -> None:
+    srv = long_statements
+    base = f"http://{srv.http_address}"
+    idle_ingest = statistics.median(_ingest_seconds(srv, 5))  # an acknowledged insert, at rest
+    thread, answers = _in_background(srv, HEAVY)
+    assert _wait_until(lambda: _running(warehouse) == 1, 5)
+    worst: dict[str, float] = {}
+    busy_ingest: list[float] = []
+    for _ in range(5):
+        for name, path in (
+            ("healthz", "/healthz"),
+            ("metrics", "/metrics"),
+            ("runs", "/v1/runs?limit=20"),
+        ):
+            worst[name] = max(worst.get(name, 0.0), _timed_get(base + path))
+        busy_ingest += _ingest_seconds(srv, 1)
+    assert thread.is_alive(), "the heavy query must still run while the others are measured"
+    assert all(seconds < 1.0 for seconds in worst.values()), worst
+    # ingest waits for its insert, which shares the machine's cores: held to its own pace at rest
+    assert statistics.median(busy_ingest) < max(1.0, 2 * idle_ingest), (idle_ingest, busy_ingest)
+    thread.join(30)
+    assert answers[0].code == "159"  # and it still ends at its time limit
+
+
+def test_a_query_over_capacity_gets_429_with_retry_after(one_slot: WrmServer, warehouse: Warehouse) -> None:
+    srv = one_slot
+    thread, _ = _in_background(srv, HEAVY)
+    assert _wait_until(lambda: _running(warehouse) == 1, 5)
+    over = post(srv, "SELECT 1")
+    assert over.status == 429 and over.code == "202" and over.retry_after == "1", over
+    assert "Too many simultaneous queries" in over.body
+    thread.join(30)
+    assert post(srv, "SELECT 1").body == "1\n"  # a slot again once the heavy query ended
 
 
 def test_a_queued_query_waits_for_a_slot_then_runs_or_gives_up(warehouse: Warehouse) -> None:
