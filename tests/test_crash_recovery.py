@@ -1,8 +1,8 @@
-"""`wrm serve` killed with SIGKILL under load, at several points, and restarted on the same data:
-every acknowledged span is stored once and every acknowledged trace becomes a run exactly once,
-with its steps, and is counted in the summary tier — found by the restarted server by itself,
-without more spans arriving (the last kill follows the load's end). bench/crash.py is the
-same scenario at 20 cycles."""
+"""`wrm serve` killed with SIGKILL under load and restarted on the same data, then the restarted
+server killed again right after the load's end: every acknowledged span is stored once and every
+acknowledged trace becomes a run exactly once, with its steps, and is counted in the summary tier
+— found by the last server by itself, without more spans arriving. bench/crash.py is the same
+scenario at 20 cycles."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.crash import run
 def test_sigkill_under_load_loses_no_acknowledged_run(tmp_path: Path) -> None:
     verdict = run(
         tmp_path / "data",
-        cycles=3,
+        cycles=2,  # a kill under load, and one of the restarted server after the load's end
         senders=3,
         spans_per_request=300,
         kill_after_s=(1.0, 3.0),
