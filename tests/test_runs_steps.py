@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.conftest import module_server, settle
 from tests.otlp import send_raw
@@ -14,10 +15,29 @@ from tests.workflows import request, span, tid
 from wrm.server import WrmServer
 
 
-def _send(server: WrmServer, *spans: Any, **resource: str) -> None:
+def _post(server: WrmServer, spans: tuple[Span, ...], resource: dict[str, str]) -> None:
     response = send_raw(server.otlp_address, request(spans, **resource))
     assert response.partial_success.rejected_spans == 0
+
+
+def _send(server: WrmServer, *spans: Span, **resource: str) -> None:
+    _post(server, spans, resource)
     settle(server)
+
+
+FIRST: list[tuple[tuple[Span, ...], dict[str, str]]] = []  # see `first`
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def first(*spans: Span, **resource: str) -> Callable[[Test], Test]:
+    """The spans a test starts from (one request, with these resource attributes): the module's
+    server gets every test's before the first test runs and assembles them in one cycle."""
+
+    def register(test: Test) -> Test:
+        FIRST.append((spans, resource))
+        return test
+
+    return register
 
 
 def run(server: WrmServer, trace: str) -> dict[str, Any]:
@@ -43,30 +63,33 @@ PRICES = {"m-priced": {"input_usd_per_mtok": 2.0, "output_usd_per_mtok": 8.0}}
 
 @pytest.fixture(scope="module")
 def server(engine_dir: Path) -> Iterator[WrmServer]:
-    """One server for the module: each test's spans are a trace of their own, read by trace id.
-    Its price table prices model m-priced, which only the price table's test names."""
+    """One server for the module, fed with every test's `first` spans: each test's spans are a
+    trace of their own, read by trace id. Its price table prices model m-priced, which only the
+    price table's test names."""
     with module_server(engine_dir, prices=PRICES) as srv:
+        for spans, resource in FIRST:
+            _post(srv, spans, resource)
+        settle(srv)
         yield srv
 
 
+@first(
+    span("retry", "refund", start=0, end=10, wrm__workflow__name="refund", wrm__workflow__version="2.1"),
+    span(
+        "retry",
+        "llm#1",
+        "refund",
+        1,
+        2,
+        error=("TimeoutError", "model timed out"),
+        gen_ai__operation__name="chat",
+    ),
+    span("retry", "llm#2", "refund", 3, 4, gen_ai__operation__name="chat", gen_ai__usage__input_tokens=100),
+    span("retry", "lookup", "refund", 5, 6, gen_ai__tool__name="crm.lookup"),
+    deployment__environment__name="prod",
+)
 def test_failed_step_then_successful_retry(server: WrmServer) -> None:
     t = "retry"
-    _send(
-        server,
-        span(t, "refund", start=0, end=10, wrm__workflow__name="refund", wrm__workflow__version="2.1"),
-        span(
-            t,
-            "llm#1",
-            "refund",
-            1,
-            2,
-            error=("TimeoutError", "model timed out"),
-            gen_ai__operation__name="chat",
-        ),
-        span(t, "llm#2", "refund", 3, 4, gen_ai__operation__name="chat", gen_ai__usage__input_tokens=100),
-        span(t, "lookup", "refund", 5, 6, gen_ai__tool__name="crm.lookup"),
-        deployment__environment__name="prod",
-    )
     r = run(server, t)
     assert r["status"] == "completed" and r["retries"] == 1 and r["first_pass"] == 0
     assert (r["workflow_name"], r["workflow_version"], r["environment"]) == ("refund", "2.1", "prod")
@@ -81,30 +104,29 @@ def test_failed_step_then_successful_retry(server: WrmServer) -> None:
     assert s[0]["error_message"] == "model timed out"
 
 
+@first(span("clean", "wf", start=0, end=3), span("clean", "a", "wf", 1, 2), span("clean", "b", "wf", 2, 3))
 def test_clean_run_is_first_pass(server: WrmServer) -> None:
     t = "clean"
-    _send(server, span(t, "wf", start=0, end=3), span(t, "a", "wf", 1, 2), span(t, "b", "wf", 2, 3))
     r = run(server, t)
     assert (r["status"], r["first_pass"], r["retries"], r["step_count"]) == ("completed", 1, 0, 2)
     assert r["workflow_name"] == "wf"  # the run span's name when nothing names the workflow
 
 
+@first(
+    span("fails", "wf", start=0, end=5, error=("WorkflowError", "step failed")),
+    span("fails", "fetch", "wf", 1, 2),
+    span(
+        "fails",
+        "validate",
+        "wf",
+        2,
+        3,
+        error=("ValueError", "amount exceeds limit"),
+        wrm__step__type="validation",
+    ),
+)
 def test_run_span_error_names_failing_step_and_exception(server: WrmServer) -> None:
     t = "fails"
-    _send(
-        server,
-        span(t, "wf", start=0, end=5, error=("WorkflowError", "step failed")),
-        span(t, "fetch", "wf", 1, 2),
-        span(
-            t,
-            "validate",
-            "wf",
-            2,
-            3,
-            error=("ValueError", "amount exceeds limit"),
-            wrm__step__type="validation",
-        ),
-    )
     r = run(server, t)
     assert r["status"] == "failed" and r["first_pass"] == 0
     assert r["failed_step"] == "validate"
@@ -112,13 +134,12 @@ def test_run_span_error_names_failing_step_and_exception(server: WrmServer) -> N
     assert [x["failure_kind"] for x in steps(server, t)] == ["", "validation"]
 
 
+@first(
+    span("late-root", "a", "wf", 1, 2, wrm__step__name="plan"),
+    span("late-root", "b", "wf", 2, 3, wrm__step__name="act"),
+)
 def test_run_without_run_span_is_running_until_it_arrives(server: WrmServer) -> None:
     t = "late-root"
-    _send(
-        server,
-        span(t, "a", "wf", 1, 2, wrm__step__name="plan"),
-        span(t, "b", "wf", 2, 3, wrm__step__name="act"),
-    )
     r = run(server, t)
     assert r["status"] == "running" and r["end_time"] is None and r["step_count"] == 2
     _send(server, span(t, "wf", start=0, end=4, wrm__workflow__name="late"))
@@ -126,13 +147,12 @@ def test_run_without_run_span_is_running_until_it_arrives(server: WrmServer) -> 
     assert r["status"] == "completed" and r["workflow_name"] == "late" and r["duration_ns"] == 4 * 10**9
 
 
+@first(
+    span("hitl", "draft", "wf", 1, 2, wrm__step__type="llm"),
+    span("hitl", "approval-requested", "wf", 2, 2.01, wrm__hitl__state="requested"),
+)
 def test_human_wait_then_decision(server: WrmServer) -> None:
     t = "hitl"
-    _send(
-        server,
-        span(t, "draft", "wf", 1, 2, wrm__step__type="llm"),
-        span(t, "approval-requested", "wf", 2, 2.01, wrm__hitl__state="requested"),
-    )
     assert run(server, t)["status"] == "waiting_human"
     _send(
         server,
@@ -162,54 +182,54 @@ def test_human_wait_then_decision(server: WrmServer) -> None:
     assert [x["name"] for x in steps(server, t)] == ["draft", "approval"]
 
 
+@first(
+    span("hitl-rejected", "wf", start=0, end=9),
+    span("hitl-rejected", "review", "wf", 1, 5, wrm__step__type="human", wrm__hitl__decision="rejected"),
+    span("hitl-rejected", "redo", "wf", 5, 8),
+)
 def test_rejected_decision_is_a_human_correction(server: WrmServer) -> None:
     t = "hitl-rejected"
-    _send(
-        server,
-        span(t, "wf", start=0, end=9),
-        span(t, "review", "wf", 1, 5, wrm__step__type="human", wrm__hitl__decision="rejected"),
-        span(t, "redo", "wf", 5, 8),
-    )
     r = run(server, t)
     assert r["status"] == "completed" and r["first_pass"] == 0 and r["human_corrections"] == 1
 
 
+@first(span("cancel", "wf", start=0, end=2, wrm__run__status="canceled"), span("cancel", "a", "wf", 0.5, 1))
 def test_canceled_run(server: WrmServer) -> None:
     t = "cancel"
-    _send(server, span(t, "wf", start=0, end=2, wrm__run__status="canceled"), span(t, "a", "wf", 0.5, 1))
     assert run(server, t)["status"] == "canceled"
 
 
+@first(
+    span(
+        "override",
+        "wf",
+        start=0,
+        end=9,
+        wrm__run__id="order-42-run-2",
+        wrm__rerun__of="order-42-run-1",
+        user__id="u-7",
+        session__id="s-1",
+    ),
+    span(
+        "override", "agent", "wf", 1, 8, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="planner"
+    ),
+    span("override", "http", "agent", 2, 7),  # no step meaning, not a child of the run span
+    span(
+        "override",
+        "llm",
+        "http",
+        3,
+        4,
+        gen_ai__operation__name="chat",
+        gen_ai__request__model="m-1",
+        gen_ai__usage__input_tokens=1000,
+        gen_ai__usage__output_tokens=500,
+        wrm__cost__usd=0.25,
+    ),
+    span("override", "embed-call", "http", 4, 5, llm__token_count__prompt=40),  # not a step: rolls up
+)
 def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     t = "override"
-    _send(
-        server,
-        span(
-            t,
-            "wf",
-            start=0,
-            end=9,
-            wrm__run__id="order-42-run-2",
-            wrm__rerun__of="order-42-run-1",
-            user__id="u-7",
-            session__id="s-1",
-        ),
-        span(t, "agent", "wf", 1, 8, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="planner"),
-        span(t, "http", "agent", 2, 7),  # no step meaning, not a child of the run span
-        span(
-            t,
-            "llm",
-            "http",
-            3,
-            4,
-            gen_ai__operation__name="chat",
-            gen_ai__request__model="m-1",
-            gen_ai__usage__input_tokens=1000,
-            gen_ai__usage__output_tokens=500,
-            wrm__cost__usd=0.25,
-        ),
-        span(t, "embed-call", "http", 4, 5, llm__token_count__prompt=40),  # not a step: rolls up
-    )
     r = run(server, t)
     assert r["run_id"] == "order-42-run-2" and r["rerun_of"] == "order-42-run-1" and r["first_pass"] == 0
     assert (r["user_id"], r["session_id"]) == ("u-7", "s-1")
@@ -221,44 +241,43 @@ def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     assert s["llm"]["model"] == "m-1" and s["llm"]["run_id"] == "order-42-run-2"
 
 
+@first(
+    span("priced", "wf", start=0, end=3),
+    span(
+        "priced",
+        "llm",
+        "wf",
+        1,
+        2,
+        gen_ai__operation__name="chat",
+        gen_ai__response__model="m-priced",
+        gen_ai__usage__input_tokens=1_000_000,
+        gen_ai__usage__output_tokens=500_000,
+    ),
+    span(
+        "priced",
+        "llm-own-cost",
+        "wf",
+        2,
+        3,
+        gen_ai__operation__name="chat",
+        gen_ai__response__model="m-priced",
+        gen_ai__usage__input_tokens=10,
+        llm__cost__total=0.5,
+    ),
+    span(
+        "priced",
+        "unpriced",
+        "wf",
+        2,
+        3,
+        gen_ai__operation__name="chat",
+        gen_ai__response__model="other",
+        gen_ai__usage__input_tokens=10,
+    ),
+)
 def test_price_table_costs_tokens_without_a_cost_attribute(server: WrmServer) -> None:
     t = "priced"
-    _send(
-        server,
-        span(t, "wf", start=0, end=3),
-        span(
-            t,
-            "llm",
-            "wf",
-            1,
-            2,
-            gen_ai__operation__name="chat",
-            gen_ai__response__model="m-priced",
-            gen_ai__usage__input_tokens=1_000_000,
-            gen_ai__usage__output_tokens=500_000,
-        ),
-        span(
-            t,
-            "llm-own-cost",
-            "wf",
-            2,
-            3,
-            gen_ai__operation__name="chat",
-            gen_ai__response__model="m-priced",
-            gen_ai__usage__input_tokens=10,
-            llm__cost__total=0.5,
-        ),
-        span(
-            t,
-            "unpriced",
-            "wf",
-            2,
-            3,
-            gen_ai__operation__name="chat",
-            gen_ai__response__model="other",
-            gen_ai__usage__input_tokens=10,
-        ),
-    )
     costs = {x["name"]: x["cost_usd"] for x in steps(server, t)}
     assert costs == {"llm": 6.0, "llm-own-cost": 0.5, "unpriced": 0.0}
     assert run(server, t)["cost_usd"] == 6.5
