@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -38,6 +38,9 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
         ) as srv,
         httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
     ):
+        for tenant, spans in FIRST:
+            _post(srv, tenant, spans)
+        settle(srv)
         yield srv, client
 
 
@@ -49,6 +52,21 @@ def _post(server: WrmServer, tenant: str, spans: list[Span]) -> None:
 def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
     _post(server, tenant, spans)
     settle(server)
+
+
+FIRST: list[tuple[str, list[Span]]] = []  # see `first`
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def first(*parts: tuple[str, list[Span]]) -> Callable[[Test], Test]:
+    """What a test starts from, (tenant, spans) a request each: the module's server gets every
+    test's before the first test runs and assembles them in one cycle, not one per test."""
+
+    def register(test: Test) -> Test:
+        FIRST.extend(parts)
+        return test
+
+    return register
 
 
 def _runs(server: WrmServer, tenant: str) -> list[dict[str, Any]]:
@@ -99,10 +117,10 @@ def refund(label: str) -> tuple[list[Span], list[Span]]:
     return first, second
 
 
+@first(("parts-a", refund("a")[0]))
 def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
-    first, second = refund("a")
-    _send(server, "parts-a", first)
+    _, second = refund("a")
     (waiting,) = _runs(server, "parts-a")
     assert (waiting["run_id"], waiting["status"], waiting["end_time"]) == ("order-a", "waiting_human", None)
     assert [r["status"] for r in _get(client, "parts-a", "/v1/runs")["runs"]] == ["waiting_human"]
@@ -151,14 +169,16 @@ def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client
     assert [(x["run_id"], len(x["steps"])) for x in lines] == [("order-a", 3)]
 
 
+@first(
+    ("parts-b1", refund("b")[0] + refund("b")[1]),
+    ("parts-b2", refund("b")[1]),  # the resumed part first
+    ("parts-b3", refund("b")[0]),
+)
 def test_arrival_order_and_redelivery_do_not_matter(api: tuple[WrmServer, httpx.Client]) -> None:
+    """Three assembly cycles (the first before the tests), each tenant's parts arriving in its
+    own order across them."""
     server, _ = api
     first, second = refund("b")
-    # three assembly cycles, each tenant's parts arriving in its own order across them
-    _post(server, "parts-b1", first + second)
-    _post(server, "parts-b2", second)  # the resumed part first
-    _post(server, "parts-b3", first)
-    settle(server)
     _post(server, "parts-b2", first)
     _post(server, "parts-b3", second)
     settle(server)
@@ -168,16 +188,19 @@ def test_arrival_order_and_redelivery_do_not_matter(api: tuple[WrmServer, httpx.
     assert runs["parts-b2"] == runs["parts-b1"] and runs["parts-b3"] == runs["parts-b1"]
 
 
+def _linked() -> list[Span]:
+    resumed = span("link-2", "triage", start=50, end=60, wrm__workflow__name="triage")
+    resumed.links.add(trace_id=tid("link-1"), span_id=sid("link-1/ask"))
+    return [resumed, span("link-2", "review", "triage", 50, 51, wrm__hitl__decision="approved")]
+
+
+@first(("parts-link", _linked()))  # the resumed part arrives first
 def test_resume_joined_by_a_span_link_alone(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     paused = [
         span("link-1", "triage", start=0, end=3, wrm__workflow__name="triage"),
         span("link-1", "ask", "triage", 2, 2.5, wrm__hitl__state="requested"),
     ]
-    resumed = span("link-2", "triage", start=50, end=60, wrm__workflow__name="triage")
-    resumed.links.add(trace_id=tid("link-1"), span_id=sid("link-1/ask"))
-    decided = span("link-2", "review", "triage", 50, 51, wrm__hitl__decision="approved")
-    _send(server, "parts-link", [resumed, decided])  # the resumed part arrives first
     _send(server, "parts-link", paused)
     (run,) = _runs(server, "parts-link")
     assert run["run_id"] == tid("link-1").hex()  # no run id attribute: the first part's trace id
@@ -186,8 +209,7 @@ def test_resume_joined_by_a_span_link_alone(api: tuple[WrmServer, httpx.Client])
     assert _get(client, "parts-link", f"/v1/runs/{tid('link-2').hex()}")["run_id"] == run["run_id"]
 
 
-def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) -> None:
-    server, _ = api
+def _three_parts() -> list[Span]:
     spans = []
     for i in range(3):
         t = f"three-{i}"
@@ -200,29 +222,34 @@ def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) ->
     spans[-2] = span(
         "three-2", "etl", start=200, end=210, error=("IOError", "disk full"), wrm__run__id="batch-7"
     )
-    _send(server, "parts-three", spans[4:])
-    _send(server, "parts-three", spans[:4])
+    return spans
+
+
+@first(("parts-three", _three_parts()[4:]))
+def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) -> None:
+    server, _ = api
+    _send(server, "parts-three", _three_parts()[:4])
     (run,) = _runs(server, "parts-three")
     assert run["status"] == "failed" and len(run["trace_ids"]) == 3
     assert run["failed_step"] == "load-2" and run["failure_reason"] == "load-2: IOError: disk full"
     assert run["failure_kind"] == "error" and run["step_count"] == 3
 
 
+@first(("usage", [
+    span("totals", "wf", start=0, end=10, gen_ai__operation__name="invoke_workflow",
+         gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
+    span("totals", "agent", "wf", 1, 9, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="a",
+         gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
+    span("totals", "llm#1", "agent", 2, 3, gen_ai__operation__name="chat",
+         gen_ai__usage__input_tokens=100, gen_ai__usage__output_tokens=20, wrm__cost__usd=0.1),
+    span("totals", "llm#2", "agent", 4, 5, gen_ai__operation__name="chat",
+         gen_ai__usage__input_tokens=200, gen_ai__usage__output_tokens=40, wrm__cost__usd=0.2),
+    # a step whose aggregate covers calls no span reports: its own value counts
+    span("totals", "tool", "wf", 9, 10, gen_ai__tool__name="search", gen_ai__usage__input_tokens=7),
+]))  # fmt: skip
 def test_aggregates_on_root_and_agent_are_not_counted_twice(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     t = "totals"
-    _send(server, "usage", [
-        span(t, "wf", start=0, end=10, gen_ai__operation__name="invoke_workflow",
-             gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
-        span(t, "agent", "wf", 1, 9, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="a",
-             gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
-        span(t, "llm#1", "agent", 2, 3, gen_ai__operation__name="chat",
-             gen_ai__usage__input_tokens=100, gen_ai__usage__output_tokens=20, wrm__cost__usd=0.1),
-        span(t, "llm#2", "agent", 4, 5, gen_ai__operation__name="chat",
-             gen_ai__usage__input_tokens=200, gen_ai__usage__output_tokens=40, wrm__cost__usd=0.2),
-        # a step whose aggregate covers calls no span reports: its own value counts
-        span(t, "tool", "wf", 9, 10, gen_ai__tool__name="search", gen_ai__usage__input_tokens=7),
-    ])  # fmt: skip
     (run,) = _runs(server, "usage")
     assert (run["input_tokens"], run["output_tokens"]) == (307, 60)
     assert run["cost_usd"] == pytest.approx(0.3)
@@ -285,6 +312,13 @@ def test_run_without_root_is_abandoned_then_settled_by_its_root(api: tuple[WrmSe
     assert hexid(f"{t}/sync") == runs[STALE_WORKFLOW]["run_span_id"]
 
 
+def _died_resumed() -> list[Span]:
+    resumed = span("died-2", "refund", start=50, end=60)
+    resumed.links.add(trace_id=tid("died-1"), span_id=sid("died-1/refund"))
+    return [resumed]
+
+
+@first(("parts-died", _died_resumed()))
 def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
     api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,9 +327,6 @@ def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
     that run and the run it left must go. The cycle dies right after moving it (before any run is
     rebuilt): the next cycle still rebuilds both runs (run_queue), and only the joined run is left."""
     server, client = api
-    resumed = span("died-2", "refund", start=50, end=60)
-    resumed.links.add(trace_id=tid("died-1"), span_id=sid("died-1/refund"))
-    _send(server, "parts-died", [resumed])
     assert [r["run_id"] for r in _runs(server, "parts-died")] == [tid("died-1").hex()]
 
     assert server.assembler is not None
@@ -326,12 +357,7 @@ def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
     )
 
 
-def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
-    api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """C links to B, B to A, and A, arriving last, carries the run id: B follows A in one hop and C
-    follows B in the next. The cycle dies between the two hops; the next one still follows C."""
-    server, _ = api
+def _chain() -> list[Span]:
     parts = []
     for i, name in enumerate(("chain-a", "chain-b", "chain-c")):
         root = span(name, "etl", start=100 * i, end=100 * i + 10)
@@ -341,7 +367,17 @@ def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
             previous = ("chain-a", "chain-b")[i - 1]
             root.links.add(trace_id=tid(previous), span_id=sid(f"{previous}/etl"))
         parts.append(root)
-    _send(server, "parts-chain", parts[1:])
+    return parts
+
+
+@first(("parts-chain", _chain()[1:]))
+def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
+    api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C links to B, B to A, and A, arriving last, carries the run id: B follows A in one hop and C
+    follows B in the next. The cycle dies between the two hops; the next one still follows C."""
+    server, _ = api
+    parts = _chain()
     assert server.assembler is not None
     rebuild = server.assembler._rebuild
     command = rebuild._wh.command
@@ -405,17 +441,17 @@ def test_frozen_runs_take_no_new_part_and_are_abandoned_as_they_stand(
     assert queued() == before + 1  # abandoned now: not queued again
 
 
+@first(("parts-asks", [
+    span("two-asks", "wf", start=0, end=200),
+    span("two-asks", "ask-a", "wf", 3, 3.01, wrm__hitl__state="requested"),
+    span("two-asks", "ask-b", "wf", 4, 4.01, wrm__hitl__state="requested"),
+    span("two-asks", "dec-a", "wf", 100, 100.5, wrm__hitl__decision="approved"),
+]))  # fmt: skip
 def test_two_requests_are_answered_in_turn(api: tuple[WrmServer, httpx.Client]) -> None:
     """Two requests open at once: each decision answers the oldest one still open, and the run
     waits for a person while any is open."""
     server, _ = api
     t = "two-asks"
-    _send(server, "parts-asks", [
-        span(t, "wf", start=0, end=200),
-        span(t, "ask-a", "wf", 3, 3.01, wrm__hitl__state="requested"),
-        span(t, "ask-b", "wf", 4, 4.01, wrm__hitl__state="requested"),
-        span(t, "dec-a", "wf", 100, 100.5, wrm__hitl__decision="approved"),
-    ])  # fmt: skip
     (run,) = _runs(server, "parts-asks")
     assert run["status"] == "waiting_human" and run["human_wait_ms"] == 97_500
     _send(server, "parts-asks", [span(t, "dec-b", "wf", 101, 101.5, wrm__hitl__decision="rejected")])
@@ -423,13 +459,16 @@ def test_two_requests_are_answered_in_turn(api: tuple[WrmServer, httpx.Client]) 
     assert (run["status"], run["human_decisions"], run["human_wait_ms"]) == ("completed", 2, 97_500 + 97_500)
 
 
+CONST = [f"const-{i}" for i in range(5)]
+
+
+@first(("parts-const", [span(t, "job", start=i, end=i + 0.5, wrm__run__id="undefined")
+                        for i, t in enumerate(CONST[:3])]))  # fmt: skip
 def test_a_run_takes_at_most_max_parts_per_run_traces(api: tuple[WrmServer, httpx.Client]) -> None:
     """A constant run id ("undefined") would make one run of every trace; past max_parts_per_run
     (3 here) a new trace is a run of its own."""
     server, _ = api
-    traces = [f"const-{i}" for i in range(5)]
-    _send(server, "parts-const", [span(t, "job", start=i, end=i + 0.5, wrm__run__id="undefined")
-                                  for i, t in enumerate(traces[:3])])  # fmt: skip
+    traces = CONST
     _send(server, "parts-const", [span(t, "job", start=10 + i, end=10.5 + i, wrm__run__id="undefined")
                                   for i, t in enumerate(traces[3:])])  # fmt: skip
     runs = {r["run_id"]: r["trace_ids"] for r in _runs(server, "parts-const")}
