@@ -84,10 +84,9 @@ def _events() -> list[list[dict[str, Any]]]:
             {"type": "run.started", "run_id": r, "time": at(r, 0), "version": "v1", **run},
             {"type": "step.started", "run_id": r, "time": at(r, 1000), "step_id": "classify"},
             {"type": "run.started", "run_id": c, "time": at(c, 0), "version": "v1", **run},
-            {"type": "step.started", "run_id": c, "time": at(c, 1000), "step_id": "plan",
-             "step_type": "agent"},
-            {"type": "step.started", "run_id": c, "time": at(c, 2000), "step_id": "search",
-             "parent_step_id": "plan"},
+            # the type and the parent go with the step's end: step.started refuses them
+            {"type": "step.started", "run_id": c, "time": at(c, 1000), "step_id": "plan"},
+            {"type": "step.started", "run_id": c, "time": at(c, 2000), "step_id": "search"},
             {"type": "step.completed", "run_id": c, "time": at(c, 3000), "step_id": "search",
              "step_type": "tool", "parent_step_id": "plan",
              "usage": {"input_tokens": 50, "output_tokens": 5, "cost_usd": 0.0001}},
