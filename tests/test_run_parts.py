@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from analytics.indicators import effectiveness
@@ -38,8 +39,10 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
         ) as srv,
         httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
     ):
+        one = ExportTraceServiceRequest()  # one request, so one flush and one assembly cycle
         for tenant, spans in FIRST:
-            _post(srv, tenant, spans)
+            one.resource_spans.extend(request(spans, wrm__tenant__id=tenant).resource_spans)
+        assert send_raw(srv.otlp_address, one).partial_success.rejected_spans == 0
         settle(srv)
         yield srv, client
 
@@ -59,8 +62,9 @@ Test = TypeVar("Test", bound=Callable[..., None])
 
 
 def first(*parts: tuple[str, list[Span]]) -> Callable[[Test], Test]:
-    """What a test starts from, (tenant, spans) a request each: the module's server gets every
-    test's before the first test runs and assembles them in one cycle, not one per test."""
+    """What a test starts from, (tenant, spans) a resource each: the module's server gets every
+    test's in one request before the first test runs, and assembles them in one cycle, not one
+    per test."""
 
     def register(test: Test) -> Test:
         FIRST.extend(parts)

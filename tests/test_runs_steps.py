@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.conftest import module_server, settle
@@ -30,8 +31,8 @@ Test = TypeVar("Test", bound=Callable[..., None])
 
 
 def first(*spans: Span, **resource: str) -> Callable[[Test], Test]:
-    """The spans a test starts from (one request, with these resource attributes): the module's
-    server gets every test's before the first test runs and assembles them in one cycle."""
+    """The spans a test starts from (a resource with these attributes): the module's server gets
+    every test's in one request before the first test runs, and assembles them in one cycle."""
 
     def register(test: Test) -> Test:
         FIRST.append((spans, resource))
@@ -67,8 +68,10 @@ def server(engine_dir: Path) -> Iterator[WrmServer]:
     trace of their own, read by trace id. Its price table prices model m-priced, which only the
     price table's test names."""
     with module_server(engine_dir, prices=PRICES) as srv:
+        one = ExportTraceServiceRequest()  # one request, so one flush and one assembly cycle
         for spans, resource in FIRST:
-            _post(srv, spans, resource)
+            one.resource_spans.extend(request(spans, **resource).resource_spans)
+        assert send_raw(srv.otlp_address, one).partial_success.rejected_spans == 0
         settle(srv)
         yield srv
 
