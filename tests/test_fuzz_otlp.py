@@ -15,7 +15,7 @@ from tests.conftest import start_server
 from tests.otlp import make_span, request_of, send_raw
 from warehouse import Warehouse
 
-PAYLOADS = 500  # every mutation kind, ~175 accepted, 9 partly; `python -m bench.fuzz --payloads 20000`
+PAYLOADS = 400  # every mutation kind, ~130 accepted, 5+ partly; `python -m bench.fuzz --payloads 20000`
 SEED = 20261202
 
 
