@@ -5,6 +5,7 @@ and two tenants that never see each other's runs, actions, keys or audit entries
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -125,36 +126,39 @@ def test_every_route_answers_each_role_as_documented(env: Env) -> None:
     schema = httpx.get(f"{env.url}/openapi.json").json()
     samples = _samples(env)
     seen = []
-    for path, item in schema["paths"].items():
-        for method, op in item.items():
-            name = f"{method.upper()} {path}"
-            if not path.startswith("/v1/"):
-                continue
-            seen.append(name)
-            assert "x-wrm-role" in op, f"{name} has no role: declare Viewer, Operator, Admin or Sender"
-            assert name in samples, f"{name} has no sample request in this test"
-            needed = op["x-wrm-role"]
-            params, body = samples[name]
-            callers = {**BAD_KEYS, "revoked": env.revoked, "platform": ADMIN_KEY, **env.keys["acme"]}
-            for who, key in callers.items():
-                if "key_id" in params:
-                    params = {"key_id": env.server.create_key("acme", "viewer", "to-revoke").split("_")[1]}
-                headers = {"Idempotency-Key": f"matrix {name}", "X-WRM-Tenant": "acme"}
-                with env.client(key, **headers) as c:
-                    resp = c.request(method, path.format(**params), json=body)
-                if who in (*BAD_KEYS, "revoked"):
-                    want = "401"
-                elif _allowed(who, needed):
-                    want = "2xx"
-                else:
-                    want = "403"
-                got = "2xx" if 200 <= resp.status_code < 300 else str(resp.status_code)
-                assert got == want, f"{name} as {who}: {resp.status_code} {resp.text[:300]}"
-                if want != "2xx":
-                    assert resp.headers["content-type"] == "application/problem+json"
-                    assert key not in resp.text or not key
-                if want == "401":
-                    assert resp.headers["www-authenticate"].startswith("Bearer")
+    callers = {**BAD_KEYS, "revoked": env.revoked, "platform": ADMIN_KEY, **env.keys["acme"]}
+    with contextlib.ExitStack() as stack:  # a client per caller, not one per request
+        clients = {who: stack.enter_context(env.client(key)) for who, key in callers.items()}
+        for path, item in schema["paths"].items():
+            for method, op in item.items():
+                name = f"{method.upper()} {path}"
+                if not path.startswith("/v1/"):
+                    continue
+                seen.append(name)
+                assert "x-wrm-role" in op, f"{name} has no role: declare Viewer, Operator, Admin or Sender"
+                assert name in samples, f"{name} has no sample request in this test"
+                needed = op["x-wrm-role"]
+                params, body = samples[name]
+                for who, key in callers.items():
+                    if "key_id" in params:
+                        params = {
+                            "key_id": env.server.create_key("acme", "viewer", "to-revoke").split("_")[1]
+                        }
+                    headers = {"Idempotency-Key": f"matrix {name}", "X-WRM-Tenant": "acme"}
+                    resp = clients[who].request(method, path.format(**params), json=body, headers=headers)
+                    if who in (*BAD_KEYS, "revoked"):
+                        want = "401"
+                    elif _allowed(who, needed):
+                        want = "2xx"
+                    else:
+                        want = "403"
+                    got = "2xx" if 200 <= resp.status_code < 300 else str(resp.status_code)
+                    assert got == want, f"{name} as {who}: {resp.status_code} {resp.text[:300]}"
+                    if want != "2xx":
+                        assert resp.headers["content-type"] == "application/problem+json"
+                        assert key not in resp.text or not key
+                    if want == "401":
+                        assert resp.headers["www-authenticate"].startswith("Bearer")
     assert set(seen) == set(samples), set(samples) ^ set(seen)
 
 
