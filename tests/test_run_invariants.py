@@ -18,8 +18,10 @@ from wrm.server import WrmServer
 
 @pytest.fixture(scope="module")
 def server(engine_dir: Path) -> Iterator[WrmServer]:
-    """One server for the module: each test reads only its own tenants' runs, steps and spans."""
-    with module_server(engine_dir) as srv:
+    """One server for the module: each test reads only its own tenants' runs, steps and spans. It
+    assembles when a test settles, not on its own every second as well: the schedules of assembly
+    between arrivals are the tests' own."""
+    with module_server(engine_dir, assemble_interval_ms=60_000) as srv:
         yield srv
 
 
