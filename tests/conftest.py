@@ -18,55 +18,62 @@ from warehouse import Warehouse
 from wrm.server import WrmServer
 from wrm.settings import load_settings
 
-# The modules that take longest, longest first (seconds of test time under `make test`, 2 cores).
-# `make test` runs two pytest-xdist workers, each taking a whole module at a time in this order
-# (then the rest in file order), so that no long module starts last while the other worker idles.
-# The order decides only when each module runs, never whether it runs: a stale list costs time.
+# The modules that take longest, longest first (seconds of test time under `make test`, 2 cores),
+# then those with a test in ALONE. `make test` runs two pytest-xdist workers, each taking a whole
+# module at a time in this order (then the rest in file order), so that no long module starts last
+# while the other worker idles. An ALONE call waits for the other worker's test in progress, and
+# that worker waits for the call: late in the run the other worker's tests are short (or done),
+# so both waits are short. The order decides only when each module runs, never whether it runs: a
+# stale list costs time.
 LONGEST_FIRST = (
-    "test_api_properties",  # 100 (estimated; to be measured)
-    "test_run_parts",  # 88
-    "test_concurrency",  # 55
-    "test_retention",  # 50
-    "test_serve_process",  # 38
-    "test_isolation",  # 37
-    "test_run_invariants",  # 35
-    "test_events_api",  # 34
-    "test_sql_auth",  # 34
+    "test_api_properties",  # 89
+    "test_run_parts",  # 55
+    "test_concurrency",  # 38
+    "test_run_invariants",  # 36
+    "test_retention",  # 35
+    "test_serve_process",  # 34
     "test_ingest_auth",  # 31
-    "test_ingest_errors",  # 30
-    "test_runs_steps",  # 30
-    "test_access_api",  # 28
-    "test_redaction_triggers",  # 28
-    "test_assembler_failures",  # 27
-    "test_redaction_policy_store",  # 27
-    "test_indicators",  # 25
-    "test_redaction_api",  # 25
-    "test_crash_recovery",  # 25
-    "test_runs_api",  # 20
-    "test_export",  # 20
-    "test_instrumentation_libs",  # 20
-    "test_sql_endpoint",  # 20
-    "test_otlp_http_errors",  # 19
-    "test_api_errors",  # 19
-    "test_events_hybrid",  # 18
+    "test_redaction_api",  # 28
+    "test_ingest_errors",  # 26
+    "test_assembler_failures",  # 25
+    "test_runs_steps",  # 25
+    "test_indicators",  # 24
+    "test_events_api",  # 22
+    "test_export",  # 22
+    "test_runs_api",  # 21
+    "test_access_api",  # 20
+    "test_otlp_http",  # 20
+    "test_instrumentation_libs",  # 19
     "test_sql_tenancy",  # 18
-    "test_events_equivalence",  # 18
-    "test_otlp_http",  # 18
-    "test_fuzz_otlp",  # 18
     "test_run_list",  # 18
-    "test_partial_success",  # 18
-    "test_access_modes",  # 17
-    "test_export_capacity",  # 17
-    "test_summaries",  # 16
-    "test_sql_safety",  # 15
-    "test_redact_cli",  # 15
+    "test_events_equivalence",  # 18
+    "test_fuzz_otlp",  # 18
+    "test_api_errors",  # 17
+    "test_summaries",  # 17
+    "test_otlp_http_errors",  # 17
+    "test_redaction_policy_store",  # 16
+    "test_keys_cli",  # 16
+    "test_access_modes",  # 15
+    "test_redaction_ingest",  # 15
     "test_packaging",  # 14
-    "test_keys_cli",  # 14
-    "test_sql_limits",  # 14
-    "test_redaction_detectors",  # 13
-    "test_redaction_ingest",  # 13
-    "test_upgrade_run_keys",  # 11
-    "test_ingest_deadline",  # 11
+    "test_sql_endpoint",  # 14
+    "test_redaction_detectors",  # 14
+    "test_partial_success",  # 14
+    "test_redaction_triggers",  # 11
+    "test_sql_limits",  # 11
+    "test_sql_safety",  # 10
+    "test_events_hybrid",  # 10
+    "test_redaction_detectors_cards",  # 10
+    "test_migrations",  # 10
+    "test_export_capacity",  # 9
+    "test_upgrade_run_keys",  # 8
+    "test_redact_cli",  # 7
+    "test_ingest_sdk",  # 7
+    "test_layering",  # 6
+    "test_isolation",  # 39
+    "test_sql_auth",  # 25
+    "test_crash_recovery",  # 21
+    "test_ingest_deadline",  # 9
 )
 
 
