@@ -2,45 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.conftest import module_server, settle
+from tests.first_spans import FirstSpans
 from tests.otlp import send_raw
 from tests.workflows import BASE_NS, request, span, tid
 from wrm.server import WrmServer
 
-FIRST: list[tuple[str, list[Span]]] = []  # see `first`
-Test = TypeVar("Test", bound=Callable[..., None])
-
-
-def first(*parts: tuple[str, list[Span]]) -> Callable[[Test], Test]:
-    """What a test starts from, (tenant, spans) a resource each: the module's server gets every
-    test's in one request before the first test runs, and assembles them in one cycle, not one
-    per test."""
-
-    def register(test: Test) -> Test:
-        FIRST.extend(parts)
-        return test
-
-    return register
+FIRST = FirstSpans()  # what each test starts from (tests.first_spans)
 
 
 @pytest.fixture(scope="module")
 def server(engine_dir: Path) -> Iterator[WrmServer]:
     """One server for the module: each test sends and reads a tenant of its own."""
     with module_server(engine_dir) as srv:
-        one = ExportTraceServiceRequest()  # one request, so one flush and one assembly cycle
-        for tenant, spans in FIRST:
-            one.resource_spans.extend(request(spans, wrm__tenant__id=tenant).resource_spans)
-        send_raw(srv.otlp_address, one)
-        settle(srv)
+        FIRST.send(srv)
         yield srv
 
 
@@ -48,7 +30,7 @@ def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
     send_raw(server.otlp_address, request(spans, wrm__tenant__id=tenant))
 
 
-@first(("moves", [span("moving", "step", parent="run", start=5, end=6)]))
+@FIRST.of_tenants(("moves", [span("moving", "step", parent="run", start=5, end=6)]))
 def test_a_run_whose_start_moves_is_listed_once(server: WrmServer) -> None:
     assert server.warehouse is not None
     warehouse = server.warehouse
@@ -63,7 +45,7 @@ def test_a_run_whose_start_moves_is_listed_once(server: WrmServer) -> None:
     assert warehouse.rows("SELECT count() FROM runs_by_time WHERE tenant_id = 'moves'") == [(3,)]
 
 
-@first(
+@FIRST.of_tenants(
     ("versions", [span("moved", "step", parent="run", start=5, end=6)]),
     ("versions", [span("stays", "step", parent="run", start=2, end=3)]),
 )
@@ -91,7 +73,9 @@ def test_the_api_lists_the_current_version_only(server: WrmServer) -> None:
         assert listed(status="completed") == [(stays, "completed"), (moved, "completed")]
 
 
-@first(("steps", [span("t", "agent", start=1, end=8), span("t", "helper", parent="agent", start=2, end=3)]))
+@FIRST.of_tenants(
+    ("steps", [span("t", "agent", start=1, end=8), span("t", "helper", parent="agent", start=2, end=3)])
+)
 def test_steps_endpoint_drops_a_span_that_stopped_being_a_step(server: WrmServer) -> None:
     """Steps are read without FINAL: the newest version of a step wins, even when it says the
     span is no longer a step."""

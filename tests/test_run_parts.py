@@ -7,21 +7,23 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from analytics.indicators import effectiveness
 from tests.conftest import module_server, settle
+from tests.first_spans import FirstSpans
 from tests.otlp import send_raw
 from tests.workflows import BASE_NS, SEC, hexid, request, sid, span, tid
 from warehouse import WarehouseUnavailable
 from wrm.server import WrmServer
+
+FIRST = FirstSpans()  # what each test starts from (tests.first_spans)
 
 STALE_WORKFLOW = "nightly-sync"  # stale_run_after of 4 s for this workflow only
 WAIT_WORKFLOW = "approvals"  # human_wait_limit of 4 s for this workflow only
@@ -39,11 +41,7 @@ def api(engine_dir: Path) -> Iterator[tuple[WrmServer, httpx.Client]]:
         ) as srv,
         httpx.Client(base_url=f"http://{srv.http_address}", timeout=30) as client,
     ):
-        one = ExportTraceServiceRequest()  # one request, so one flush and one assembly cycle
-        for tenant, spans in FIRST:
-            one.resource_spans.extend(request(spans, wrm__tenant__id=tenant).resource_spans)
-        assert send_raw(srv.otlp_address, one).partial_success.rejected_spans == 0
-        settle(srv)
+        FIRST.send(srv)
         yield srv, client
 
 
@@ -55,22 +53,6 @@ def _post(server: WrmServer, tenant: str, spans: list[Span]) -> None:
 def _send(server: WrmServer, tenant: str, spans: list[Span]) -> None:
     _post(server, tenant, spans)
     settle(server)
-
-
-FIRST: list[tuple[str, list[Span]]] = []  # see `first`
-Test = TypeVar("Test", bound=Callable[..., None])
-
-
-def first(*parts: tuple[str, list[Span]]) -> Callable[[Test], Test]:
-    """What a test starts from, (tenant, spans) a resource each: the module's server gets every
-    test's in one request before the first test runs, and assembles them in one cycle, not one
-    per test."""
-
-    def register(test: Test) -> Test:
-        FIRST.extend(parts)
-        return test
-
-    return register
 
 
 def _runs(server: WrmServer, tenant: str) -> list[dict[str, Any]]:
@@ -121,7 +103,7 @@ def refund(label: str) -> tuple[list[Span], list[Span]]:
     return first, second
 
 
-@first(("parts-a", refund("a")[0]))
+@FIRST.of_tenants(("parts-a", refund("a")[0]))
 def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     _, second = refund("a")
@@ -173,7 +155,7 @@ def test_paused_and_resumed_refund_is_one_run(api: tuple[WrmServer, httpx.Client
     assert [(x["run_id"], len(x["steps"])) for x in lines] == [("order-a", 3)]
 
 
-@first(
+@FIRST.of_tenants(
     ("parts-b1", refund("b")[0] + refund("b")[1]),
     ("parts-b2", refund("b")[1]),  # the resumed part first
     ("parts-b3", refund("b")[0]),
@@ -198,7 +180,7 @@ def _linked() -> list[Span]:
     return [resumed, span("link-2", "review", "triage", 50, 51, wrm__hitl__decision="approved")]
 
 
-@first(("parts-link", _linked()))  # the resumed part arrives first
+@FIRST.of_tenants(("parts-link", _linked()))  # the resumed part arrives first
 def test_resume_joined_by_a_span_link_alone(api: tuple[WrmServer, httpx.Client]) -> None:
     server, client = api
     paused = [
@@ -229,7 +211,7 @@ def _three_parts() -> list[Span]:
     return spans
 
 
-@first(("parts-three", _three_parts()[4:]))
+@FIRST.of_tenants(("parts-three", _three_parts()[4:]))
 def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) -> None:
     server, _ = api
     _send(server, "parts-three", _three_parts()[:4])
@@ -239,7 +221,7 @@ def test_three_parts_failing_in_the_last(api: tuple[WrmServer, httpx.Client]) ->
     assert run["failure_kind"] == "error" and run["step_count"] == 3
 
 
-@first(("usage", [
+@FIRST.of_tenants(("usage", [
     span("totals", "wf", start=0, end=10, gen_ai__operation__name="invoke_workflow",
          gen_ai__usage__input_tokens=300, gen_ai__usage__output_tokens=60, wrm__cost__usd=0.3),
     span("totals", "agent", "wf", 1, 9, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="a",
@@ -322,7 +304,7 @@ def _died_resumed() -> list[Span]:
     return [resumed]
 
 
-@first(("parts-died", _died_resumed()))
+@FIRST.of_tenants(("parts-died", _died_resumed()))
 def test_a_cycle_that_dies_after_moving_a_trace_leaves_no_stale_run(
     api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,7 +356,7 @@ def _chain() -> list[Span]:
     return parts
 
 
-@first(("parts-chain", _chain()[1:]))
+@FIRST.of_tenants(("parts-chain", _chain()[1:]))
 def test_a_link_chain_is_followed_to_its_end_after_a_cycle_dies_between_hops(
     api: tuple[WrmServer, httpx.Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -445,7 +427,7 @@ def test_frozen_runs_take_no_new_part_and_are_abandoned_as_they_stand(
     assert queued() == before + 1  # abandoned now: not queued again
 
 
-@first(("parts-asks", [
+@FIRST.of_tenants(("parts-asks", [
     span("two-asks", "wf", start=0, end=200),
     span("two-asks", "ask-a", "wf", 3, 3.01, wrm__hitl__state="requested"),
     span("two-asks", "ask-b", "wf", 4, 4.01, wrm__hitl__state="requested"),
@@ -466,7 +448,7 @@ def test_two_requests_are_answered_in_turn(api: tuple[WrmServer, httpx.Client]) 
 CONST = [f"const-{i}" for i in range(5)]
 
 
-@first(("parts-const", [span(t, "job", start=i, end=i + 0.5, wrm__run__id="undefined")
+@FIRST.of_tenants(("parts-const", [span(t, "job", start=i, end=i + 0.5, wrm__run__id="undefined")
                         for i, t in enumerate(CONST[:3])]))  # fmt: skip
 def test_a_run_takes_at_most_max_parts_per_run_traces(api: tuple[WrmServer, httpx.Client]) -> None:
     """A constant run id ("undefined") would make one run of every trace; past max_parts_per_run

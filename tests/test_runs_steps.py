@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.conftest import module_server, settle
+from tests.first_spans import FirstSpans
 from tests.otlp import send_raw
 from tests.workflows import request, span, tid
 from wrm.server import WrmServer
+
+FIRST = FirstSpans()  # what each test starts from (tests.first_spans)
 
 
 def _post(server: WrmServer, spans: tuple[Span, ...], resource: dict[str, str]) -> None:
@@ -24,21 +26,6 @@ def _post(server: WrmServer, spans: tuple[Span, ...], resource: dict[str, str]) 
 def _send(server: WrmServer, *spans: Span, **resource: str) -> None:
     _post(server, spans, resource)
     settle(server)
-
-
-FIRST: list[tuple[tuple[Span, ...], dict[str, str]]] = []  # see `first`
-Test = TypeVar("Test", bound=Callable[..., None])
-
-
-def first(*spans: Span, **resource: str) -> Callable[[Test], Test]:
-    """The spans a test starts from (a resource with these attributes): the module's server gets
-    every test's in one request before the first test runs, and assembles them in one cycle."""
-
-    def register(test: Test) -> Test:
-        FIRST.append((spans, resource))
-        return test
-
-    return register
 
 
 def run(server: WrmServer, trace: str) -> dict[str, Any]:
@@ -68,15 +55,11 @@ def server(engine_dir: Path) -> Iterator[WrmServer]:
     trace of their own, read by trace id. Its price table prices model m-priced, which only the
     price table's test names."""
     with module_server(engine_dir, prices=PRICES) as srv:
-        one = ExportTraceServiceRequest()  # one request, so one flush and one assembly cycle
-        for spans, resource in FIRST:
-            one.resource_spans.extend(request(spans, **resource).resource_spans)
-        assert send_raw(srv.otlp_address, one).partial_success.rejected_spans == 0
-        settle(srv)
+        FIRST.send(srv)
         yield srv
 
 
-@first(
+@FIRST(
     span("retry", "refund", start=0, end=10, wrm__workflow__name="refund", wrm__workflow__version="2.1"),
     span(
         "retry",
@@ -107,7 +90,7 @@ def test_failed_step_then_successful_retry(server: WrmServer) -> None:
     assert s[0]["error_message"] == "model timed out"
 
 
-@first(span("clean", "wf", start=0, end=3), span("clean", "a", "wf", 1, 2), span("clean", "b", "wf", 2, 3))
+@FIRST(span("clean", "wf", start=0, end=3), span("clean", "a", "wf", 1, 2), span("clean", "b", "wf", 2, 3))
 def test_clean_run_is_first_pass(server: WrmServer) -> None:
     t = "clean"
     r = run(server, t)
@@ -115,7 +98,7 @@ def test_clean_run_is_first_pass(server: WrmServer) -> None:
     assert r["workflow_name"] == "wf"  # the run span's name when nothing names the workflow
 
 
-@first(
+@FIRST(
     span("fails", "wf", start=0, end=5, error=("WorkflowError", "step failed")),
     span("fails", "fetch", "wf", 1, 2),
     span(
@@ -137,7 +120,7 @@ def test_run_span_error_names_failing_step_and_exception(server: WrmServer) -> N
     assert [x["failure_kind"] for x in steps(server, t)] == ["", "validation"]
 
 
-@first(
+@FIRST(
     span("late-root", "a", "wf", 1, 2, wrm__step__name="plan"),
     span("late-root", "b", "wf", 2, 3, wrm__step__name="act"),
 )
@@ -150,7 +133,7 @@ def test_run_without_run_span_is_running_until_it_arrives(server: WrmServer) -> 
     assert r["status"] == "completed" and r["workflow_name"] == "late" and r["duration_ns"] == 4 * 10**9
 
 
-@first(
+@FIRST(
     span("hitl", "draft", "wf", 1, 2, wrm__step__type="llm"),
     span("hitl", "approval-requested", "wf", 2, 2.01, wrm__hitl__state="requested"),
 )
@@ -185,7 +168,7 @@ def test_human_wait_then_decision(server: WrmServer) -> None:
     assert [x["name"] for x in steps(server, t)] == ["draft", "approval"]
 
 
-@first(
+@FIRST(
     span("hitl-rejected", "wf", start=0, end=9),
     span("hitl-rejected", "review", "wf", 1, 5, wrm__step__type="human", wrm__hitl__decision="rejected"),
     span("hitl-rejected", "redo", "wf", 5, 8),
@@ -196,13 +179,13 @@ def test_rejected_decision_is_a_human_correction(server: WrmServer) -> None:
     assert r["status"] == "completed" and r["first_pass"] == 0 and r["human_corrections"] == 1
 
 
-@first(span("cancel", "wf", start=0, end=2, wrm__run__status="canceled"), span("cancel", "a", "wf", 0.5, 1))
+@FIRST(span("cancel", "wf", start=0, end=2, wrm__run__status="canceled"), span("cancel", "a", "wf", 0.5, 1))
 def test_canceled_run(server: WrmServer) -> None:
     t = "cancel"
     assert run(server, t)["status"] == "canceled"
 
 
-@first(
+@FIRST(
     span(
         "override",
         "wf",
@@ -244,7 +227,7 @@ def test_run_id_override_rerun_and_usage(server: WrmServer) -> None:
     assert s["llm"]["model"] == "m-1" and s["llm"]["run_id"] == "order-42-run-2"
 
 
-@first(
+@FIRST(
     span("priced", "wf", start=0, end=3),
     span(
         "priced",
