@@ -21,23 +21,29 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-class CheckedExporter(OTLPSpanExporter):
-    """The SDK's OTLP/gRPC exporter, counting the spans of exports that failed: the SDK's
-    `force_flush()` says only that the queue was handed over, not that WRM took it."""
+class Counting:
+    """Mixed into an SDK span exporter (before it): counts the spans of exports that succeeded
+    and failed. The SDK's `force_flush()` says only that the queue was handed over, not that WRM
+    took it."""
 
-    def __init__(self, otlp_address: str, timeout: float = 30, key: str = "") -> None:
-        headers = {"authorization": f"Bearer {key}"} if key else None
-        super().__init__(endpoint=f"http://{otlp_address}", insecure=True, timeout=timeout, headers=headers)
-        self.exported = 0
-        self.failed = 0
+    exported = 0
+    failed = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = super().export(spans)
+        result: SpanExportResult = super().export(spans)  # type: ignore[misc]  # the exporter's
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
         else:
             self.failed += len(spans)
         return result
+
+
+class CheckedExporter(Counting, OTLPSpanExporter):
+    """The SDK's OTLP/gRPC exporter, counting what WRM took and refused."""
+
+    def __init__(self, otlp_address: str, timeout: float = 30, key: str = "") -> None:
+        headers = {"authorization": f"Bearer {key}"} if key else None
+        super().__init__(endpoint=f"http://{otlp_address}", insecure=True, timeout=timeout, headers=headers)
 
 
 _EXPORTERS: weakref.WeakKeyDictionary[TracerProvider, CheckedExporter] = weakref.WeakKeyDictionary()

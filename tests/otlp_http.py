@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -24,8 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
+
+from tests.otlp import Counting
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -114,7 +114,7 @@ def gzip_bomb(inflated_bytes: int) -> bytes:
     return gzip.compress(bytes(inflated_bytes), compresslevel=9)
 
 
-class CheckedHttpExporter(OTLPSpanExporter):
+class CheckedHttpExporter(Counting, OTLPSpanExporter):
     """The SDK's OTLP/HTTP exporter (protobuf), counting spans of exports that failed after its
     own retries."""
 
@@ -125,16 +125,6 @@ class CheckedHttpExporter(OTLPSpanExporter):
             timeout=timeout,
             compression=Compression.Gzip if gzipped else Compression.NoCompression,
         )
-        self.exported = 0
-        self.failed = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = super().export(spans)
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(spans)
-        else:
-            self.failed += len(spans)
-        return result
 
     def shutdown(self) -> None:
         super().shutdown()  # type: ignore[no-untyped-call]  # unannotated in the SDK
