@@ -43,6 +43,7 @@ from derivation.rebuild import RunRebuild, StalePolicy, one_int
 from derivation.stats import FAILED, OK, RETRYING, AssemblyHealth, AssemblyStats
 from derivation.summarizer import Summarizer
 from warehouse import Warehouse, WarehouseError, is_transient
+from warehouse.outbox import Outbox
 from warehouse.retention import TierDays
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class AssemblyConfig:
 
 
 class RunAssembler:
-    def __init__(self, warehouse: Warehouse, config: AssemblyConfig) -> None:
+    def __init__(self, warehouse: Warehouse, config: AssemblyConfig, outbox: Outbox | None = None) -> None:
         self._wh = warehouse
         self._config = config
         self.stats = AssemblyStats()
@@ -94,6 +95,7 @@ class RunAssembler:
             config.stale,
             floor_ms=self._watermark,
             max_parts=config.max_parts_per_run,
+            outbox=outbox,
         )
         self._last_sweep = time.monotonic()
         self._summarizer = Summarizer(

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from warehouse import Warehouse
+from warehouse.outbox import Outbox
 from warehouse.sql_files import statement
 
 # Link hops followed in one cycle; a chain of resumed parts longer than this (rare: each hop is a
@@ -66,8 +67,10 @@ class RunRebuild:
         stale: StalePolicy,
         floor_ms: int = 0,
         max_parts: int = 1000,
+        outbox: Outbox | None = None,
     ) -> None:
         self._wh = warehouse
+        self._outbox = outbox
         self._retention = dict(retention)
         self._run_keys = list(run_keys)
         self._max_parts = max_parts
@@ -153,6 +156,8 @@ class RunRebuild:
         if frozen_stale is not None:  # stale runs that cannot be rebuilt: their rows are marked
             self._wh.command(statement("abandon_frozen_runs"), frozen_stale)
         self._wh.command(statement("note_summary_days"), notes)  # and the days they are on
+        if self._outbox is not None:  # before the mark moves: a cycle killed here emits on re-run
+            self._outbox.emit(statement("emit_run_events"), {"stamp": stamp})
         self._wh.insert_columns("assembly_state", ["name", "watermark_ms"], [["run_queue"], [stamp]])
         self.done_ms = stamp
         self.pending = False

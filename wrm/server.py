@@ -26,6 +26,7 @@ from warehouse import Warehouse, migrate
 from warehouse.retention import apply_retention, store_policy, stored_policy_rows
 from wrm.event_sink import CoreSink
 from wrm.listen import Listener
+from wrm.notify import Notifications
 from wrm.redaction_audit import record_settings_changes
 from wrm.settings import Settings, split_hostport
 
@@ -45,6 +46,7 @@ class WrmServer:
         self._otlp_http_listener: Listener | None = None
         self._http_listener: Listener | None = None
         self.assembler: RunAssembler | None = None
+        self.notifications: Notifications | None = None
         self._sessions: list[Warehouse] = []
         self.otlp_address = ""
         self.otlp_http_address = ""
@@ -84,6 +86,7 @@ class WrmServer:
             tenant_retention_days=dict(policy.spans.by_tenant),
         )
         store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
+        self.notifications = Notifications(wh, s)
         self.assembler = RunAssembler(
             wh.session(),
             AssemblyConfig(
@@ -98,6 +101,7 @@ class WrmServer:
                 stale_check_interval_s=s.stale_check_interval_s,
                 max_parts_per_run=s.max_parts_per_run,
             ),
+            self.notifications.outbox,
         )
         self.assembler.start()
         writers = [wh.session() for _ in range(s.writer_threads)]
@@ -121,6 +125,7 @@ class WrmServer:
         self._otlp_http_listener = Listener(self._otlp_http.app, *split_hostport(s.otlp_http), "OTLP/HTTP")
         self.otlp_http_address = self._otlp_http_listener.address
         self._start_http()
+        self.notifications.start()
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
             self._stats_thread.start()
@@ -171,7 +176,7 @@ class WrmServer:
         api = self.warehouse.session(own_reader=True)
         health = self.warehouse.session(own_reader=True)
         self._sessions += [api, health]  # closed with the writers' handles at stop
-        assert self.authenticator is not None and self.keys is not None
+        assert self.authenticator is not None and self.keys is not None and self.notifications is not None
         s = self.settings
         sql_capacity = SqlCapacity(
             self.warehouse,
@@ -199,14 +204,16 @@ class WrmServer:
             key_store=self.keys,
             policies=self.policies,
             events=CoreSink(self.receiver),
+            outbox=self.notifications.outbox,
+            routers=self.notifications.routers(api),
         )
         # the SQL port's handles live exactly as long as the HTTP server
         self._http_listener = Listener(app, *split_hostport(s.http), "HTTP", on_exit=sql_capacity.close)
         self.http_address = self._http_listener.address
 
     def _registries(self) -> list[CollectorRegistry]:
-        assert self.receiver is not None and self.assembler is not None
-        return [self.receiver.stats.registry, self.assembler.stats.registry]
+        assert self.receiver is not None and self.assembler is not None and self.notifications is not None
+        return [self.receiver.stats.registry, self.assembler.stats.registry, *self.notifications.registries()]
 
     def _describe(self) -> dict[str, object]:
         """Fields /healthz adds: the addresses, and whether runs keep up with ingest."""
@@ -254,6 +261,8 @@ class WrmServer:
             self.receiver.close()
         if self.assembler is not None:
             self.assembler.stop()
+        if self.notifications is not None:
+            self.notifications.stop()
         if self.authenticator is not None:
             self.authenticator.close()
         if self._http_listener is not None:

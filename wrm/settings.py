@@ -146,6 +146,24 @@ class Settings(BaseSettings):
     export_max_concurrent: int = Field(
         2, ge=1, le=64, description="run exports streaming at once; one more gets 429 with Retry-After"
     )
+    webhooks_allow_private: bool = Field(
+        False,
+        description="let webhooks reach private, loopback and link-local addresses (checked at every "
+        "delivery, after DNS resolution); off, such a URL is refused",
+    )
+    webhooks_timeout_s: float = Field(10.0, gt=0, le=60, description="time limit of one webhook delivery")
+    webhooks_first_retry_s: float = Field(
+        5.0, gt=0, le=10, description="pause before a failed webhook delivery's first retry (then growing)"
+    )
+    webhooks_retry_for_s: float = Field(
+        86_400.0, gt=0, le=30 * 86_400, description="how long a failing webhook delivery is retried"
+    )
+    webhooks_poll_ms: float = Field(
+        250.0, ge=10, le=60_000, description="longest pause before a new lifecycle event is picked up"
+    )
+    alerts_tick_s: float = Field(
+        1.0, gt=0, le=3600, description="how often alert rules are checked for a due evaluation"
+    )
     run_id_attributes: list[str] = Field(
         default_factory=list,
         description="further span attributes whose value is a run id, joining traces into one run "

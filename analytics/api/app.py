@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -17,6 +17,7 @@ from analytics.api.caller import Authentication, document_roles
 from events import SpanSink
 from redaction.book import PolicyBook
 from warehouse import Warehouse, classify
+from warehouse.outbox import Outbox
 
 
 def create_app(
@@ -32,6 +33,8 @@ def create_app(
     key_store: KeyStore | None = None,
     policies: PolicyBook | None = None,
     events: SpanSink | None = None,
+    outbox: Outbox | None = None,
+    routers: Iterable[APIRouter] = (),
 ) -> FastAPI:
     """`registries` are rendered at /metrics; `describe` adds fields to /healthz (addresses, …);
     `api_warehouse`, a handle of the /v1 API's own so its reads and writes queue behind no one;
@@ -42,7 +45,9 @@ def create_app(
     `key_store`, where `/v1/keys` keeps keys (None: no /v1/keys and /v1/audit routes);
     `policies`, the redaction policies ingest applies, which operators' text written through the
     API gets too (None: no redaction routes, and that text gets the built-in defaults);
-    `events`, where `POST /v1/events` stores the spans it makes (the ingest core; None: no route).
+    `events`, where `POST /v1/events` stores the spans it makes (the ingest core; None: no route);
+    `outbox`, where re-run and cancel requests are announced (action.requested; None: they are not);
+    `routers`, further /v1 routers (webhooks, alerts), each route with its role.
 
     /healthz: 503 `unavailable` when the warehouse does not answer; 200 `degraded` when it does
     but something needs an operator (ingest still works, so a load balancer should keep the
@@ -81,7 +86,9 @@ def create_app(
 
     app.state.authenticator = auth  # read by every /v1 route's role dependency (analytics.api.caller)
     api = api_warehouse or warehouse
-    app.include_router(document_roles(runs_api.build_router(api, max_exports, policies)))
+    app.include_router(document_roles(runs_api.build_router(api, max_exports, policies, outbox)))
+    for router in routers:
+        app.include_router(document_roles(router))
     if key_store is not None:
         app.include_router(document_roles(keys_api.build_router(api, key_store, auth, policies)))
     if policies is not None:

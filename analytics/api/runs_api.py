@@ -40,9 +40,11 @@ from analytics.runs.schemas import (
     Tags,
     TagsRequest,
 )
+from analytics.webhooks.app_events import action_requested
 from redaction.book import PolicyBook
 from redaction.policy import Policy
 from warehouse import Warehouse
+from warehouse.outbox import Outbox
 
 
 def run_filter(
@@ -84,11 +86,14 @@ def _redacted(tally: Counter[str]) -> dict[str, dict[str, int]]:
     return {"redacted": dict(sorted(tally.items()))} if tally else {}
 
 
-def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | None = None) -> APIRouter:
+def build_router(
+    wh: Warehouse, max_exports: int = 2, policies: PolicyBook | None = None, outbox: Outbox | None = None
+) -> APIRouter:
     """`wh`: a handle of the API's own (reads on its reader, writes on its client);
     `max_exports`: exports streaming at once, each on an engine handle of its own; one more is
     answered 429 with Retry-After rather than adding load without bound. Viewers read, operators act.
-    `policies`: the redaction policies (None: the built-in defaults alone)."""
+    `policies`: the redaction policies (None: the built-in defaults alone); `outbox`: where a new
+    re-run or cancel is announced as an action.requested event (None: not announced)."""
     router = APIRouter(prefix="/v1", tags=["runs"])
     book = policies or PolicyBook(Policy(), {}, b"")
 
@@ -200,6 +205,8 @@ def build_router(wh: Warehouse, max_exports: int = 2, policies: PolicyBook | Non
                 reason=reason,
                 **_redacted(tally),
             )
+        if outbox is not None:  # a repeat finds its event by the action's id and writes nothing
+            outbox.append([action_requested(who.tenant, action, run.workflow_name, run.environment)])
         response.status_code = 201 if created else 200
         return action
 

@@ -304,3 +304,13 @@ def change_tags(
             ],
         )
     return added, removed
+
+
+def recent_actions(wh: Warehouse, since: datetime) -> list[tuple[str, Action]]:
+    """Every tenant's actions requested since `since`, with their tenant (for announcing them)."""
+    rows = wh.rows(
+        f"SELECT tenant_id, {_ACTION_COLUMNS} FROM run_actions FINAL "
+        "WHERE requested_at >= {s:DateTime64(6, 'UTC')} ORDER BY requested_at",
+        {"s": since},
+    )
+    return [(r[0], _action(r[1:])) for r in rows]

@@ -27,18 +27,21 @@ EXPOSED = (
     "spans", "span_facts", "priced_span_facts", "steps", "steps_store", "runs", "runs_store",
     "runs_by_time", "runs_listing", "runs_daily_store", "effectiveness", "throughput",
     "throughput_hourly", "time_to_benefit", "run_actions", "run_annotations", "run_tags", "trace_runs",
-    "trace_links",
+    "trace_links", "lifecycle_events",
 )  # fmt: skip
 # Parameterized views, called as table functions. comparison_sides is there because the engine
 # resolves the `comparison_sides(...)` inside version_comparison in the caller's database.
 PARAMETERIZED = ("effectiveness_window", "version_comparison", "comparison_sides")
 # Objects with tenant rows that a tenant key deliberately does not read: keys and the audit trail
-# (the admin API only), retention settings, redaction policies and the hashing secret, the run
+# (the admin API only), retention settings, redaction policies and the hashing secret, webhook
+# subscriptions (their signing secrets), delivery log and cursors, alert rules and history (the
+# admin API: /v1/webhooks, /v1/alerts), the run
 # assembler's and summarizer's bookkeeping and working views, and the materialized views
 # (triggers; their rows are in the tables exposed).
 INTERNAL = frozenset(
     {
         "api_keys", "audit_log", "retention_policies", "redaction_policies", "redaction_secrets",
+        "webhooks", "webhook_attempts", "webhook_cursors", "alert_rules", "alert_history",
         "assembly_parts", "dirty_traces", "run_queue",
         "summary_dirty", "assemble_runs", "assemble_steps", "assembly_window", "cycle_parts",
         "cycle_runs", "queued_runs", "relinked_traces", "stale_runs", "summarize_runs", "trace_keys",

@@ -1,0 +1,62 @@
+"""The notification side of `wrm serve`: the lifecycle-event outbox, the webhook dispatcher and
+the delivery log, each on warehouse handles of its own, so delivery never queues behind ingest
+or the API (and a slow endpoint behind nothing but itself)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from prometheus_client import CollectorRegistry
+
+from analytics.api import webhooks_api
+from analytics.webhooks.app_events import announce_missing_actions
+from analytics.webhooks.attempts import Recorder
+from analytics.webhooks.dispatcher import Dispatcher
+from analytics.webhooks.policy import RetryPolicy
+from analytics.webhooks.store import SubscriptionStore
+from warehouse import Warehouse
+from warehouse.outbox import Outbox
+from wrm.settings import Settings
+
+log = logging.getLogger("wrm")
+
+
+class Notifications:
+    def __init__(self, warehouse: Warehouse, settings: Settings) -> None:
+        s = settings
+        self._sessions = [warehouse.session(own_reader=True) for _ in range(4)]
+        outbox_wh, store_wh, dispatch_wh, log_wh = self._sessions
+        self.outbox = Outbox(outbox_wh)
+        self.recorder = Recorder(log_wh)
+        self.store = SubscriptionStore(store_wh, s.webhooks_allow_private)
+        self.dispatcher = Dispatcher(
+            self.store,
+            dispatch_wh,
+            self.outbox,
+            self.recorder,
+            RetryPolicy(first_s=s.webhooks_first_retry_s, retry_for_s=s.webhooks_retry_for_s),
+            timeout_s=s.webhooks_timeout_s,
+            allow_private=s.webhooks_allow_private,
+            poll_s=s.webhooks_poll_ms / 1000,
+        )
+        self.store.on_change = self.dispatcher.reload
+
+    def start(self) -> None:
+        missing = announce_missing_actions(self._sessions[1], self.outbox)
+        if missing:
+            log.info("announced %d re-run or cancel requests stored without their event", missing)
+        self.dispatcher.start()
+
+    def routers(self, api: Warehouse) -> list[APIRouter]:
+        return [webhooks_api.build_router(api, self.store, self.outbox, self.dispatcher)]
+
+    def registries(self) -> list[CollectorRegistry]:
+        return [self.dispatcher.stats.registry]
+
+    def stop(self) -> None:
+        """Stop the queues (an attempt in flight finishes), store the log, close the handles."""
+        self.dispatcher.stop()
+        self.recorder.close()
+        for session in self._sessions:
+            session.close()
