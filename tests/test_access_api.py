@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from analytics.webhooks.attempts import Attempt
+from analytics.webhooks.policy import Outcome
+from analytics.webhooks.schemas import WebhookCreate
 from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from wrm.server import WrmServer
@@ -85,6 +89,24 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
         action = c.post(f"/v1/runs/{_live(env, 'acme', 1)}/cancel", json={"reason": "matrix"},
                         headers={"Idempotency-Key": "matrix-ack"}).json()["action_id"]  # fmt: skip
     run = _done(env, "acme")
+    hook = _webhook(env)
+    message = "msg_matrix"
+    env.server.notifications.recorder.record(  # a delivery in the log, to retry
+        Attempt(
+            "acme",
+            hook,
+            message,
+            "webhook.test",
+            1,
+            datetime.now(UTC),
+            Outcome.FAILED,
+            400,
+            1.0,
+            "",
+            "",
+            None,
+        )
+    ).wait(30)
     return {
         "GET /v1/runs": ({}, None),
         "GET /v1/runs/export": ({}, None),
@@ -106,7 +128,27 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
         "DELETE /v1/tenants/{tenant}/redaction": ({"tenant": "acme"}, None),
         "POST /v1/redact": ({}, {"items": ["matrix", {"x": "y"}]}),
         "POST /v1/events": ({}, {"type": "step.started", "run_id": "matrix-events", "step_id": "s"}),
+        "POST /v1/webhooks": ({}, {"url": HOOK_URL, "events": ["run.failed"]}),
+        "GET /v1/webhooks": ({}, None),
+        "GET /v1/webhooks/{webhook_id}": ({"webhook_id": hook}, None),
+        "PATCH /v1/webhooks/{webhook_id}": ({"webhook_id": hook}, {"description": "matrix"}),
+        "DELETE /v1/webhooks/{webhook_id}": ({"webhook_id": ""}, None),  # a fresh one for every call
+        "POST /v1/webhooks/{webhook_id}/rotate-secret": ({"webhook_id": hook}, None),
+        "POST /v1/webhooks/{webhook_id}/test": ({"webhook_id": hook}, None),
+        "GET /v1/webhooks/{webhook_id}/deliveries": ({"webhook_id": hook}, None),
+        "POST /v1/webhooks/{webhook_id}/deliveries/{message_id}/retry": (
+            {"webhook_id": hook, "message_id": message},
+            None,
+        ),
     }
+
+
+HOOK_URL = "https://hooks.example.com/wrm"  # not resolvable here: accepted, each delivery checks
+
+
+def _webhook(env: Env) -> str:
+    assert env.server.notifications is not None
+    return env.server.notifications.store.create("acme", WebhookCreate(url=HOOK_URL), "matrix").webhook_id
 
 
 def _allowed(who: str, needed: str) -> bool:
@@ -144,6 +186,8 @@ def test_every_route_answers_each_role_as_documented(env: Env) -> None:
                         params = {
                             "key_id": env.server.create_key("acme", "viewer", "to-revoke").split("_")[1]
                         }
+                    if name == "DELETE /v1/webhooks/{webhook_id}":
+                        params = {"webhook_id": _webhook(env)}
                     headers = {"Idempotency-Key": f"matrix {name}", "X-WRM-Tenant": "acme"}
                     resp = clients[who].request(method, path.format(**params), json=body, headers=headers)
                     if who in (*BAD_KEYS, "revoked"):

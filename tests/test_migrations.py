@@ -25,6 +25,7 @@ MIGRATIONS = [
     (10, "access_control"),
     (11, "ingest_key_tenant"),
     (12, "redaction"),
+    (13, "webhooks_alerts"),
 ]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from analytics.webhooks.schemas import Webhook, WebhookCreate, WebhookUpdate
 from analytics.webhooks.signing import new_secret
-from analytics.webhooks.targets import UnknownWebhook, WebhookError, resolve
+from analytics.webhooks.targets import UnknownWebhook, WebhookError, check
 from warehouse import Warehouse
 
 MAX_PER_TENANT = 100
@@ -135,7 +135,7 @@ class SubscriptionStore:
         return found[0]
 
     def create(self, tenant: str, req: WebhookCreate, created_by: str) -> Subscription:
-        resolve(req.url, self._allow_private)
+        check(req.url, self._allow_private)
         with self._lock:
             if len(self.list(tenant)) >= MAX_PER_TENANT:
                 raise TooManyWebhooks(f"a tenant has at most {MAX_PER_TENANT} webhooks; delete one first")
@@ -164,7 +164,7 @@ class SubscriptionStore:
 
     def update(self, tenant: str, webhook_id: str, req: WebhookUpdate) -> Subscription:
         if req.url is not None:
-            resolve(req.url, self._allow_private)
+            check(req.url, self._allow_private)
         with self._lock:
             sub = self.get(tenant, webhook_id)
             changes: dict[str, Any] = {

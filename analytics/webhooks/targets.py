@@ -6,6 +6,7 @@ rather than followed."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -67,6 +68,18 @@ def is_allowed(address: IpAddress, allow_private: bool) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def check(url: str, allow_private: bool) -> None:
+    """What a subscription's URL must pass when it is set: a well-formed http(s) URL whose host,
+    if it resolves now, resolves to allowed addresses only. A name that does not resolve yet (a
+    receiver not deployed, no DNS here) is accepted: each delivery checks again."""
+    with contextlib.suppress(Unresolved):
+        resolve(url, allow_private)
+
+
+class Unresolved(TargetRefused):
+    """The host name does not resolve (now)."""
+
+
 def resolve(url: str, allow_private: bool) -> Target:
     """Check the URL and resolve its host; TargetRefused when it may not be called. Every address
     the name resolves to must be allowed, not just the first."""
@@ -79,10 +92,10 @@ def resolve(url: str, allow_private: bool) -> Target:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
-            raise TargetRefused(f"the host {host[:100]!r} does not resolve ({exc})") from None
+            raise Unresolved(f"the host {host[:100]!r} does not resolve ({exc})") from None
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
-        raise TargetRefused(f"the host {host[:100]!r} does not resolve")
+        raise Unresolved(f"the host {host[:100]!r} does not resolve")
     for address in addresses:
         if not is_allowed(address, allow_private):
             raise TargetRefused(
