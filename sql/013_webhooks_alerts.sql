@@ -126,12 +126,13 @@ CREATE TABLE IF NOT EXISTS alert_rules
 ENGINE = ReplacingMergeTree(updated_at, is_deleted)
 ORDER BY (tenant_id, rule_id);
 
--- Every change of a rule's state: `firing` or `resolved`, numbered per rule from 1 (transition).
--- The row with a rule's greatest transition is its current state, so a restarted evaluator
--- neither fires a firing rule again nor forgets one; event_id is the outbox event the transition
--- went out as (written first, under an id derived from the rule and the transition number, so a
--- transition re-evaluated after a crash between the two writes is not sent twice). value and
--- samples are what the rule measured; threshold is the bound it was compared with (the recover
+-- Every change of a rule's state: `firing` or `resolved`, numbered per rule from 1 (transition;
+-- the same number stored twice is one row). The row with a rule's greatest transition is its
+-- current state, so a restarted evaluator neither fires a firing rule again nor forgets one.
+-- event_id is the outbox event the transition goes out as, written after this row under an id
+-- derived from the rule and the number: a restart offers the newest transition's event again and
+-- the outbox skips an id it holds, so a crash between the two writes neither loses nor repeats
+-- it. value and samples are what the rule measured; threshold is the bound crossed (the recover
 -- threshold for a resolution).
 CREATE TABLE IF NOT EXISTS alert_history
 (
