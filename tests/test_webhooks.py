@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from tests.conftest import module_server, settle
+from tests.indicator_data import start_running_run
 from tests.otlp import CheckedExporter, flush, sdk_provider
 from tests.webhook_receiver import Receiver
 from wrm.server import WrmServer
@@ -88,7 +89,12 @@ def test_a_run_emits_each_transition_once_in_order_signed(
     step("approval requested", 5, 5.01, **{"wrm.hitl.state": "requested"})
     flush(provider)
     settle(server)
-    step("approval", 5, 9, **{"wrm.step.type": "human", "wrm.hitl.decision": "approved", "wrm.hitl.actor": "alice"})
+    step(
+        "approval",
+        5,
+        9,
+        **{"wrm.step.type": "human", "wrm.hitl.decision": "approved", "wrm.hitl.actor": "alice"},
+    )
     root.end(end_time=ns(base, 10))
     flush(provider)
     settle(server)
@@ -105,9 +111,16 @@ def test_a_run_emits_each_transition_once_in_order_signed(
     assert payloads[1]["data"]["last_error"] == "ValueError: upstream timed out"
     assert payloads[1]["data"]["attempt"] == 1 and payloads[2]["data"]["attempt"] == 2
     assert payloads[3]["data"]["status"] == "waiting_human"
-    assert payloads[4]["data"]["human_decision"] == "approved" and payloads[4]["data"]["human_actor"] == "alice"
+    assert (
+        payloads[4]["data"]["human_decision"] == "approved" and payloads[4]["data"]["human_actor"] == "alice"
+    )
     done = payloads[5]["data"]
-    assert (done["status"], done["workflow"], done["environment"], done["retries"]) == ("completed", "order-flow", "prod", 1)
+    assert (done["status"], done["workflow"], done["environment"], done["retries"]) == (
+        "completed",
+        "order-flow",
+        "prod",
+        1,
+    )
     assert len({r.msg_id for r in got}) == len(expected)  # each a message of its own
     assert all(r.headers["webhook-id"].startswith("msg_") for r in got)
 
@@ -171,7 +184,9 @@ def test_410_disables_the_subscription(server: WrmServer, receiver: Receiver, ap
     assert [d["outcome"] for d in log] == ["disabled"]
 
 
-def test_a_rotated_secret_signs_with_both_for_a_day(server: WrmServer, receiver: Receiver, api: httpx.Client) -> None:
+def test_a_rotated_secret_signs_with_both_for_a_day(
+    server: WrmServer, receiver: Receiver, api: httpx.Client
+) -> None:
     hook = subscribe(api, receiver.url("/rotate"), events=["alert.firing"])
     rotated = api.post(f"/v1/webhooks/{hook['webhook_id']}/rotate-secret")
     assert rotated.status_code == 200, rotated.text
@@ -202,3 +217,34 @@ def test_subscriptions_are_checked_and_kept_to_their_tenant(server: WrmServer, a
     assert hook["webhook_id"] not in str(api.get("/v1/webhooks", headers=other).json())
     assert api.delete(f"/v1/webhooks/{hook['webhook_id']}").status_code == 204
     assert api.get(f"/v1/webhooks/{hook['webhook_id']}").status_code == 404
+
+
+def test_a_cancel_is_handed_to_the_engine_as_action_requested_once(
+    server: WrmServer, receiver: Receiver, api: httpx.Client
+) -> None:
+    hook = subscribe(api, receiver.url("/actions"), events=["action.requested"])
+    start_running_run(server.otlp_address, "hook-live")
+    settle(server)
+    run_id = format(int.from_bytes(b"hook-live".ljust(16, b"x")[:16]), "032x")
+    for _ in range(2):  # the same Idempotency-Key twice: one action, one event
+        resp = api.post(
+            f"/v1/runs/{run_id}/cancel", json={"reason": "customer asked"}, headers={"Idempotency-Key": "k1"}
+        )
+        assert resp.status_code in (200, 201), resp.text
+    receiver.wait_for(lambda: len(receiver.on("/actions")) >= 1)
+    time.sleep(0.5)
+    [got] = receiver.on("/actions")
+    event = got.verify(hook["secret"])
+    assert event["type"] == "action.requested"
+    data = event["data"]
+    assert (data["kind"], data["run_id"], data["state"], data["reason"]) == (
+        "cancel",
+        run_id,
+        "pending",
+        "customer asked",
+    )
+    assert (data["workflow"], data["environment"], data["action_id"]) == (
+        "live",
+        "production",
+        resp.json()["action_id"],
+    )

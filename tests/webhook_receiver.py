@@ -22,6 +22,7 @@ class Received:
     status: int
     at: float = field(default_factory=time.time)
     answered: bool = True  # False: the answer could not be written (the caller was gone)
+    held: bool = False  # it waited on `hold`: its caller may have died before the answer
 
     @property
     def msg_id(self) -> str:
@@ -44,19 +45,28 @@ class Receiver:
         self.script: dict[str, list[int]] = {}  # path → statuses to answer, in order, then 200
         self.hold = threading.Event()  # set: requests wait (unanswered) until it is cleared
         self.holding = threading.Event()  # set while a request is held
+        self.hold_from: dict[str, int] = {}  # path → hold from the request after this many
         self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                held = False
+                with outer._lock:
+                    if len([r for r in outer.received if r.path == self.path]) == outer.hold_from.get(
+                        self.path, -1
+                    ):
+                        outer.hold.set()
                 while outer.hold.is_set():
+                    held = True
                     outer.holding.set()
                     time.sleep(0.02)
                 with outer._lock:
                     statuses = outer.script.get(self.path, [])
                     status = statuses.pop(0) if statuses else 200
-                    got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    got = Received(self.path, headers, body, status, held=held)
                     outer.received.append(got)
                 try:
                     self.send_response(status)
