@@ -1,13 +1,20 @@
-"""The alert state machine and the checks across a rule's fields, pure: no engine, no server."""
+"""The alert state machine, the checks across a rule's fields, and the evaluator thread through
+warehouse errors: no engine, no server."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import pytest
 
+from analytics.alerts import AlertEvaluator, RuleStore
 from analytics.alerts.rules import complete
 from analytics.alerts.states import State, Verdict, decide
+from warehouse import Warehouse, WarehouseRejected, WarehouseUnavailable
+from warehouse.outbox import Outbox, OutboxEvent
 
 
 def _walk(comparison: str, threshold: float, recover: float, values: list[float]) -> list[Verdict]:
@@ -92,3 +99,76 @@ def test_checks_across_fields_name_the_field() -> None:
 @pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
 def test_rates_take_their_whole_range(value: float) -> None:
     assert not _problems(name="n", metric="first_pass_rate", threshold=value)
+
+
+class _Tables:
+    """A stand-in warehouse for the evaluator: rules and transitions kept in lists, every run
+    query answering "no run", and the first `failing` queries (that name `on`) refused with
+    `error`."""
+
+    def __init__(self, error: Exception, on: str) -> None:
+        self.tables: dict[str, list[dict[str, Any]]] = {"alert_rules": [], "alert_history": []}
+        self.failing = 0
+        self.error = error
+        self.on = on
+        self.queries = 0
+
+    def insert_columns(self, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
+        self.tables[table] += [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        if self.on in sql:
+            self.queries += 1
+            if self.queries <= self.failing:
+                raise self.error
+        table = next((t for t in self.tables if f"FROM {t}" in sql), None)
+        if table is None:
+            return [(0, 0)]  # a metric: no runs
+        names = sql.removeprefix("SELECT ").split(" FROM ")[0].split(", ")
+        found = sorted(self.tables[table], key=lambda r: -r.get("transition", 0))
+        return [tuple(r[n] for n in names) for r in found if not r.get("is_deleted")]
+
+
+class _Outbox:
+    def __init__(self) -> None:
+        self.events: list[OutboxEvent] = []
+
+    def append(self, events: Sequence[OutboxEvent]) -> int:
+        self.events += [e for e in events if e.event_id not in {k.event_id for k in self.events}]
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("error", "on", "level"),
+    [(WarehouseUnavailable("Code: 241. memory limit (password=hunter2)", 241), "", "WARNING"),
+     (WarehouseRejected("Code: 47. unknown column (password=hunter2)", 47), "", "ERROR"),
+     (WarehouseUnavailable("Code: 159. timeout (password=hunter2)", 159), "runs_by_time", "WARNING")],
+)  # fmt: skip
+def test_the_evaluator_thread_outlives_warehouse_errors(
+    error: Exception, on: str, level: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any query failing (the state's load, retried next tick), or the rule's metric (a transient
+    error retried next tick)."""
+    tables = _Tables(error, on)
+    wh = cast("Warehouse", tables)
+    rule = RuleStore(wh).create(
+        "acme", complete({"name": "dead", "metric": "no_runs", "interval_s": 1})[0], "t"
+    )
+    tables.failing = tables.queries + 3  # the evaluator's first three queries
+    outbox = _Outbox()
+    evaluator = AlertEvaluator(wh, cast("Outbox", outbox), tick_s=0.01)
+    with caplog.at_level(logging.WARNING, logger="analytics.alerts.evaluator"):
+        evaluator.start()
+        deadline = time.monotonic() + 10
+        while not outbox.events and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert evaluator._thread is not None and evaluator._thread.is_alive()
+        evaluator.stop()
+    assert [e.type for e in outbox.events] == ["alert.firing"]
+    assert [(h["rule_id"], h["state"], h["transition"]) for h in tables.tables["alert_history"]] == [
+        (rule.rule_id, "firing", 1)
+    ]
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert len(logged) == 3 and {lv for lv, _ in logged} == {level}, logged
+    assert all(f"{type(error).__name__}: ClickHouse code" in m for _, m in logged), logged
+    assert not any("hunter2" in m for _, m in logged)  # the engine's message is never logged

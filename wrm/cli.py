@@ -1,4 +1,5 @@
-"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys, redact."""
+"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys, redact,
+alerts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from collections.abc import Sequence
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from warehouse import Warehouse, WarehouseError, migrate
-from wrm import export_command, indicator_commands, keys_command, redact_command, retention_command
+from wrm import (
+    alerts_command,
+    export_command,
+    indicator_commands,
+    keys_command,
+    redact_command,
+    retention_command,
+)
 from wrm.reading import NoWarehouse, read_source
 from wrm.server import WrmServer
 from wrm.settings import Settings, SettingsError, load_settings
@@ -52,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     export_command.add_parser(sub, _common)
     keys_command.add_parser(sub, _common)
     redact_command.add_parser(sub, _common)
+    alerts_command.add_parser(sub, _common)
     return parser
 
 
@@ -89,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return redact_command.run(settings, args)
         if args.command == "retention":
             return retention_command.run(settings, args)
+        if args.command == "alerts":
+            return alerts_command.run(settings, args)
         return _sql(settings, args.query, args.format)
     except (WarehouseError, NoWarehouse) as exc:
         print(f"wrm: {exc}", file=sys.stderr)
