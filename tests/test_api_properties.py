@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,9 +31,11 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.result import Ok, Result
 
-from analytics.api import create_app
+from analytics.api import create_app, webhooks_api
 from analytics.api.problems import MEDIA_TYPE
 from analytics.runs.listing import STATUSES
+from analytics.webhooks.attempts import Attempt
+from analytics.webhooks.policy import Outcome
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from warehouse import Warehouse
@@ -64,7 +67,17 @@ OPERATIONS = (
     "DELETE /v1/tenants/{tenant}/redaction",
     "POST /v1/redact",
     "POST /v1/events",
+    "POST /v1/webhooks",
+    "GET /v1/webhooks",
+    "GET /v1/webhooks/{webhook_id}",
+    "PATCH /v1/webhooks/{webhook_id}",
+    "DELETE /v1/webhooks/{webhook_id}",
+    "POST /v1/webhooks/{webhook_id}/rotate-secret",
+    "POST /v1/webhooks/{webhook_id}/test",
+    "GET /v1/webhooks/{webhook_id}/deliveries",
+    "POST /v1/webhooks/{webhook_id}/deliveries/{message_id}/retry",
 )
+HOOK_URL = "https://hooks.example.com/props"  # does not resolve here: accepted, never delivered
 ADMIN_KEY = "platform-admin-" + "p" * 40
 
 
@@ -78,6 +91,9 @@ class Known:
     action_ids: list[str] = field(default_factory=list)
     key_ids: list[str] = field(default_factory=list)  # throwaway keys: DELETE revokes them
     cursors: list[str] = field(default_factory=list)
+    webhook_ids: list[str] = field(default_factory=list)
+    doomed_webhook_ids: list[str] = field(default_factory=list)  # for DELETE only
+    deliveries: list[tuple[str, str]] = field(default_factory=list)  # (webhook id, message id) in the log
     auth: dict[str, str] = field(default_factory=dict)  # the tenant admin's Authorization header
 
 
@@ -112,6 +128,29 @@ def known(engine_dir: Path) -> Iterator[Known]:
         for sort in ("start", "duration"):
             page = client.get("/v1/runs", params={"limit": 3, "sort": sort}).json()
             found.cursors.append(page["next_cursor"])
+        for i in range(6):
+            made = client.post("/v1/webhooks", json={"url": HOOK_URL, "description": f"props {i}"})
+            assert made.status_code == 201, made.text
+            (found.webhook_ids if i < 3 else found.doomed_webhook_ids).append(made.json()["webhook_id"])
+    assert server.notifications is not None
+    for hook in found.webhook_ids:
+        message = f"msg_props_{hook}"
+        attempt = Attempt(
+            TENANT,
+            hook,
+            message,
+            "webhook.test",
+            1,
+            datetime.now(UTC),
+            Outcome.FAILED,
+            400,
+            1.0,
+            "",
+            "",
+            None,
+        )
+        server.notifications.recorder.record(attempt).wait(30)
+        found.deliveries.append((hook, message))
     yield found
     server.stop()
     warehouse.command(f"DROP DATABASE IF EXISTS `{warehouse.database}` SYNC")
@@ -152,7 +191,8 @@ def _openapi() -> dict[str, Any]:
     lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
     # a stand-in warehouse
     stand_in = SimpleNamespace(timezone=lambda: "UTC")
-    app = create_app(stand_in, key_store=stand_in, policies=stand_in, events=stand_in)  # type: ignore[arg-type]
+    routers = [webhooks_api.build_router(stand_in, stand_in, stand_in, stand_in)]  # type: ignore[arg-type]
+    app = create_app(stand_in, key_store=stand_in, policies=stand_in, events=stand_in, routers=routers)  # type: ignore[arg-type]
     return app.openapi()
 
 
@@ -179,7 +219,14 @@ def flatmap_path_parameters(
     work). A cancel draws mostly running runs: among all runs, and with the idempotency keys
     the re-runs used before (a 409), it reached a 2xx by luck, and at times never."""
     cancel = ctx.operation is not None and ctx.operation.path.endswith("/cancel")
+    delete = ctx.operation is not None and ctx.operation.method.lower() == "delete"
+    if params and "message_id" in params:
+        pairs = st.sampled_from(KNOWN.deliveries).map(
+            lambda p: {**params, "webhook_id": p[0], "message_id": p[1]}
+        )
+        return st.one_of(pairs, st.just(params))
     for name, ids in (
+        ("webhook_id", KNOWN.doomed_webhook_ids if delete else KNOWN.webhook_ids),
         ("run_id", KNOWN.cancel_ids if cancel else KNOWN.run_ids), ("action_id", KNOWN.action_ids),
         ("key_id", KNOWN.key_ids), ("tenant", [TENANT]),
     ):  # fmt: skip
@@ -222,6 +269,10 @@ def flatmap_body(ctx: schemathesis.HookContext, body: Any) -> st.SearchStrategy[
         return new.map(lambda n: _without_none({**body, "new_run_id": n}))
     if ctx.operation.path.endswith("/redaction") and ctx.operation.method.lower() == "put":
         return _either(body, {}, {"detectors": {"email": "hash"}, "keep": 4})  # two valid policies
+    if ctx.operation.path == "/v1/webhooks" and ctx.operation.method.lower() == "post":
+        return _either(
+            body, {"url": HOOK_URL}, {"url": HOOK_URL, "events": ["run.*"], "workflows": ["props"]}
+        )
     if ctx.operation.path.endswith("/tags"):
         tags = st.lists(st.sampled_from(TAGS), max_size=3)
         return st.one_of(st.just(body), st.tuples(tags, tags).map(lambda ar: {"add": ar[0], "remove": ar[1]}))
