@@ -40,6 +40,8 @@ from warehouse.outbox import Outbox
 log = logging.getLogger(__name__)
 
 BATCH = 100
+CURSOR_EVERY_S = 5.0  # how often a queue with nothing to send stores how far it has read
+_PAST_ALL_NS = 2**63 - 1  # a cursor past every event of its stamp
 _FIELDS = "event_id, type, emitted_ms, toUnixTimestamp64Nano(occurred_at), rank, occurred_at, data"
 
 
@@ -203,6 +205,8 @@ class _Queue:
         self._heap_lock = threading.Lock()
         self._sender = Sender(d.timeout_s, d.allow_private)
         self._cursor = Cursor(sub.created_ms, 0, 0, "")
+        self._read_upto = 0  # the committed stamp the last read covered
+        self._cursor_stored = 0.0
         self._waiting: list[threading.Event] = []
         self._thread = threading.Thread(
             target=self._run, name=f"wrm-webhook-{sub.webhook_id[:11]}", daemon=True
@@ -237,8 +241,8 @@ class _Queue:
                     loaded = True
                 busy = self._due_retries() | self._new_events()
                 pause = 0.0
-                if not busy:
-                    self._d.outbox.wait_beyond(self._cursor.emitted_ms, self._idle_s())
+                if not busy:  # until something is committed past what was read, or a retry is due
+                    self._d.outbox.wait_beyond(self._read_upto, self._idle_s())
             except Exception as exc:  # a warehouse error: retried with back-off; the log says why
                 pause = min(30.0, max(0.5, pause * 2))
                 log.warning(
@@ -271,7 +275,7 @@ class _Queue:
             due = s.next_at.replace(tzinfo=UTC).timestamp() if s.next_at else time.time()
             self.schedule(s.event_id, s.attempts, due, s.first_at.replace(tzinfo=UTC).timestamp())
 
-    def _fetch(self, limit: int) -> list[OutboxRow]:
+    def _fetch(self, limit: int, committed: int) -> list[OutboxRow]:
         sub, c = self.sub, self._cursor
         rows = self._d.wh.rows(
             f"SELECT {_FIELDS} FROM lifecycle_events WHERE tenant_id = {{t:String}} "
@@ -284,7 +288,7 @@ class _Queue:
             "    AND (empty({st:Array(String)}) OR has({st:Array(String)}, status)))) "
             "ORDER BY emitted_ms, toUnixTimestamp64Nano(occurred_at), rank, event_id LIMIT {n:UInt32}",
             {
-                "t": sub.tenant_id, "ms": c.emitted_ms, "committed": self._d.outbox.committed_ms,
+                "t": sub.tenant_id, "ms": c.emitted_ms, "committed": committed,
                 "ns": c.occurred_ns, "rank": c.rank, "id": c.event_id, "w": sub.webhook_id,
                 "types": expand(sub.events), "wf": list(sub.workflows), "env": list(sub.environments),
                 "st": list(sub.statuses), "n": limit,
@@ -293,8 +297,16 @@ class _Queue:
         return [_row(r) for r in rows]
 
     def _new_events(self) -> bool:
-        batch = self._fetch(BATCH)
+        committed = self._d.outbox.committed_ms
+        batch = self._fetch(BATCH, committed)
+        self._read_upto = committed
         if not batch:
+            # nothing at or below `committed` is for this queue (every stamp there is complete):
+            # move past it, so the next read starts there; stored now and then, not every poll
+            if committed > self._cursor.emitted_ms:
+                self._cursor = Cursor(committed, _PAST_ALL_NS, 255, "")
+                if time.monotonic() - self._cursor_stored > CURSOR_EVERY_S:
+                    self._settle()
             return False
         sub = self.sub
         handled = standings(self._d.wh, sub.tenant_id, sub.webhook_id, [r.event_id for r in batch])
@@ -387,6 +399,7 @@ class _Queue:
                     return
         self._waiting.clear()
         sub, c = self.sub, self._cursor
+        self._cursor_stored = time.monotonic()
         self._d.wh.insert_columns(
             "webhook_cursors",
             ["tenant_id", "webhook_id", "emitted_ms", "occurred_ns", "rank", "event_id", "updated_at"],
