@@ -90,7 +90,9 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
                         headers={"Idempotency-Key": "matrix-ack"}).json()["action_id"]  # fmt: skip
     run = _done(env, "acme")
     hook = _webhook(env)
+    rule = _rule(env)
     message = "msg_matrix"
+    assert env.server.notifications is not None
     env.server.notifications.recorder.record(  # a delivery in the log, to retry
         Attempt(
             "acme",
@@ -128,6 +130,13 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
         "DELETE /v1/tenants/{tenant}/redaction": ({"tenant": "acme"}, None),
         "POST /v1/redact": ({}, {"items": ["matrix", {"x": "y"}]}),
         "POST /v1/events": ({}, {"type": "step.started", "run_id": "matrix-events", "step_id": "s"}),
+        "POST /v1/alerts": ({}, {"name": "matrix", "metric": "no_runs", "workflow": "matrix"}),
+        "GET /v1/alerts": ({}, None),
+        "GET /v1/alerts/{rule_id}": ({"rule_id": rule}, None),
+        "PATCH /v1/alerts/{rule_id}": ({"rule_id": rule}, {"name": "matrix"}),
+        "DELETE /v1/alerts/{rule_id}": ({"rule_id": ""}, None),  # a fresh rule for every call
+        "GET /v1/alerts/{rule_id}/history": ({"rule_id": rule}, None),
+        "POST /v1/alerts/{rule_id}/evaluate": ({"rule_id": rule}, None),
         "POST /v1/webhooks": ({}, {"url": HOOK_URL, "events": ["run.failed"]}),
         "GET /v1/webhooks": ({}, None),
         "GET /v1/webhooks/{webhook_id}": ({"webhook_id": hook}, None),
@@ -144,6 +153,13 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
 
 
 HOOK_URL = "https://hooks.example.com/wrm"  # not resolvable here: accepted, each delivery checks
+
+
+def _rule(env: Env) -> str:
+    with env.client(env.keys["acme"]["admin"]) as c:
+        made = c.post("/v1/alerts", json={"name": "matrix rule", "metric": "no_runs", "workflow": "matrix"})
+        assert made.status_code == 201, made.text
+        return str(made.json()["rule_id"])
 
 
 def _webhook(env: Env) -> str:
@@ -188,6 +204,8 @@ def test_every_route_answers_each_role_as_documented(env: Env) -> None:
                         }
                     if name == "DELETE /v1/webhooks/{webhook_id}":
                         params = {"webhook_id": _webhook(env)}
+                    if name == "DELETE /v1/alerts/{rule_id}":
+                        params = {"rule_id": _rule(env)}
                     headers = {"Idempotency-Key": f"matrix {name}", "X-WRM-Tenant": "acme"}
                     resp = clients[who].request(method, path.format(**params), json=body, headers=headers)
                     if who in (*BAD_KEYS, "revoked"):

@@ -31,7 +31,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.result import Ok, Result
 
-from analytics.api import create_app, webhooks_api
+from analytics.api import alerts_api, create_app, webhooks_api
 from analytics.api.problems import MEDIA_TYPE
 from analytics.runs.listing import STATUSES
 from analytics.webhooks.attempts import Attempt
@@ -67,6 +67,13 @@ OPERATIONS = (
     "DELETE /v1/tenants/{tenant}/redaction",
     "POST /v1/redact",
     "POST /v1/events",
+    "POST /v1/alerts",
+    "GET /v1/alerts",
+    "GET /v1/alerts/{rule_id}",
+    "PATCH /v1/alerts/{rule_id}",
+    "DELETE /v1/alerts/{rule_id}",
+    "GET /v1/alerts/{rule_id}/history",
+    "POST /v1/alerts/{rule_id}/evaluate",
     "POST /v1/webhooks",
     "GET /v1/webhooks",
     "GET /v1/webhooks/{webhook_id}",
@@ -91,6 +98,8 @@ class Known:
     action_ids: list[str] = field(default_factory=list)
     key_ids: list[str] = field(default_factory=list)  # throwaway keys: DELETE revokes them
     cursors: list[str] = field(default_factory=list)
+    rule_ids: list[str] = field(default_factory=list)
+    doomed_rule_ids: list[str] = field(default_factory=list)  # for DELETE only
     webhook_ids: list[str] = field(default_factory=list)
     doomed_webhook_ids: list[str] = field(default_factory=list)  # for DELETE only
     deliveries: list[tuple[str, str]] = field(default_factory=list)  # (webhook id, message id) in the log
@@ -102,7 +111,8 @@ def known(engine_dir: Path) -> Iterator[Known]:
     """One server for the module, fed with finished runs and live ones, with pending actions;
     fills KNOWN, which the hooks read."""
     warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
-    server = start_server(warehouse, auth="required", admin_key=ADMIN_KEY)
+    # rules the fuzzing makes are evaluated when asked (POST …/evaluate), not every second
+    server = start_server(warehouse, auth="required", admin_key=ADMIN_KEY, alerts_tick_s=3600)
     ingest = server.create_key(TENANT, "ingest", "props-exporter")
     send(server.otlp_address, RUNS, "props", key=ingest)
     for name in ("live-p1", "live-p2", "live-p3"):
@@ -129,6 +139,10 @@ def known(engine_dir: Path) -> Iterator[Known]:
             page = client.get("/v1/runs", params={"limit": 3, "sort": sort}).json()
             found.cursors.append(page["next_cursor"])
         for i in range(6):
+            rule = {"name": f"props {i}", "metric": "first_pass_rate", "threshold": 0.5, "workflow": "props"}
+            made = client.post("/v1/alerts", json=rule)
+            assert made.status_code == 201, made.text
+            (found.rule_ids if i < 3 else found.doomed_rule_ids).append(made.json()["rule_id"])
             made = client.post("/v1/webhooks", json={"url": HOOK_URL, "description": f"props {i}"})
             assert made.status_code == 201, made.text
             (found.webhook_ids if i < 3 else found.doomed_webhook_ids).append(made.json()["webhook_id"])
@@ -191,7 +205,10 @@ def _openapi() -> dict[str, Any]:
     lazy `from_fixture` loader breaks on pytest 9.2: it sets `Function._nodeid`)."""
     # a stand-in warehouse
     stand_in = SimpleNamespace(timezone=lambda: "UTC")
-    routers = [webhooks_api.build_router(stand_in, stand_in, stand_in, stand_in)]  # type: ignore[arg-type]
+    routers = [
+        webhooks_api.build_router(stand_in, stand_in, stand_in, stand_in),  # type: ignore[arg-type]
+        alerts_api.build_router(stand_in, stand_in, stand_in),  # type: ignore[arg-type]
+    ]
     app = create_app(stand_in, key_store=stand_in, policies=stand_in, events=stand_in, routers=routers)  # type: ignore[arg-type]
     return app.openapi()
 
@@ -227,6 +244,7 @@ def flatmap_path_parameters(
         return st.one_of(pairs, st.just(params))
     for name, ids in (
         ("webhook_id", KNOWN.doomed_webhook_ids if delete else KNOWN.webhook_ids),
+        ("rule_id", KNOWN.doomed_rule_ids if delete else KNOWN.rule_ids),
         ("run_id", KNOWN.cancel_ids if cancel else KNOWN.run_ids), ("action_id", KNOWN.action_ids),
         ("key_id", KNOWN.key_ids), ("tenant", [TENANT]),
     ):  # fmt: skip
@@ -269,6 +287,11 @@ def flatmap_body(ctx: schemathesis.HookContext, body: Any) -> st.SearchStrategy[
         return new.map(lambda n: _without_none({**body, "new_run_id": n}))
     if ctx.operation.path.endswith("/redaction") and ctx.operation.method.lower() == "put":
         return _either(body, {}, {"detectors": {"email": "hash"}, "keep": 4})  # two valid policies
+    if ctx.operation.path == "/v1/alerts" and ctx.operation.method.lower() == "post":
+        valid = {"name": "fuzzed", "metric": "success_rate", "threshold": 0.9, "min_samples": 2}
+        return _either(
+            body, valid, {"name": "quiet", "metric": "no_runs", "workflow": "props", "window_s": 600}
+        )
     if ctx.operation.path == "/v1/webhooks" and ctx.operation.method.lower() == "post":
         return _either(
             body, {"url": HOOK_URL}, {"url": HOOK_URL, "events": ["run.*"], "workflows": ["props"]}

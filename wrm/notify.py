@@ -1,6 +1,6 @@
-"""The notification side of `wrm serve`: the lifecycle-event outbox, the webhook dispatcher and
-the delivery log, each on warehouse handles of its own, so delivery never queues behind ingest
-or the API (and a slow endpoint behind nothing but itself)."""
+"""The notification side of `wrm serve`: the lifecycle-event outbox, the webhook dispatcher, the
+delivery log and the alert evaluator, each on a warehouse handle of its own, so delivery never
+queues behind ingest or the API (and a slow endpoint behind nothing but itself)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import logging
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 
-from analytics.api import webhooks_api
+from analytics.alerts import AlertEvaluator
+from analytics.api import alerts_api, webhooks_api
 from analytics.webhooks.app_events import announce_missing_actions
 from analytics.webhooks.attempts import Recorder
 from analytics.webhooks.dispatcher import Dispatcher
 from analytics.webhooks.policy import RetryPolicy
 from analytics.webhooks.store import SubscriptionStore
+from redaction.book import PolicyBook
 from warehouse import Warehouse
 from warehouse.outbox import Outbox
 from wrm.settings import Settings
@@ -25,8 +27,8 @@ log = logging.getLogger("wrm")
 class Notifications:
     def __init__(self, warehouse: Warehouse, settings: Settings) -> None:
         s = settings
-        self._sessions = [warehouse.session(own_reader=True) for _ in range(4)]
-        outbox_wh, store_wh, dispatch_wh, log_wh = self._sessions
+        self._sessions = [warehouse.session(own_reader=True) for _ in range(5)]
+        outbox_wh, store_wh, dispatch_wh, log_wh, alerts_wh = self._sessions
         self.outbox = Outbox(outbox_wh)
         self.recorder = Recorder(log_wh)
         self.store = SubscriptionStore(store_wh, s.webhooks_allow_private)
@@ -41,21 +43,28 @@ class Notifications:
             poll_s=s.webhooks_poll_ms / 1000,
         )
         self.store.on_change = self.dispatcher.reload
+        self.alerts = AlertEvaluator(alerts_wh, self.outbox, tick_s=s.alerts_tick_s)
 
     def start(self) -> None:
         missing = announce_missing_actions(self._sessions[1], self.outbox)
         if missing:
             log.info("announced %d re-run or cancel requests stored without their event", missing)
         self.dispatcher.start()
+        self.alerts.start()
 
-    def routers(self, api: Warehouse) -> list[APIRouter]:
-        return [webhooks_api.build_router(api, self.store, self.outbox, self.dispatcher)]
+    def routers(self, api: Warehouse, policies: PolicyBook | None) -> list[APIRouter]:
+        return [
+            webhooks_api.build_router(api, self.store, self.outbox, self.dispatcher),
+            alerts_api.build_router(api, self.alerts, policies),
+        ]
 
     def registries(self) -> list[CollectorRegistry]:
         return [self.dispatcher.stats.registry]
 
     def stop(self) -> None:
-        """Stop the queues (an attempt in flight finishes), store the log, close the handles."""
+        """Stop the alert evaluator and the queues (an attempt in flight finishes), store the log,
+        close the handles."""
+        self.alerts.stop()
         self.dispatcher.stop()
         self.recorder.close()
         for session in self._sessions:

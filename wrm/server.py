@@ -205,7 +205,7 @@ class WrmServer:
             policies=self.policies,
             events=CoreSink(self.receiver),
             outbox=self.notifications.outbox,
-            routers=self.notifications.routers(api),
+            routers=self.notifications.routers(api, self.policies),
         )
         # the SQL port's handles live exactly as long as the HTTP server
         self._http_listener = Listener(app, *split_hostport(s.http), "HTTP", on_exit=sql_capacity.close)
