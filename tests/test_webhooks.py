@@ -253,3 +253,21 @@ def test_a_cancel_is_handed_to_the_engine_as_action_requested_once(
         "production",
         resp.json()["action_id"],
     )
+
+
+def test_an_alert_transition_is_delivered_as_a_webhook(
+    server: WrmServer, receiver: Receiver, api: httpx.Client
+) -> None:
+    hook = subscribe(api, receiver.url("/alerts"), events=["alert.*"])
+    rule = api.post("/v1/alerts", json={"name": "silent flow", "metric": "no_runs", "workflow": "never-ran"})
+    assert rule.status_code == 201, rule.text
+    evaluated = api.post(f"/v1/alerts/{rule.json()['rule_id']}/evaluate")
+    assert evaluated.status_code == 200, evaluated.text
+    receiver.wait_for(lambda: len(receiver.on("/alerts")) >= 1)
+    event = receiver.on("/alerts")[0].verify(hook["secret"])
+    assert event["type"] == "alert.firing"
+    assert (event["data"]["rule_id"], event["data"]["metric"], event["data"]["value"]) == (
+        rule.json()["rule_id"],
+        "no_runs",
+        0,
+    )
