@@ -11,7 +11,6 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.webhooks.attempts import Attempt
-from analytics.webhooks.policy import Outcome
 from analytics.webhooks.schemas import WebhookCreate
 from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
+from tests.webhook_receiver import log_failed_delivery
 from wrm.server import WrmServer
 
 ADMIN_KEY = "platform-admin-" + "k" * 40
@@ -93,22 +91,7 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
     rule = _rule(env)
     message = "msg_matrix"
     assert env.server.notifications is not None
-    env.server.notifications.recorder.record(  # a delivery in the log, to retry
-        Attempt(
-            "acme",
-            hook,
-            message,
-            "webhook.test",
-            1,
-            datetime.now(UTC),
-            Outcome.FAILED,
-            400,
-            1.0,
-            "",
-            "",
-            None,
-        )
-    ).wait(30)
+    log_failed_delivery(env.server.notifications.recorder, "acme", hook, message)  # to retry
     return {
         "GET /v1/runs": ({}, None),
         "GET /v1/runs/export": ({}, None),

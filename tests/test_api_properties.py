@@ -17,7 +17,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,10 +33,9 @@ from schemathesis.core.result import Ok, Result
 from analytics.api import alerts_api, create_app, webhooks_api
 from analytics.api.problems import MEDIA_TYPE
 from analytics.runs.listing import STATUSES
-from analytics.webhooks.attempts import Attempt
-from analytics.webhooks.policy import Outcome
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
+from tests.webhook_receiver import log_failed_delivery
 from warehouse import Warehouse
 
 MAX_EXAMPLES = 40  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
@@ -149,21 +147,7 @@ def known(engine_dir: Path) -> Iterator[Known]:
     assert server.notifications is not None
     for hook in found.webhook_ids:
         message = f"msg_props_{hook}"
-        attempt = Attempt(
-            TENANT,
-            hook,
-            message,
-            "webhook.test",
-            1,
-            datetime.now(UTC),
-            Outcome.FAILED,
-            400,
-            1.0,
-            "",
-            "",
-            None,
-        )
-        server.notifications.recorder.record(attempt).wait(30)
+        log_failed_delivery(server.notifications.recorder, TENANT, hook, message)
         found.deliveries.append((hook, message))
     yield found
     server.stop()

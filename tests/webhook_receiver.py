@@ -8,10 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+from analytics.webhooks.attempts import Attempt, Recorder
+from analytics.webhooks.policy import Outcome
 
 
 @dataclass
@@ -102,3 +106,10 @@ class Receiver:
         self.hold.clear()
         self._server.shutdown()
         self._server.server_close()
+
+
+def log_failed_delivery(recorder: Recorder, tenant: str, webhook_id: str, message_id: str) -> None:
+    """A failed attempt in a subscription's delivery log, so a manual retry of it is allowed."""
+    now, failed = datetime.now(UTC), Outcome.FAILED
+    attempt = Attempt(tenant, webhook_id, message_id, "webhook.test", 1, now, failed, 400, 1.0, "", "", None)
+    recorder.record(attempt).wait(30)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -27,7 +26,7 @@ from analytics.alerts.schemas import (
     AlertUpdate,
 )
 from analytics.alerts.store import RuleStore
-from analytics.api.caller import Admin, Caller, Viewer
+from analytics.api.caller import Admin, Caller, Viewer, scrubbed
 from redaction.book import PolicyBook
 from redaction.policy import Policy
 from warehouse import Warehouse
@@ -60,11 +59,7 @@ def build_router(
     book = policies or PolicyBook(Policy(), {}, b"")
 
     def _scrubbed(who: Caller) -> Caller:
-        """Without a key (auth off) the actor is the caller's own label (X-WRM-Actor): redacted."""
-        if who.principal is not None:
-            return who
-        name = book.redactor(who.tenant).text(who.actor.name)
-        return who if name == who.actor.name else replace(who, actor=replace(who.actor, name=name))
+        return scrubbed(who, book)
 
     def _name_problems(tenant: str, name: str | None) -> list[Problem]:
         tally = Counter[str]()

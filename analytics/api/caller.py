@@ -13,7 +13,7 @@ Each dependency carries its role, and `document_roles` copies it into the OpenAP
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -29,6 +29,7 @@ from access.authenticator import permit
 from access.credentials import bearer
 from analytics.api.problems import unauthenticated
 from analytics.runs.errors import InvalidInput
+from redaction.book import PolicyBook
 from warehouse.tenants import TENANT_RE
 
 _BEARER = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
@@ -44,6 +45,15 @@ class Caller:
     def platform(self) -> bool:
         """Trusted with every tenant: the platform admin key, or anyone while auth is off."""
         return self.principal is None or self.principal.platform
+
+
+def scrubbed(who: Caller, book: PolicyBook) -> Caller:
+    """Without a key (auth off) the actor is the caller's own label (X-WRM-Actor): redacted with
+    the tenant's policy before it is stored anywhere."""
+    if who.principal is not None:
+        return who
+    name = book.redactor(who.tenant).text(who.actor.name)
+    return who if name == who.actor.name else replace(who, actor=replace(who.actor, name=name))
 
 
 class Need:

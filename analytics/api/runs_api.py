@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from access import audit as audit_log
-from analytics.api.caller import Caller, Operator, Viewer
+from analytics.api.caller import Caller, Operator, Viewer, scrubbed
 from analytics.api.export_stream import ExportResponse, ExportStream
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
@@ -98,11 +97,7 @@ def build_router(
     book = policies or PolicyBook(Policy(), {}, b"")
 
     def _scrubbed(who: Caller) -> Caller:
-        """Without a key (auth off) the actor is the caller's own label (X-WRM-Actor): redacted too."""
-        if who.principal is not None:
-            return who
-        name = book.redactor(who.tenant).text(who.actor.name)
-        return who if name == who.actor.name else replace(who, actor=replace(who.actor, name=name))
+        return scrubbed(who, book)
 
     export_slots = threading.BoundedSemaphore(max_exports)
 
