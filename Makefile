@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.crash --cycles 20
 	$(BIN)/python -m bench.fuzz --payloads 20000
 	$(BIN)/python -m bench.redaction
+	$(BIN)/python -m bench.webhooks --duration 30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -60,6 +60,10 @@ class WorkerResult:
     latencies_ms: list[float] = field(default_factory=list)
     last_ack: float = 0.0  # time.monotonic() of the last OK answer
     cpu_s: float = 0.0  # CPU time of the load process while sending
+    # one per OK request: (its stamp, time.monotonic() of the answer, traces it carried). The
+    # stamp is the first 8 bytes of each of its trace ids (the rest comes from its template), so
+    # a run id (the trace id in hex) names its request: int(run_id[:16], 16) == stamp.
+    acks: list[tuple[int, float, int]] = field(default_factory=list)
 
     def merge(self, other: WorkerResult) -> None:
         self.requests_ok += other.requests_ok
@@ -71,6 +75,7 @@ class WorkerResult:
         self.latencies_ms.extend(other.latencies_ms)
         self.last_ack = max(self.last_ack, other.last_ack)
         self.cpu_s += other.cpu_s
+        self.acks.extend(other.acks)
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,9 @@ def _send_loop(
             stamp = (cfg.index << 56) | (thread << 44) | seq
             template = templates[i]
             i = (i + 1) % len(templates)
-            _send_one(sender, template.render(stamp), template.spans, rng, out)
+            _send_one(
+                sender, template.render(stamp), template.spans, rng, out, stamp, len(template.trace_tails)
+            )
     except Exception as exc:  # recorded, so the run fails loudly instead of undercounting
         out.failures.append(f"sender thread {thread} crashed: {exc!r}")
     finally:
@@ -157,7 +164,13 @@ def _send_loop(
 
 
 def _send_one(
-    sender: GrpcSender | HttpSender, data: bytes, spans: int, rng: random.Random, out: WorkerResult
+    sender: GrpcSender | HttpSender,
+    data: bytes,
+    spans: int,
+    rng: random.Random,
+    out: WorkerResult,
+    stamp: int = 0,
+    traces: int = 0,
 ) -> None:
     for attempt in range(MAX_ATTEMPTS):
         started = time.monotonic()
@@ -176,6 +189,7 @@ def _send_one(
         out.rejected_spans += answer.rejected
         out.latencies_ms.append((done - started) * 1000)
         out.last_ack = done
+        out.acks.append((stamp, done, traces))
         return
     out.failures.append(f"gave up after {MAX_ATTEMPTS} retryable errors")
 
