@@ -5,24 +5,39 @@ again at delivery, after DNS resolution."""
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from analytics.webhooks import targets
 from analytics.webhooks.policy import Outcome, RetryPolicy, retry_after_seconds
 from analytics.webhooks.schemas import WebhookCreate
 from analytics.webhooks.signing import new_secret, signature_header
-from analytics.webhooks.targets import TargetRefused, is_allowed, parse_url, resolve
+from analytics.webhooks.targets import TargetRefused, Unresolved, is_allowed, parse_url, resolve
 from tests.webhook_receiver import Receiver
 from wrm.server import WrmServer
 
 REFUSED_ADDRESSES = [
     "127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-    "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::",
+    "224.0.0.1", "255.255.255.255", "240.0.0.1", "::1", "fe80::1", "fc00::1", "ff02::1", "2001:db8::1",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::",
+    "::7f00:1", "::a00:1", "::808:808",  # IPv4-compatible (deprecated, ::/96)
+    "::ffff:0:7f00:1", "::ffff:0:a00:1",  # IPv4-translated (::ffff:0:0:0/96)
+    "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b::a9fe:a9fe",  # NAT64, well-known prefix
+    "64:ff9b:1::7f00:1", "64:ff9b:1::a00:1", "64:ff9b:1::808:808",  # NAT64, local-use /48
+    "2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::",  # 6to4 around 127.0.0.1, 10.0.0.1, 169.254.169.254
+    "2001:0:a00:1::f5ff:fffe",  # Teredo: server 10.0.0.1, client 10.0.0.1
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo: server 65.54.227.120, client 127.0.0.1
+    "2001:0:a00:1:8000:63bf:f7f7:f7f7",  # Teredo: server 10.0.0.1, client 8.8.8.8
+    "fec0::1",  # site-local (deprecated)
 ]  # fmt: skip
 
 
@@ -33,7 +48,13 @@ def test_private_loopback_and_link_local_addresses_are_refused(address: str) -> 
     assert is_allowed(ip, allow_private=True)
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "93.184.215.14", "2606:4700::6810:85e5"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8", "93.184.215.14", "2606:4700::6810:85e5", "2a00:1450:4001:82a::200e",
+        "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",  # mapped, NAT64, 6to4 around 8.8.8.8
+    ],
+)  # fmt: skip
 def test_global_addresses_are_allowed(address: str) -> None:
     assert is_allowed(ipaddress.ip_address(address), allow_private=False)
 
@@ -54,6 +75,35 @@ def test_global_addresses_are_allowed(address: str) -> None:
 def test_malformed_urls_are_refused_with_a_reason(url: str, why: str) -> None:
     with pytest.raises(TargetRefused, match=why):
         parse_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:hunter2@example.com/hook", "https://user@example.com/", "http://:hunter2@8.8.8.8/"]
+)
+def test_urls_with_credentials_are_refused_without_quoting_them(url: str) -> None:
+    """The connection goes to the address checked, so credentials in the URL would be dropped."""
+    with pytest.raises(TargetRefused, match=r"carries credentials \(user:password@\)") as refused:
+        resolve(url, allow_private=True)
+    assert "hunter2" not in str(refused.value) and "user@" not in str(refused.value)
+    assert "signature" in str(refused.value)
+
+
+def test_name_resolution_has_a_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    resolved = threading.Event()
+
+    def slow(*args: object, **kwargs: object) -> list[tuple[Any, ...]]:
+        resolved.wait(10)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
+
+    monkeypatch.setattr(targets, "socket", SimpleNamespace(getaddrinfo=slow, SOCK_STREAM=socket.SOCK_STREAM))
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unresolved, match=r"'slow.example' did not resolve within 0.2 s"):
+            resolve("https://slow.example/hook", allow_private=False, timeout_s=0.2)
+        assert time.monotonic() - started < 2
+        assert issubclass(Unresolved, TargetRefused)  # caught as either; check() lets it pass
+    finally:
+        resolved.set()
 
 
 def test_a_name_is_checked_on_every_address_it_resolves_to() -> None:
