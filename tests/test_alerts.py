@@ -21,13 +21,11 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from analytics.alerts import AlertEvaluator
 from analytics.alerts.rules import complete
 from analytics.alerts.store import RuleStore
-from analytics.api import alerts_api, create_app
 from tests.conftest import module_server, settle
 from tests.otlp import flush, sdk_provider
 from warehouse import Warehouse, WarehouseUnavailable
 from warehouse.outbox import Outbox
 from wrm.cli import main
-from wrm.listen import Listener
 from wrm.server import WrmServer
 
 ADMIN_KEY = "platform-admin-" + "a" * 40
@@ -72,12 +70,6 @@ def _send(srv: WrmServer, key: str, runs: list[tuple[str, str, int]]) -> None:
     provider.shutdown()
 
 
-def _wired(srv: WrmServer) -> AlertEvaluator | None:
-    """The server's own evaluator, once `wrm serve` runs one."""
-    found = [v for v in vars(srv.notifications or object()).values() if isinstance(v, AlertEvaluator)]
-    return found[0] if found else None
-
-
 @pytest.fixture(scope="module")
 def env(engine_dir: Path) -> Iterator[Env]:
     with module_server(engine_dir, auth="required", admin_key=ADMIN_KEY) as srv:
@@ -93,23 +85,12 @@ def env(engine_dir: Path) -> Iterator[Env]:
         ])  # fmt: skip
         _send(srv, keys["globex"]["ingest"], [*[("fp", "first_pass", 300)] * 4, ("review", "waiting", 1200)])
         settle(srv)
-        wired = _wired(srv)
-        if wired is not None:
-            yield Env(srv, f"http://{srv.http_address}", wired, keys)
-            return
-        # until the server runs an evaluator: one of the test's own, its routes on a port of their own
-        assert srv.warehouse is not None and srv.notifications is not None and srv.authenticator is not None
-        api, own = srv.warehouse.session(own_reader=True), srv.warehouse.session()
-        evaluator = AlertEvaluator(own, srv.notifications.outbox)
-        app = create_app(srv.warehouse, authenticator=srv.authenticator,
-                         routers=[alerts_api.build_router(api, evaluator)])  # fmt: skip
-        listener = Listener(app, "127.0.0.1", 0, "alerts-test")
-        try:
-            yield Env(srv, f"http://{listener.address}", evaluator, keys)
-        finally:
-            listener.stop()
-            api.close()
-            own.close()
+        # the server's own evaluator, behind its own /v1/alerts routes: the tests fail if `wrm serve`
+        # stops wiring it
+        assert srv.notifications is not None, "wrm serve runs no webhooks and alerts"
+        evaluator = srv.notifications.alerts
+        assert isinstance(evaluator, AlertEvaluator), evaluator
+        yield Env(srv, f"http://{srv.http_address}", evaluator, keys)
 
 
 def _create(c: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -401,5 +382,4 @@ def test_a_restart_neither_fires_again_nor_loses_an_event(env: Env) -> None:
     finally:
         for handle in handles:
             handle.close()
-        if env.evaluator is _wired(srv):
-            env.evaluator.start()
+        env.evaluator.start()
