@@ -4,16 +4,21 @@
 -- The durable outbox: one row per lifecycle event, written in the assembly cycle that derives
 -- the transition (statements/emit_run_events.sql) or by the API (action.requested, webhook.test)
 -- and the alert evaluator (alert.firing, alert.resolved). event_id is stable (a hash of what the
--- event is about), so a re-assembly, a re-delivered span or a restart finds the event already
--- there and writes nothing. emitted_ms orders events across cycles (warehouse/outbox.py hands
+-- event is about: a trace and a span, an action, a rule's transition), so a re-assembly, a
+-- re-delivered span or a restart finds the event already there and writes nothing. emitted_ms orders events across cycles (warehouse/outbox.py hands
 -- out increasing stamps); occurred_at, then rank, orders the events of one run inside a cycle.
 -- webhook_id is '' for an event every matching subscription receives, or the one subscription a
--- test event is for.
+-- test event is for. trace_id is the trace a run or step event is about (the run's own trace, the
+-- step's or marker's), '' for the others: a run's id can change as its spans arrive (a
+-- wrm.run.id on the run span, parts joined), its traces do not. Sorted by it, for the emission's
+-- check of what the cycle's traces already have; the projection by_emitted keeps a copy in
+-- outbox order, which each webhook queue reads.
 CREATE TABLE IF NOT EXISTS lifecycle_events
 (
     tenant_id LowCardinality(String),
-    run_id String,
+    trace_id String,
     event_id String,
+    run_id String,
     type LowCardinality(String),
     step_id String,
     webhook_id String,
@@ -24,11 +29,12 @@ CREATE TABLE IF NOT EXISTS lifecycle_events
     rank UInt8,
     emitted_ms Int64,
     data String CODEC(ZSTD(1)),
-    INDEX idx_emitted emitted_ms TYPE minmax GRANULARITY 1,
-    INDEX idx_event event_id TYPE bloom_filter(0.001) GRANULARITY 1
+    INDEX idx_event event_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    -- the dispatcher's reads: a tenant's events after a cursor, in outbox order
+    PROJECTION by_emitted (SELECT * ORDER BY tenant_id, emitted_ms, occurred_at, rank, event_id)
 )
 ENGINE = MergeTree
-ORDER BY (tenant_id, run_id, event_id)
+ORDER BY (tenant_id, trace_id, event_id)
 TTL toDateTime(intDiv(emitted_ms, 1000)) + INTERVAL 30 DAY;
 
 -- Subscriptions: the newest row of a webhook id wins; a deleted one is an is_deleted row. The

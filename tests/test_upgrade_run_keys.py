@@ -71,6 +71,7 @@ def test_runs_assembled_per_trace_are_rebuilt_by_run_id(warehouse: Warehouse, tm
         "access_control",
         "ingest_key_tenant",
         "redaction",
+        "webhooks_alerts",
     ]
     server = start_server(warehouse)
     try:

@@ -27,7 +27,7 @@ from typing import Any
 from warehouse.client import Warehouse
 
 _COLUMNS = (
-    "tenant_id", "run_id", "event_id", "type", "step_id", "webhook_id", "workflow_name", "environment",
+    "tenant_id", "trace_id", "run_id", "event_id", "type", "step_id", "webhook_id", "workflow_name", "environment",
     "status", "occurred_at", "rank", "emitted_ms", "data",
 )  # fmt: skip
 
@@ -105,6 +105,7 @@ class Outbox:
                     _COLUMNS,
                     [
                         [e.tenant_id for e in new],
+                        [""] * len(new),
                         [e.run_id for e in new],
                         [e.event_id for e in new],
                         [e.type for e in new],
