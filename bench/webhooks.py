@@ -56,7 +56,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from analytics.webhooks.dispatcher import expand
+from analytics.webhooks.reading import expand
 from bench.ingest import _drive, _machine_busy_s, percentile
 from bench.loadgen import WorkerResult
 from bench.server import ServerError, WrmProcess

@@ -64,7 +64,7 @@ def ns(base: int, seconds: float) -> int:
 def test_a_run_emits_each_transition_once_in_order_signed(
     server: WrmServer, receiver: Receiver, api: httpx.Client
 ) -> None:
-    hook = subscribe(api, receiver.url("/seq"), events=["run.*", "step.*"], workflows=["order-flow"])
+    hook = subscribe(api, receiver.url("/seq"), events=["run.*", "step.*"], workflow="order-flow")
     memory = InMemorySpanExporter()
     # the workflow on the resource: every span names it, so the filter matches from the first
     resource = {"deployment.environment.name": "prod", "wrm.workflow.name": "order-flow"}

@@ -41,6 +41,8 @@ class Notifications:
             timeout_s=s.webhooks_timeout_s,
             allow_private=s.webhooks_allow_private,
             poll_s=s.webhooks_poll_ms / 1000,
+            concurrency=s.webhooks_concurrency,
+            open_session=lambda: warehouse.session(own_reader=True),
         )
         self.store.on_change = self.dispatcher.reload
         self.alerts = AlertEvaluator(alerts_wh, self.outbox, tick_s=s.alerts_tick_s)

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     webhooks_retry_for_s: float = Field(
         86_400.0, gt=0, le=30 * 86_400, description="how long a failing webhook delivery is retried"
     )
+    webhooks_concurrency: int = Field(
+        4, ge=1, le=64, description="deliveries in flight per subscription (one run's events stay in order)"
+    )
     webhooks_poll_ms: float = Field(
         250.0, ge=10, le=60_000, description="longest pause before a new lifecycle event is picked up"
     )

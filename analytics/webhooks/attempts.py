@@ -117,10 +117,11 @@ class Recorder:
 
 
 # Where each message stands: its latest attempt, and when its retry schedule began (the first
-# attempt, or the latest manual retry request).
+# attempt, or the latest manual retry request; maxIf alone would give 1970 for none).
 _STANDING = (
     "SELECT event_id, any(event_type), max(attempt), argMax(outcome, (attempt, at)) AS last, "
-    "argMax(next_at, (attempt, at)), coalesce(maxIf(at, outcome = 'requested'), min(at)) "
+    "argMax(next_at, (attempt, at)), "
+    "if(countIf(outcome = 'requested') > 0, maxIf(at, outcome = 'requested'), min(at)) "
     "FROM webhook_attempts WHERE tenant_id = {t:String} AND webhook_id = {w:String} "
 )
 

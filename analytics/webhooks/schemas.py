@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from analytics.runs.schemas import Utc
 from warehouse.statuses import STEP_STATUSES, STORED_RUN_STATUSES
@@ -37,6 +37,25 @@ def _statuses(names: list[str]) -> list[str]:
     return sorted(set(names))
 
 
+def _singular_filters(data: Any) -> Any:
+    """The issue's names: `workflow`, `environment`, `status`, each one name or a list, are the
+    filters `workflows`, `environments`, `statuses`."""
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    for single, plural in (
+        ("workflow", "workflows"),
+        ("environment", "environments"),
+        ("status", "statuses"),
+    ):
+        if single in out:
+            if plural in out:
+                raise ValueError(f"give {single} or {plural}, not both")
+            value = out.pop(single)
+            out[plural] = [value] if isinstance(value, str) else value
+    return out
+
+
 EventNames = Annotated[list[str], AfterValidator(_event_names)]
 Statuses = Annotated[list[str], AfterValidator(_statuses)]
 Names = list[Annotated[str, Field(min_length=1, max_length=200)]]
@@ -44,6 +63,7 @@ Names = list[Annotated[str, Field(min_length=1, max_length=200)]]
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _singular = model_validator(mode="before")(_singular_filters)
 
     url: str = Field(max_length=2048, description="http(s) URL the events are POSTed to")
     events: EventNames = Field(
@@ -65,6 +85,7 @@ class WebhookCreate(BaseModel):
 
 class WebhookUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _singular = model_validator(mode="before")(_singular_filters)
 
     url: str | None = Field(None, max_length=2048)
     events: EventNames | None = Field(None, min_length=1, max_length=50)

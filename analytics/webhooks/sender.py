@@ -8,13 +8,14 @@ environment are not used, and the time limit covers the whole attempt."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
 
-from analytics.webhooks.targets import TargetRefused, resolve
+from analytics.webhooks.targets import TargetRefused, Unresolved, resolve
 
 EXCERPT_BYTES = 512
 USER_AGENT = "wrm-webhooks/0.1"
@@ -38,22 +39,50 @@ class SendResult:
 
 
 class Sender:
-    """Sends messages on one keep-alive client; one Sender per queue (not shared across threads)."""
+    """Sends messages on one keep-alive client, one at a time: one Sender per thread.
+
+    httpx's timeout bounds each network operation, so an endpoint that drips a byte at a time
+    could hold an attempt for ever; a watchdog closes the client when the attempt's time is up
+    (which fails the request in flight), and the next attempt gets a new client."""
 
     def __init__(self, timeout_s: float, allow_private: bool) -> None:
         self._timeout_s = timeout_s
         self._allow_private = allow_private
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s),
+        self._client = self._new_client()
+        self._expired = False
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(
+            timeout=httpx.Timeout(self._timeout_s),
             follow_redirects=False,
             trust_env=False,
-            headers={"user-agent": USER_AGENT},
+            headers={"user-agent": USER_AGENT, "accept-encoding": "identity"},
         )
 
+    def _expire(self) -> None:
+        self._expired = True
+        self._client.close()
+
     def send(self, url: str, message: Message, signature: str) -> SendResult:
+        if self._expired:
+            self._client, self._expired = self._new_client(), False
+        watchdog = threading.Timer(self._timeout_s, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            result = self._send(url, message, signature)
+        finally:
+            watchdog.cancel()
+        if self._expired and result.status is None:  # the watchdog cut it short
+            return SendResult(None, result.latency_ms, f"no answer within {self._timeout_s:g} s")
+        return result
+
+    def _send(self, url: str, message: Message, signature: str) -> SendResult:
         started = time.monotonic()
         try:
             target = resolve(url, self._allow_private)
+        except Unresolved as exc:  # a DNS failure may pass: retried like a connection error
+            return SendResult(None, (time.monotonic() - started) * 1000, str(exc))
         except TargetRefused as exc:
             return SendResult(None, 0.0, str(exc), refused=True)
         ip = target.address
@@ -79,7 +108,7 @@ class Sender:
             response = self._client.send(request, stream=True)
             try:
                 excerpt = b""
-                for chunk in response.iter_raw():
+                for chunk in response.iter_bytes():
                     excerpt += chunk
                     if len(excerpt) >= EXCERPT_BYTES or time.monotonic() > deadline:
                         break
