@@ -284,7 +284,8 @@ def test_roles_tenants_and_invalid_rules(env: Env) -> None:
         assert changed.json()["comparison"] == "above" and changed.json()["created_by"] == rule["created_by"]
         metric = admin.patch(f"/v1/alerts/{rid}", json={"metric": "success_rate", "threshold": 0.9}).json()
         assert (metric["metric"], metric["comparison"], metric["threshold"]) == ("success_rate", "below", 0.9)
-        assert admin.delete(f"/v1/alerts/{rid}").status_code == 200
+        deleted = admin.delete(f"/v1/alerts/{rid}")
+        assert (deleted.status_code, deleted.content) == (204, b""), deleted.text
         assert admin.get(f"/v1/alerts/{rid}").status_code == 404
         assert admin.delete(f"/v1/alerts/{rid}").status_code == 404
 

@@ -74,6 +74,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except _Refused as exc:
         print(f"wrm alerts {what}: {exc}", file=sys.stderr)
         return exc.code
+    if what == "delete":  # 204, no body
+        print(f"wrm alerts: deleted {args.rule_id}", file=sys.stderr)
+        return 0
     if args.json:
         print(json.dumps(body, indent=2))
     elif what == "list":
@@ -89,8 +92,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         for key, value in body.items():
             print(f"{key}: {value}")
-        if what == "delete":
-            print(f"wrm alerts: deleted {body['rule_id']}", file=sys.stderr)
     return 0
 
 
@@ -125,7 +126,8 @@ def _request(url: str, headers: dict[str, str], method: str, path: str, body: di
         with urllib.request.urlopen(
             urllib.request.Request(url + path, data, headers, method=method), timeout=30
         ) as r:
-            return json.load(r)
+            raw = r.read()
+            return json.loads(raw) if raw else None
     except urllib.error.HTTPError as exc:
         try:
             detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 
 from access import audit as audit_log
@@ -130,13 +130,13 @@ def build_router(
         )
         return _shown(changed)
 
-    @router.delete("/alerts/{rule_id}", response_model=Alert)
-    def delete_alert(who: Admin, rule_id: str) -> Alert:
-        """Delete the rule (it is evaluated no more; a firing rule sends no resolution)."""
+    @router.delete("/alerts/{rule_id}", status_code=204)
+    def delete_alert(who: Admin, rule_id: str) -> Response:
+        """Delete the rule (it is evaluated no more; a firing rule sends no resolution). 204, no body."""
         who = _scrubbed(who)
         rule = store.delete(who.tenant, rule_id)
         _audit(who, "alert.delete", rule)
-        return _shown(rule)
+        return Response(status_code=204)
 
     @router.get("/alerts/{rule_id}/history", response_model=AlertHistory)
     def alert_history(
