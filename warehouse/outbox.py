@@ -27,8 +27,8 @@ from typing import Any
 from warehouse.client import Warehouse
 
 _COLUMNS = (
-    "tenant_id", "trace_id", "run_id", "event_id", "type", "step_id", "webhook_id", "workflow_name", "environment",
-    "status", "occurred_at", "rank", "emitted_ms", "data",
+    "tenant_id", "trace_id", "run_id", "event_id", "type", "step_id", "webhook_id", "workflow_name",
+    "environment", "status", "occurred_at", "rank", "emitted_ms", "data",
 )  # fmt: skip
 
 

@@ -130,7 +130,7 @@ class RotatedSecret(BaseModel):
 class Delivery(BaseModel):
     message_id: str
     event_type: str
-    attempt: int = Field(description="1 for the first attempt; a manual retry request has the next number")
+    attempt: int = Field(description="1 for the first attempt; a manual retry request repeats the last one")
     at: Utc
     outcome: Literal["delivered", "retrying", "failed", "refused", "disabled", "requested"]
     http_status: int | None
