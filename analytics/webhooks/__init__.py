@@ -3,11 +3,15 @@
 Modules: `schemas` (what the API takes and shows), `store` (subscriptions in the warehouse),
 `targets` (which URLs may be called), `signing` (secrets and signatures), `policy` (what an
 answer means and when to retry), `sender` (one HTTP attempt), `attempts` (the delivery log),
-`dispatcher` (the queues that deliver the outbox), `app_events` (events the API writes).
+`reading` (a subscription's events from the outbox), `queue` (one subscription's deliveries),
+`dispatcher` (the queues, started and stopped as subscriptions change), `stats` (/metrics),
+`app_events` (events the API writes).
 
 Errors, classified once:
 
     WebhookError
-    ├── TargetRefused   the URL is not http(s), or resolves to a private address (permanent)
-    └── UnknownWebhook  no such subscription in the caller's tenant
+    ├── TargetRefused   the URL may not be called: not http(s), credentials, a private address
+    │   └── Unresolved  the name does not resolve (now): retried at delivery, accepted at creation
+    ├── UnknownWebhook  no such subscription in the caller's tenant
+    └── NotDeliverable  a manual retry of a disabled subscription
 """
