@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.reports.schedule import ReportSchedule
 from derivation.rebuild import StalePolicy
 from redaction.policy import Policy, PolicyError, effective
 from redaction.redactor import Rules
@@ -72,6 +73,9 @@ class ModelPrice(BaseModel):
     model_config = ConfigDict(extra="forbid")
     input_usd_per_mtok: float = Field(ge=0)
     output_usd_per_mtok: float = Field(ge=0)
+    cached_input_usd_per_mtok: float | None = Field(
+        None, ge=0, description="for input tokens read from a prompt cache; unset: the input price"
+    )
 
 
 class TenantRetention(BaseModel):
@@ -112,7 +116,20 @@ class Settings(BaseSettings):
         10_000.0, ge=0, le=3_600_000, description="least time between daily-summary refreshes"
     )
     assemble_interval_ms: float = Field(1000.0, ge=0, le=60_000, description="pause between run assemblies")
-    prices: dict[str, ModelPrice] = Field(default_factory=dict, description="USD per million tokens by model")
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="USD per million tokens by model name or pattern (* and ?), over the shipped table",
+    )
+    tenant_prices: dict[str, dict[str, ModelPrice]] = Field(
+        default_factory=dict, description="per-tenant prices, over `prices` and the shipped table"
+    )
+    default_prices: bool = Field(
+        True, description="price models named in no `prices` entry from the shipped, dated price table"
+    )
+    reports_dir: Path = Field(Path("./data/reports"), description="where scheduled reports are written")
+    reports: list[ReportSchedule] = Field(
+        default_factory=list, description="scheduled indicator reports ([[reports]] entries)"
+    )
     max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, description="largest OTLP request")
     queue_max_spans: int = Field(200_000, ge=1, description="spans waiting for a flush before back-off")
@@ -301,7 +318,16 @@ class Settings(BaseSettings):
         split_hostport(value)
         return value
 
-    @field_validator("tenant_retention", "tenant_redaction")
+    @field_validator("reports")
+    @classmethod
+    def _report_names(cls, value: list[ReportSchedule]) -> list[ReportSchedule]:
+        names = [r.name for r in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"report name {repeated[0]!r} is used twice; each report needs its own folder")
+        return value
+
+    @field_validator("tenant_retention", "tenant_redaction", "tenant_prices")
     @classmethod
     def _tenant_ids(cls, value: dict[str, Any]) -> dict[str, Any]:
         for tenant in value:
