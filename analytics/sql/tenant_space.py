@@ -29,9 +29,13 @@ EXPOSED = (
     "throughput_hourly", "time_to_benefit", "run_actions", "run_annotations", "run_tags", "trace_runs",
     "trace_links", "lifecycle_events",
 )  # fmt: skip
-# Parameterized views, called as table functions. comparison_sides is there because the engine
-# resolves the `comparison_sides(...)` inside version_comparison in the caller's database.
-PARAMETERIZED = ("effectiveness_window", "version_comparison", "comparison_sides")
+# Parameterized views, called as table functions. comparison_sides, window_comparison and
+# comparison_window_sides are there also because the engine resolves a parameterized view called
+# inside another (version_comparison's) in the caller's database.
+PARAMETERIZED = (
+    "effectiveness_window", "version_comparison", "comparison_sides", "window_comparison",
+    "comparison_window_sides", "workflow_days", "failure_reasons", "step_retries",
+)  # fmt: skip
 # Objects with tenant rows that a tenant key deliberately does not read: keys and the audit trail
 # (the admin API only), retention settings, redaction policies and the hashing secret, webhook
 # subscriptions (their signing secrets), delivery log and cursors, alert rules and history (the
