@@ -45,7 +45,7 @@ PARAMETERIZED = (
 INTERNAL = frozenset(
     {
         "api_keys", "audit_log", "retention_policies", "redaction_policies", "redaction_secrets",
-        "webhooks", "webhook_attempts", "webhook_cursors", "alert_rules", "alert_history",
+        "webhooks", "webhook_attempts", "webhook_cursors", "alert_rules", "alert_history", "reports",
         "assembly_parts", "dirty_traces", "run_queue",
         "summary_dirty", "assemble_runs", "assemble_steps", "assembly_window", "cycle_parts",
         "cycle_runs", "queued_runs", "relinked_traces", "stale_runs", "summarize_runs", "trace_keys",
