@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -36,6 +36,8 @@ class Sides:
     baseline_until: date = LAST_DAY  # baseline takes days before this one
     candidate_since: date = FIRST_DAY  # candidate takes days from this one on
     environment: str = ""  # "" is every environment
+    baseline_since: date = FIRST_DAY  # baseline takes days from this one on
+    candidate_until: date = LAST_DAY  # candidate takes days up to and including this one
 
     @classmethod
     def versions(cls, baseline: str, candidate: str, environment: str = "") -> Sides:
@@ -51,6 +53,29 @@ class Sides:
             raise ValueError(f"the candidate window ({after}) starts before the baseline's end ({before})")
         return cls(baseline_until=before, candidate_since=after, environment=environment)
 
+    @classmethod
+    def bounded(
+        cls,
+        baseline: tuple[date, date],
+        candidate: tuple[date, date],
+        *,
+        baseline_version: str = "",
+        candidate_version: str = "",
+        environment: str = "",
+    ) -> Sides:
+        """Days `baseline[0]`..`baseline[1]` against `candidate[0]`..`candidate[1]` (all included)."""
+        if baseline[1] < baseline[0] or candidate[1] < candidate[0]:
+            raise ValueError("a side of the comparison ends before it starts")
+        return cls(
+            baseline_version,
+            candidate_version,
+            baseline_until=baseline[1] + timedelta(days=1),
+            candidate_since=candidate[0],
+            environment=environment,
+            baseline_since=baseline[0],
+            candidate_until=candidate[1],
+        )
+
     def describe(self) -> tuple[str, str]:
         if self.baseline_version or self.candidate_version:
             return f"version {self.baseline_version}", f"version {self.candidate_version}"
@@ -63,18 +88,21 @@ class Sides:
             "candidate_version": self.candidate_version,
             "baseline_until": self.baseline_until,
             "candidate_since": self.candidate_since,
+            "baseline_since": self.baseline_since,
+            "candidate_until": self.candidate_until,
         }
 
 
 _SIDES_ARGS = (
     "tenant_id = {tenant_id:String}, workflow = {workflow:String}, environment = {environment:String}, "
     "baseline_version = {baseline_version:String}, candidate_version = {candidate_version:String}, "
-    "baseline_until = {baseline_until:Date}, candidate_since = {candidate_since:Date}"
+    "baseline_until = {baseline_until:Date}, candidate_since = {candidate_since:Date}, "
+    "baseline_since = {baseline_since:Date}, candidate_until = {candidate_until:Date}"
 )
-_COMPARISON = f"SELECT * FROM version_comparison({_SIDES_ARGS})"
+_COMPARISON = f"SELECT * FROM window_comparison({_SIDES_ARGS})"
 _DURATIONS = (
     f"SELECT groupArrayArrayIf(durations_ns, b), groupArrayArrayIf(durations_ns, c) "
-    f"FROM comparison_sides({_SIDES_ARGS})"
+    f"FROM comparison_window_sides({_SIDES_ARGS})"
 )
 _EFFECTIVENESS = (
     "SELECT * FROM effectiveness_window(since = {since:Date}, until = {until:Date}, by_day = {by_day:UInt8}) "
@@ -125,16 +153,23 @@ def effectiveness(
 
 
 def compare(
-    client: Client, tenant: str, workflow: str, sides: Sides, *, alpha: float = significance.ALPHA
+    client: Client,
+    tenant: str,
+    workflow: str,
+    sides: Sides,
+    *,
+    alpha: float = significance.ALPHA,
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
-    """Each indicator's baseline, candidate, deltas and sample sizes (the version_comparison
-    view), with the test that fits it, its p-value and a verdict."""
+    """Each indicator's baseline, candidate, deltas and sample sizes (the window_comparison
+    view), with the test that fits it, its p-value and a verdict. A side without runs raises
+    NoData, unless `allow_empty` (a report still shows the side that has runs)."""
     params = {"tenant_id": tenant, "workflow": workflow, **sides.params()}
     frame = client.query_df(_COMPARISON, parameters=params)
     base_label, cand_label = sides.describe()
-    if frame.empty or frame["baseline_n"].max() == 0:
+    if not allow_empty and (frame.empty or frame["baseline_n"].max() == 0):
         raise NoData(f"no finished runs of {workflow!r} (tenant {tenant!r}) for the baseline, {base_label}")
-    if frame["candidate_n"].max() == 0:
+    if not allow_empty and frame["candidate_n"].max() == 0:
         raise NoData(f"no finished runs of {workflow!r} (tenant {tenant!r}) for the candidate, {cand_label}")
     durations = client.query(_DURATIONS, parameters=params).result_rows[0]
     results = [_test(row, durations, alpha) for row in frame.itertuples(index=False)]
@@ -160,6 +195,8 @@ def _test(row: Any, durations: Sequence[Sequence[int]], alpha: float) -> signifi
         )  # fmt: skip
     if row.kind == "duration":
         return significance.distributions(durations[0], durations[1], alpha=alpha)
+    if row.kind == "count":
+        return significance.TestResult("", None, "no test", "a count, not a sample of runs")
     return significance.TestResult("", None, "no test", "a count per day, not a sample of runs")
 
 
