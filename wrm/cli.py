@@ -1,5 +1,5 @@
-"""The `wrm` command line: serve, migrate, sql, indicators, compare, export, retention, keys, redact,
-alerts."""
+"""The `wrm` command line: serve, migrate, sql, indicators, compare, report, export, retention, keys,
+redact, alerts."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from wrm import (
     indicator_commands,
     keys_command,
     redact_command,
+    report_command,
     retention_command,
 )
 from wrm.reading import NoWarehouse, read_source
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--format", default=None, help="output format (default PrettyCompact on a terminal, else TSV)"
     )
     indicator_commands.add_parsers(sub, _common)
+    report_command.add_parser(sub, _common)
     retention_command.add_parser(sub, _common)
     export_command.add_parser(sub, _common)
     keys_command.add_parser(sub, _common)
@@ -92,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return indicator_commands.run_indicators(settings, args)
         if args.command == "compare":
             return indicator_commands.run_compare(settings, args)
+        if args.command == "report":
+            return report_command.run_report(settings, args)
         if args.command == "export":
             return export_command.run(settings, args)
         if args.command == "keys":

@@ -1,0 +1,131 @@
+"""`wrm report`: one workflow's indicator report as HTML, PDF or Markdown, written to a file.
+
+Reads through the running server's SQL port when one answers (with WRM_KEY, the key's tenant
+only), else opens the warehouse directly; says which on stderr, with a progress line per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from analytics import reports
+from analytics.reports.request import Comparison, ReportRequest, RequestError, parse_date, parse_since
+from wrm.reading import read_source
+from wrm.settings import Settings
+
+
+def add_parser(sub: Any, common: Any) -> None:
+    rep = sub.add_parser(
+        "report", help="an indicator report of one workflow (HTML, PDF or Markdown) with charts"
+    )
+    common(rep)
+    rep.add_argument("--workflow", required=True, help="workflow name")
+    rep.add_argument("--tenant", help="tenant id (default: the key's, WRM_KEY; else default)")
+    rep.add_argument("--environment", default="", help="one environment (default: all)")
+    rep.add_argument(
+        "--since",
+        required=True,
+        help="Nd (the N days ending with --until, both included) or a first day YYYY-MM-DD",
+    )
+    rep.add_argument("--until", help="last day included, YYYY-MM-DD (default: today, UTC)")
+    rep.add_argument(
+        "--compare",
+        default="previous",
+        help="previous (the same number of days just before), V1..V2 (version V1 against V2 within "
+        "the days), or none (default: previous)",
+    )
+    rep.add_argument("--format", choices=reports.FORMATS, help="default: from --out's extension, else html")
+    rep.add_argument("--out", required=True, metavar="FILE", help="where to write the report (- for stdout)")
+    rep.add_argument("--http", metavar="HOST:PORT", help="where to look for a running server")
+
+
+def _request(args: argparse.Namespace, tenant: str) -> ReportRequest:
+    until = parse_date(args.until) if args.until else datetime.now(UTC).date()
+    return ReportRequest(
+        workflow=args.workflow,
+        tenant=tenant,
+        since=parse_since(args.since, until),
+        until=until,
+        environment=args.environment,
+        compare=Comparison.parse(args.compare),
+    )
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    ext = Path(args.out).suffix.lstrip(".").lower()
+    return (
+        {"htm": "html", "markdown": "md"}.get(ext, ext)
+        if ext in (*reports.FORMATS, "htm", "markdown")
+        else "html"
+    )
+
+
+class _Progress:
+    """One line on stderr per stage, with the time spent so far."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, stage: str) -> None:
+        print(f"wrm report: {stage} … ({time.monotonic() - self.started:.1f} s)", file=sys.stderr)
+
+
+def run_report(settings: Settings, args: argparse.Namespace) -> int:
+    fmt = _format(args)
+    if fmt == "pdf" and args.out == "-" and sys.stdout.isatty():
+        print("wrm report: a PDF is not written to a terminal; give --out FILE", file=sys.stderr)
+        return 2
+    try:
+        _request(args, args.tenant or "default")  # the period and comparison, checked before connecting
+    except RequestError as exc:
+        print(f"wrm report: {exc}", file=sys.stderr)
+        return 2
+    progress = _Progress()
+    with read_source(settings, "report") as src:
+        # through a server with a tenant key the SQL port shows that tenant only, whatever is asked
+        tenant = args.tenant or ("" if src.scoped else "default")
+        request = _request(args, tenant)
+        data = reports.build(src.client, request, source=_where(src.description), progress=progress)
+    progress(f"rendering {fmt}")
+    body = reports.render(data, fmt)
+    if args.out == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        _write(Path(args.out), body)
+    if not data.has_runs:
+        print(
+            f"wrm report: no runs of {args.workflow!r} in {request.since} – {request.until}", file=sys.stderr
+        )
+    where = "stdout" if args.out == "-" else args.out
+    print(f"wrm report: wrote {fmt} ({len(body):,} bytes) to {where}", file=sys.stderr)
+    return 0
+
+
+def _where(description: str) -> str:
+    """How the report names its source: 'via the running server at …' → 'the running server at …'."""
+    return description.removeprefix("via ")
+
+
+def _write(path: Path, body: bytes) -> None:
+    """Whole or not at all: a temporary file beside `path`, renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
