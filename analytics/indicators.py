@@ -18,6 +18,24 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from analytics import significance
+from analytics.figures import Unit
+
+# How a person reads each indicator (a view column or a comparison row), for analytics.figures.
+UNITS: dict[str, Unit] = {
+    "runs": "count", "in_progress": "count", "finished": "count", "completed": "count", "failed": "count",
+    "canceled": "count", "validations": "count", "quality_runs": "count", "cx_runs": "count",
+    "peak_hour_runs": "count", "active_hours": "count", "days_to_benefit": "count",
+    "days_from_production_to_benefit": "count",
+    "first_pass_rate": "rate", "success_rate": "rate", "validation_pass_rate": "rate", "human_share": "rate",
+    "baseline_first_pass_rate": "rate", "rolling_first_pass_rate_at_benefit": "rate",
+    "p50_duration_s": "duration", "p95_duration_s": "duration", "mean_duration_s": "duration",
+    "human_wait_s_per_run": "duration",
+    "input_tokens_per_run": "tokens", "output_tokens_per_run": "tokens", "tokens_per_run": "tokens",
+    "cost_per_run_usd": "money",
+    "retries_per_run": "per_run", "human_decisions_per_run": "per_run", "runs_per_day": "per_day",
+    "runs_per_hour": "per_run",
+    "quality_mean": "score", "cx_score_mean": "score",
+}  # fmt: skip
 
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2149, 6, 6)  # the largest ClickHouse Date

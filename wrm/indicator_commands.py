@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -11,14 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from analytics import indicators
+from analytics import figures, indicators
 from wrm.reading import Source, read_source
 from wrm.settings import Settings
 
 _SINCE_RE = re.compile(r"^(\d{1,5})d$")
-# How the table format shows each column; CSV and JSON keep the raw values.
-_PERCENT = {"first_pass_rate", "success_rate", "validation_pass_rate", "human_share"}
-_SECONDS = {"p50_duration_s", "p95_duration_s", "mean_duration_s", "human_wait_s_per_run"}
+# The table format reads each column in its unit (analytics.figures); CSV and JSON keep raw values.
 _EFFECTIVENESS_COLUMNS = [
     "workflow_name", "workflow_version", "environment", "day", "runs", "in_progress", "completed", "failed",
     "canceled", "first_pass_rate", "success_rate", "validation_pass_rate", "quality_mean", "p50_duration_s",
@@ -134,9 +131,9 @@ def run_compare(settings: Settings, args: argparse.Namespace) -> int:
             "baseline": [_cell(i, v) for i, v in zip(frame["indicator"], frame["baseline"], strict=True)],
             "candidate": [_cell(i, v) for i, v in zip(frame["indicator"], frame["candidate"], strict=True)],
             "delta": [_delta(i, v) for i, v in zip(frame["indicator"], frame["delta"], strict=True)],
-            "change": [_percent(v, signed=True) for v in frame["relative_delta"]],
+            "change": [figures.relative(v) for v in frame["relative_delta"]],
             "n": [f"{b}/{c}" for b, c in zip(frame["baseline_n"], frame["candidate_n"], strict=True)],
-            "p": [_p(v) for v in frame["p_value"]],
+            "p": [figures.p_value(v) for v in frame["p_value"]],
             "verdict": [
                 f"{v} ({d})" if d else (f"{v}: {n}" if n else v)
                 for v, d, n in zip(frame["verdict"], frame["direction"], frame["note"], strict=True)
@@ -159,39 +156,22 @@ def _emit(frame: pd.DataFrame, fmt: str) -> None:
         print(shown.to_string(index=False))
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or bool(pd.isna(v))
-
-
 def _cell(column: str, v: Any) -> str:
-    if _missing(v):
-        return "-"
-    if column in _PERCENT:
-        return _percent(v)
-    if column in _SECONDS:
-        return f"{float(v):.3g} s"
-    if isinstance(v, float):
-        return f"{v:.4g}"
+    """How a person reads `v` of `column` (analytics.figures): `32 min`, `22,460`, `$0.0042`."""
     if isinstance(v, pd.Timestamp | datetime):
         return v.strftime("%Y-%m-%d %H:%M:%S")
+    if v is pd.NaT or (not isinstance(v, str) and figures.missing(v)):
+        return figures.MISSING
+    unit = indicators.UNITS.get(column)
+    if unit is not None:
+        return figures.value(unit, v)
+    if isinstance(v, float):
+        return figures.plain(v, 4)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return figures.count(v)
     return str(v)
 
 
-def _delta(column: str, v: Any) -> str:
-    if _missing(v):
-        return "-"
-    if column in _PERCENT:
-        return f"{float(v) * 100:+.1f} pt"
-    return f"{float(v):+.4g}" + (" s" if column in _SECONDS else "")
-
-
-def _percent(v: Any, signed: bool = False) -> str:
-    if _missing(v):
-        return "-"
-    return f"{float(v) * 100:+.1f}%" if signed else f"{float(v) * 100:.1f}%"
-
-
-def _p(v: Any) -> str:
-    if _missing(v):
-        return "-"
-    return f"{float(v):.2g}" if float(v) >= 1e-4 else "<0.0001"
+def _delta(indicator: str, v: Any) -> str:
+    unit = indicators.UNITS.get(indicator)
+    return figures.change(unit, v) if unit is not None else figures.plain(v, 4)
