@@ -26,6 +26,7 @@ MIGRATIONS = [
     (11, "ingest_key_tenant"),
     (12, "redaction"),
     (13, "webhooks_alerts"),
+    (14, "price_rules"),
     (15, "reports"),
 ]
 

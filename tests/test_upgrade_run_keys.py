@@ -72,6 +72,7 @@ def test_runs_assembled_per_trace_are_rebuilt_by_run_id(warehouse: Warehouse, tm
         "ingest_key_tenant",
         "redaction",
         "webhooks_alerts",
+        "price_rules",
         "reports",
     ]
     server = start_server(warehouse)

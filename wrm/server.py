@@ -85,7 +85,7 @@ class WrmServer:
             retention_days=s.spans_ttl_days,
             tenant_retention_days=dict(policy.spans.by_tenant),
         )
-        store_prices(wh, {m: (p.input_usd_per_mtok, p.output_usd_per_mtok) for m, p in s.prices.items()})
+        store_prices(wh, s.prices, s.tenant_prices, s.default_prices)
         self.notifications = Notifications(wh, s)
         self.assembler = RunAssembler(
             wh.session(),

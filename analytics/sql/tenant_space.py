@@ -34,18 +34,19 @@ EXPOSED = (
 # inside another (version_comparison's) in the caller's database.
 PARAMETERIZED = (
     "effectiveness_window", "version_comparison", "comparison_sides", "window_comparison",
-    "comparison_window_sides", "workflow_days", "failure_reasons", "step_retries",
+    "comparison_window_sides", "workflow_days", "failure_reasons", "step_retries", "unpriced_models",
 )  # fmt: skip
 # Objects with tenant rows that a tenant key deliberately does not read: keys and the audit trail
 # (the admin API only), retention settings, redaction policies and the hashing secret, webhook
 # subscriptions (their signing secrets), delivery log and cursors, alert rules and history (the
-# admin API: /v1/webhooks, /v1/alerts), the run
+# admin API: /v1/webhooks, /v1/alerts), the price rules (settings; other tenants' overrides), the run
 # assembler's and summarizer's bookkeeping and working views, and the materialized views
 # (triggers; their rows are in the tables exposed).
 INTERNAL = frozenset(
     {
         "api_keys", "audit_log", "retention_policies", "redaction_policies", "redaction_secrets",
         "webhooks", "webhook_attempts", "webhook_cursors", "alert_rules", "alert_history", "reports",
+        "price_rules", "price_rules_current",
         "assembly_parts", "dirty_traces", "run_queue",
         "summary_dirty", "assemble_runs", "assemble_steps", "assembly_window", "cycle_parts",
         "cycle_runs", "queued_runs", "relinked_traces", "stale_runs", "summarize_runs", "trace_keys",
