@@ -2,12 +2,13 @@
 
 Every place a person reads a number (reports, `wrm indicators`, `wrm compare`) formats it here,
 so one figure reads the same everywhere. Machine formats (CSV, JSON, the API) keep raw values.
-A missing value (None or NaN) reads `–`.
+A missing value (None, NaN or an infinity) reads `–`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 Unit = Literal["rate", "duration", "count", "per_run", "tokens", "money", "score", "per_day", "p_value"]
@@ -16,10 +17,11 @@ CURRENCY = "USD"
 
 
 def missing(value: Any) -> bool:
+    """None, NaN or an infinity: nothing a reader could use (and `round(inf)` would raise)."""
     if value is None:
         return True
     try:
-        return math.isnan(float(value))
+        return not math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
 
@@ -98,11 +100,12 @@ def money(usd: Any, currency: str = CURRENCY) -> str:
     return f"{sign}{symbol}{text}{suffix}"
 
 
-def percent(rate: Any) -> str:
-    """A rate in [0, 1]: `87.5%`."""
+def percent(rate: Any, decimals: int = 1) -> str:
+    """A rate in [0, 1]: `87.5%` (`decimals=0` for an axis: `80%`)."""
     if missing(rate):
         return MISSING
-    return f"{float(rate) * 100:.1f}%"
+    text = f"{float(rate) * 100:.{decimals}f}"
+    return f"{'0' if float(text) == 0 else text}%"  # no `-0.0%`
 
 
 def score(value: Any) -> str:
@@ -112,14 +115,44 @@ def score(value: Any) -> str:
     return _digits(float(value), 3)
 
 
-def p_value(value: Any) -> str:
+def p_value(value: Any, alpha: float = 0.05) -> str:
+    """`0.031`, `<0.0001`; never rounded onto or across `alpha` (0.0499 reads `0.0499`, not `0.05`)."""
     if missing(value):
         return MISSING
     v = float(value)
-    return "<0.0001" if v < 1e-4 else f"{v:.2g}"
+    if v < 1e-4:
+        return "<0.0001"
+    text = f"{v:.2g}"
+    if (float(text) < alpha) != (v < alpha) or (float(text) == alpha and v != alpha):
+        text = f"{v:.4g}"
+    return text
 
 
-_FORMATS = {
+def plain(value: Any, significant: int = 3) -> str:
+    """A number with no unit (a chart's tick): `0.25`, `1,250`, never e-notation."""
+    if missing(value):
+        return MISSING
+    return _digits(float(value), significant)
+
+
+def duration_scale(seconds: Any) -> tuple[str, float]:
+    """The unit `duration` would read `seconds` in, and its size in seconds: ("min", 60.0).
+    A chart scales its whole axis by the unit of its largest value."""
+    s = 0.0 if missing(seconds) else abs(float(seconds))
+    for name, size, below in (("ms", 0.001, 1), ("s", 1, 60), ("min", 60, 3600), ("h", 3600, 172_800)):
+        if s < below:
+            return name, float(size)
+    return "d", 86_400.0
+
+
+def sample_sizes(current_n: Any, before_n: Any = None) -> str:
+    """`n = 340 / 310` (current / before), or `n = 340` without a comparison."""
+    if before_n is None:
+        return f"n = {count(current_n)}"
+    return f"n = {count(current_n)} / {count(before_n)}"
+
+
+_FORMATS: dict[str, Callable[[Any], str]] = {
     "rate": percent,
     "duration": duration,
     "count": count,
@@ -155,4 +188,6 @@ def relative(rel: Any) -> str:
     if missing(rel):
         return MISSING
     r = float(rel) * 100
+    if round(r, 1) == 0:
+        return "±0.0%"
     return f"{r:+.1f}%" if abs(r) < 1000 else f"{r:+,.0f}%"
