@@ -60,7 +60,7 @@ def svgs(trend: Sequence[DayPoint]) -> list[tuple[Chart, str]]:
 
 
 def pngs(trend: Sequence[DayPoint], dpi: int = PNG_DPI) -> list[tuple[Chart, bytes]]:
-    return [(chart, _png(draw(chart.key, trend, PNG_SIZE), dpi)) for chart in CHARTS]
+    return [(chart, png(draw(chart.key, trend, PNG_SIZE), dpi)) for chart in CHARTS]
 
 
 def draw(key: str, trend: Sequence[DayPoint], size: tuple[float, float] = PNG_SIZE) -> Figure:
@@ -185,7 +185,7 @@ def _svg(fig: Figure, prefix: str) -> str:
     return _IDS.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text).strip()
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
+def png(fig: Figure, dpi: int) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()

@@ -25,6 +25,9 @@ _ENV = jinja2.Environment(
 
 
 def render(view: View) -> bytes:
-    drawn = [(c.title, c.description, Markup(svg)) for c, svg in charts.svgs(view.trend_points)]
+    drawn = [
+        (c.title, c.description if charts.has_data(c.key, view.trend_points) else charts.NO_DATA, Markup(svg))
+        for c, svg in charts.svgs(view.trend_points)
+    ]
     page = _ENV.get_template("report.html.j2").render(v=view, charts=drawn, alpha=significance.ALPHA)
     return page.encode("utf-8")
