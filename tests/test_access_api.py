@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from analytics.reports.schedule import ReportSchedule
+from analytics.reports.store import report_id
 from analytics.webhooks.schemas import WebhookCreate
 from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
@@ -50,8 +53,9 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(engine_dir: Path) -> Iterator[Env]:
-    with module_server(engine_dir, auth="required", admin_key=ADMIN_KEY) as srv:
+def env(engine_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    reports = tmp_path_factory.mktemp("reports")
+    with module_server(engine_dir, auth="required", admin_key=ADMIN_KEY, reports_dir=reports) as srv:
         e = Env(srv, f"http://{srv.http_address}")
         for tenant in ("acme", "globex"):
             e.keys[tenant] = {role: srv.create_key(tenant, role, f"{tenant}-{role}") for role in ROLES}
@@ -89,6 +93,7 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
     run = _done(env, "acme")
     hook = _webhook(env)
     rule = _rule(env)
+    report = _report(env)
     message = "msg_matrix"
     assert env.server.notifications is not None
     log_failed_delivery(env.server.notifications.recorder, "acme", hook, message)  # to retry
@@ -132,6 +137,9 @@ def _samples(env: Env) -> dict[str, tuple[dict[str, str], Any]]:
             {"webhook_id": hook, "message_id": message},
             None,
         ),
+        "GET /v1/reports": ({}, None),
+        "GET /v1/reports/{report_id}": ({"report_id": report}, None),
+        "GET /v1/reports/{report_id}/{format}": ({"report_id": report, "format": "md"}, None),
     }
 
 
@@ -143,6 +151,16 @@ def _rule(env: Env) -> str:
         made = c.post("/v1/alerts", json={"name": "matrix rule", "metric": "no_runs", "workflow": "matrix"})
         assert made.status_code == 201, made.text
         return str(made.json()["rule_id"])
+
+
+def _report(env: Env) -> str:
+    """A report of acme's, written, recorded and announced as the scheduler does it."""
+    assert env.server.notifications is not None
+    reports = env.server.notifications.reports
+    schedule = ReportSchedule(name="matrix", workflow="refund", tenant="acme", schedule="0 6 * * *")
+    fire = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
+    files = reports.deliver_files("matrix", fire, {"md": b"# matrix\n"})
+    return reports.record(schedule, fire, report_id("acme", "matrix", fire), "ready", "", files).report_id
 
 
 def _webhook(env: Env) -> str:

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,8 +31,10 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.core.errors import InvalidSchema
 from schemathesis.core.result import Ok, Result
 
-from analytics.api import alerts_api, create_app, webhooks_api
+from analytics.api import alerts_api, create_app, reports_api, webhooks_api
 from analytics.api.problems import MEDIA_TYPE
+from analytics.reports.schedule import ReportSchedule
+from analytics.reports.store import report_id
 from analytics.runs.listing import STATUSES
 from tests.conftest import settle, start_server
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
@@ -81,6 +84,9 @@ OPERATIONS = (
     "POST /v1/webhooks/{webhook_id}/test",
     "GET /v1/webhooks/{webhook_id}/deliveries",
     "POST /v1/webhooks/{webhook_id}/deliveries/{message_id}/retry",
+    "GET /v1/reports",
+    "GET /v1/reports/{report_id}",
+    "GET /v1/reports/{report_id}/{format}",
 )
 HOOK_URL = "https://hooks.example.com/props"  # does not resolve here: accepted, never delivered
 ADMIN_KEY = "platform-admin-" + "p" * 40
@@ -101,16 +107,20 @@ class Known:
     webhook_ids: list[str] = field(default_factory=list)
     doomed_webhook_ids: list[str] = field(default_factory=list)  # for DELETE only
     deliveries: list[tuple[str, str]] = field(default_factory=list)  # (webhook id, message id) in the log
+    report_ids: list[str] = field(default_factory=list)  # reports with a file of every format
     auth: dict[str, str] = field(default_factory=dict)  # the tenant admin's Authorization header
 
 
 @pytest.fixture(scope="module")
-def known(engine_dir: Path) -> Iterator[Known]:
+def known(engine_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Known]:
     """One server for the module, fed with finished runs and live ones, with pending actions;
     fills KNOWN, which the hooks read."""
     warehouse = Warehouse.open(f"chdb://{engine_dir}", database=f"t_{uuid.uuid4().hex[:12]}")
     # rules the fuzzing makes are evaluated when asked (POST …/evaluate), not every second
-    server = start_server(warehouse, auth="required", admin_key=ADMIN_KEY, alerts_tick_s=3600)
+    server = start_server(
+        warehouse, auth="required", admin_key=ADMIN_KEY, alerts_tick_s=3600,
+        reports_dir=tmp_path_factory.mktemp("reports"),
+    )  # fmt: skip
     ingest = server.create_key(TENANT, "ingest", "props-exporter")
     send(server.otlp_address, RUNS, "props", key=ingest)
     for name in ("live-p1", "live-p2", "live-p3"):
@@ -149,6 +159,14 @@ def known(engine_dir: Path) -> Iterator[Known]:
         message = f"msg_props_{hook}"
         log_failed_delivery(server.notifications.recorder, TENANT, hook, message)
         found.deliveries.append((hook, message))
+    reports = server.notifications.reports
+    for day in (1, 2, 3):
+        fire = datetime(2026, 1, day, 6, 0, tzinfo=UTC)
+        schedule = ReportSchedule(name="props", workflow="props", tenant=TENANT, schedule="0 6 * * *")
+        rendered = {f: f"props {f}".encode() for f in ("html", "pdf", "md")}
+        files = reports.deliver_files("props", fire, rendered)
+        rid = report_id(TENANT, "props", fire)
+        found.report_ids.append(reports.record(schedule, fire, rid, "ready", "", files).report_id)
     yield found
     server.stop()
     warehouse.command(f"DROP DATABASE IF EXISTS `{warehouse.database}` SYNC")
@@ -192,6 +210,7 @@ def _openapi() -> dict[str, Any]:
     routers = [
         webhooks_api.build_router(stand_in, stand_in, stand_in, stand_in),  # type: ignore[arg-type]
         alerts_api.build_router(stand_in, stand_in, stand_in),  # type: ignore[arg-type]
+        reports_api.build_router(stand_in, Path("reports")),  # type: ignore[arg-type]
     ]
     app = create_app(stand_in, key_store=stand_in, policies=stand_in, events=stand_in, routers=routers)  # type: ignore[arg-type]
     return app.openapi()
@@ -230,7 +249,7 @@ def flatmap_path_parameters(
         ("webhook_id", KNOWN.doomed_webhook_ids if delete else KNOWN.webhook_ids),
         ("rule_id", KNOWN.doomed_rule_ids if delete else KNOWN.rule_ids),
         ("run_id", KNOWN.cancel_ids if cancel else KNOWN.run_ids), ("action_id", KNOWN.action_ids),
-        ("key_id", KNOWN.key_ids), ("tenant", [TENANT]),
+        ("key_id", KNOWN.key_ids), ("tenant", [TENANT]), ("report_id", KNOWN.report_ids),
     ):  # fmt: skip
         if params and name in params:
             known = st.sampled_from(ids)

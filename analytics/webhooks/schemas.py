@@ -12,12 +12,12 @@ from warehouse.statuses import STEP_STATUSES, STORED_RUN_STATUSES
 # Every event type a subscription can name; webhook.test goes only to the subscription tested.
 EVENT_TYPES = (
     "run.started", "run.waiting_human", "run.completed", "run.failed", "run.canceled",
-    "step.completed", "step.failed", "action.requested", "alert.firing", "alert.resolved",
+    "step.completed", "step.failed", "action.requested", "alert.firing", "alert.resolved", "report.ready",
 )  # fmt: skip
 TEST_EVENT = "webhook.test"
 _GROUPS = sorted({t.split(".")[0] + ".*" for t in EVENT_TYPES})
 # What the `statuses` filter may name: the status an event announces.
-FILTER_STATUSES = (*STORED_RUN_STATUSES, *STEP_STATUSES, "pending", "firing", "resolved")
+FILTER_STATUSES = (*STORED_RUN_STATUSES, *STEP_STATUSES, "pending", "firing", "resolved", "ready")
 
 
 def _event_names(names: list[str]) -> list[str]:
