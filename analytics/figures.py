@@ -105,7 +105,7 @@ def percent(rate: Any, decimals: int = 1) -> str:
     if missing(rate):
         return MISSING
     text = f"{float(rate) * 100:.{decimals}f}"
-    return f"{'0' if float(text) == 0 else text}%"  # no `-0.0%`
+    return f"{text.lstrip('-') if float(text) == 0 else text}%"  # no `-0.0%`
 
 
 def score(value: Any) -> str:
