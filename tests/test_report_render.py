@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -243,3 +244,10 @@ def test_charts_are_inline_ready_svg_and_print_sized_png() -> None:
     assert int.from_bytes(image[16:20], "big") == round(charts.PNG_SIZE[0] * 100)  # IHDR width
     with pytest.raises(ValueError, match="rates, p95, cost, throughput"):
         charts.draw("pie", rs.full().trend)
+
+
+def test_renders_in_threads_match_a_render_alone() -> None:
+    """Reports are rendered in server threads: two at once must draw the same charts as one alone."""
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: render(rs.too_few(), "html"), range(2)))
+    assert results == [doc("too_few", "html")] * 2

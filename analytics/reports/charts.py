@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +37,9 @@ SVG_SIZE = (4.8, 2.7)
 PNG_SIZE = (6.6, 2.6)
 PNG_DPI = 170
 NO_DATA = "no runs in these days"
+# Figures are per call, but matplotlib's text layout and font caches are shared by the process and
+# not documented as thread-safe: reports are drawn one at a time (about a second each).
+_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,13 @@ CHARTS = (
 def svgs(trend: Sequence[DayPoint]) -> list[tuple[Chart, str]]:
     """Each chart as an `<svg>` element to inline in HTML: no prolog, no metadata, no namespace
     URIs (the HTML parser supplies them), sized by its viewBox to the width of its box."""
-    return [(chart, _svg(draw(chart.key, trend, SVG_SIZE), chart.key)) for chart in CHARTS]
+    with _LOCK:
+        return [(chart, _svg(draw(chart.key, trend, SVG_SIZE), chart.key)) for chart in CHARTS]
 
 
 def pngs(trend: Sequence[DayPoint], dpi: int = PNG_DPI) -> list[tuple[Chart, bytes]]:
-    return [(chart, png(draw(chart.key, trend, PNG_SIZE), dpi)) for chart in CHARTS]
+    with _LOCK:
+        return [(chart, png(draw(chart.key, trend, PNG_SIZE), dpi)) for chart in CHARTS]
 
 
 def draw(key: str, trend: Sequence[DayPoint], size: tuple[float, float] = PNG_SIZE) -> Figure:
@@ -100,7 +106,7 @@ def draw(key: str, trend: Sequence[DayPoint], size: tuple[float, float] = PNG_SI
         if any(p.runs for p in trend):
             ax.bar([d.toordinal() for d in days], [p.runs for p in trend], width=0.7, color=BLUE)
             _round_top(ax, max(p.runs for p in trend))
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, steps=[1, 2, 2.5, 5, 10]))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, steps=[1, 2, 5, 10]))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: figures.count(v)))
             _dates(ax, days)
         else:
@@ -152,7 +158,7 @@ def _dates(ax: Any, days: list[date]) -> None:
 
 def _round_top(ax: Any, top: float) -> None:
     """End the y axis on the first tick at or above the data, so the top value has a gridline."""
-    locator = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10])
+    locator = MaxNLocator(nbins=5, steps=[1, 2, 5, 10])
     ax.yaxis.set_major_locator(locator)
     ticks = [t for t in locator.tick_values(0, top) if t >= top]
     ax.set_ylim(0, ticks[0] if ticks and top > 0 else 1)
