@@ -67,14 +67,15 @@ def is_pattern(key: str) -> bool:
 
 
 def _literal(text: str) -> str:
-    # Every byte but ASCII letters and digits as \xHH: no character of a key is ever regex syntax,
-    # and Python (over latin-1 decoded UTF-8, see _subject) and Hyperscan (bytes) read it alike.
-    return "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\x{b:02x}" for b in text.encode())
+    # ASCII punctuation, spaces and controls as \xHH, so no character of a key is ever regex
+    # syntax; letters, digits and non-ASCII characters as themselves (the engine's Hyperscan reads
+    # patterns and names as UTF-8, as Python's re reads str).
+    return "".join(c if c.isalnum() or not c.isascii() else f"\\x{ord(c):02x}" for c in text)
 
 
 def glob_regex(key: str) -> str:
     """The anchored, case-insensitive regex of a settings key: `*` any run of characters, `?`
-    one byte (one character in ASCII), everything else itself (regex metacharacters included)."""
+    one character, everything else itself (regex metacharacters included)."""
     if len(key) > MAX_KEY:
         raise ValueError(f"price key {key[:40]!r}… is longer than {MAX_KEY} characters")
     parts = re.split(r"([*?])", key)
@@ -107,7 +108,7 @@ def load_shipped(text: str | None = None) -> ShippedTable:
     rules = []
     for row in rows:
         regex = f"{_FLAGS}^{prefixes[row['provider']]}(?:{row['match']})$"
-        re.compile(regex, re.ASCII)  # a row that does not compile stops here, naming nothing else
+        re.compile(regex)  # a row that does not compile stops here, naming nothing else
         rules.append(
             PriceRule(
                 "", SHIPPED, row["name"], regex, float(row["input"]),
@@ -133,16 +134,12 @@ def compile_rules(
     return rules
 
 
-def _subject(model: str) -> str:
-    return model.encode().decode("latin-1")
-
-
 def resolve(rules: Sequence[PriceRule], tenant: str, model: str) -> PriceRule | None:
     """The rule that prices `model` for `tenant` (the views' matching, in Python), or None."""
     if not model:
         return None
     for rule in rules:
-        if rule.tenant_id in ("", tenant) and re.match(rule.regex, _subject(model), re.ASCII):
+        if rule.tenant_id in ("", tenant) and re.match(rule.regex, model):
             return rule
     return None
 

@@ -38,6 +38,7 @@ PRICES = {
     "gpt-4o-mini*": {"input_usd_per_mtok": 1.0, "output_usd_per_mtok": 2.0},
     "gpt-4o.*": {"input_usd_per_mtok": 3.0, "output_usd_per_mtok": 3.0},
     QUOTED: {"input_usd_per_mtok": 4.0, "output_usd_per_mtok": 4.0},
+    "é?an*": {"input_usd_per_mtok": 5.0, "output_usd_per_mtok": 5.0},
 }
 TENANT_PRICES = {
     "acme": {
@@ -75,6 +76,7 @@ RUNS: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     "tenant": ("acme", [("gpt-4o-mini-2024-07-18", {IN: 2000, OUT: 1000}), (SONNET, {IN: 3000, OUT: 500})]),
     "hostile": ("plain", [
         ("gpt-4oX", {IN: 100, OUT: 10}), ("gpt-4o.beta", {IN: 100, OUT: 10}), (QUOTED, {IN: 100, OUT: 10}),
+        ("ÉÜAN-7", {IN: 100, OUT: 10}),  # `?` is one character, and case folds beyond ASCII
     ]),
 }  # fmt: skip
 
@@ -169,6 +171,7 @@ def test_keys_are_literal_globs_and_quotes_are_data(fed: tuple[WrmServer, dict[s
         "gpt-4oX": 0.0,  # `.` in `gpt-4o.*` is a dot, not any character
         "gpt-4o.beta": price(PRICES["gpt-4o.*"], 100, 10),
         QUOTED: price(PRICES[QUOTED], 100, 10),
+        "ÉÜAN-7": price(PRICES["é?an*"], 100, 10),
     }
 
 
@@ -255,13 +258,15 @@ def test_shipped_patterns(model: str, shipped: str | None) -> None:
 
 def test_globs_are_literal_but_for_star_and_question_mark() -> None:
     rules = compile_rules(
-        {"a+b": P, "gpt-4o.*": P, "x?z": P, "(q|r)[s]": P, "é*": P}, {}, default_prices=False
+        {"a+b": P, "gpt-4o.*": P, "x?z": P, "(q|r)[s]": P, "é*": P, "ü?x": P}, {}, default_prices=False
     )
     names = ["a+b", "aab", "gpt-4o.x", "gpt-4oX", "xyz", "XYZ", "xz", "(q|r)[s]", "q", "élan", "e"]
+    names += ["Üßx", "üx"]
     found = {m: (r.pattern if (r := resolve(rules, "t", m)) else None) for m in names}
     assert found == {
         "a+b": "a+b", "aab": None, "gpt-4o.x": "gpt-4o.*", "gpt-4oX": None, "xyz": "x?z", "XYZ": "x?z",
         "xz": None, "(q|r)[s]": "(q|r)[s]", "q": None, "élan": "é*", "e": None,
+        "Üßx": "ü?x", "üx": None,
     }  # fmt: skip
     with pytest.raises(ValueError, match="longer than"):
         glob_regex("a" * 300)
