@@ -66,8 +66,9 @@ _RETRIES = (
     f"SELECT * FROM step_retries({_ARGS}) WHERE retries > 0 OR failed_attempts > 0 "
     f"ORDER BY retries DESC, failed_attempts DESC, step LIMIT {MAX_STEPS}"
 )
-_UNPRICED = f"SELECT model, steps, runs FROM unpriced_models({_ARGS}) ORDER BY runs DESC, model"
-_UNPRICED_RUNS = f"SELECT unpriced_runs FROM unpriced_runs({_ARGS})"
+_UNPRICED = (
+    f"SELECT model, steps, runs, unpriced_runs FROM unpriced_models({_ARGS}) ORDER BY runs DESC, model"
+)
 _BENEFITS = (
     "SELECT * FROM time_to_benefit "
     "WHERE tenant_id = {tenant_id:String} AND workflow_name = {workflow:String} "
@@ -120,11 +121,10 @@ def build(
         for r in _records(client.query_df(_RETRIES, parameters=params))
     )
     progress("prices")
-    gaps = tuple(
-        PriceGap(str(r.model), int(r.steps), int(r.runs))
-        for r in _records(client.query_df(_UNPRICED, parameters=params))
-    )
-    unpriced_runs = int(client.query(_UNPRICED_RUNS, parameters=params).result_rows[0][0]) if gaps else 0
+    unpriced = _records(client.query_df(_UNPRICED, parameters=params))
+    gaps = tuple(PriceGap(str(r.model), int(r.steps), int(r.runs)) for r in unpriced)
+    # the view repeats the distinct count of runs with an unpriced step on every row
+    unpriced_runs = int(unpriced[0].unpriced_runs) if unpriced else 0
     current_label, before_label = _labels(request)
     return ReportData(
         request=request,
