@@ -215,6 +215,8 @@ def _test(row: Any, durations: Sequence[Sequence[int]], alpha: float) -> signifi
         return significance.distributions(durations[0], durations[1], alpha=alpha)
     if row.kind == "count":
         return significance.TestResult("", None, "no test", "a count, not a sample of runs")
+    if row.kind == "ratio":
+        return significance.TestResult("", None, "no test", "a ratio of totals: no per-run spread is kept")
     return significance.TestResult("", None, "no test", "a count per day, not a sample of runs")
 
 

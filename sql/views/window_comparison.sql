@@ -2,8 +2,8 @@
 -- indicator. The *_n columns are the sample sizes each indicator was computed from (finished
 -- runs, validations, scored runs, timed runs, days for runs_per_day, runs for runs); *_sd are
 -- sample standard deviations of the per-run values behind a mean (NULL where the summary tier
--- keeps no squares: human_decisions_per_run). kind says which test fits: rate, mean, duration,
--- or none for counts (runs, throughput).
+-- keeps no squares). kind says which test fits: rate, mean, duration; none for count (runs),
+-- throughput (runs_per_day) and ratio (human_decisions_per_run: a ratio of totals, no spread).
 CREATE OR REPLACE VIEW window_comparison AS
 SELECT
     t.1 AS indicator,
@@ -53,7 +53,7 @@ FROM (
             ('human_share', wrm_ratio(sumIf(runs_with_human, b), bf), wrm_ratio(sumIf(runs_with_human, c), cf),
              bf, cf, NULL, NULL, 'rate', 0),
             ('human_decisions_per_run', wrm_ratio(sumIf(human_decisions, b), bf),
-             wrm_ratio(sumIf(human_decisions, c), cf), bf, cf, NULL, NULL, 'mean', 0),
+             wrm_ratio(sumIf(human_decisions, c), cf), bf, cf, NULL, NULL, 'ratio', 0),
             ('human_wait_s_per_run', wrm_ratio(sumIf(human_wait_ms, b) / 1000, bf),
              wrm_ratio(sumIf(human_wait_ms, c) / 1000, cf), bf, cf,
              wrm_sd(sumIf(human_wait_ms, b) / 1000, sumIf(human_wait_sq, b) / 1e6, bf),
