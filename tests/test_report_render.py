@@ -138,7 +138,10 @@ def test_html_shows_the_snapshot_figures_and_verdicts() -> None:
     for verdict, badge in BADGES.items():
         assert f'<span class="badge {badge}">{verdict}</span>' in html("full")
     assert "2026-11-25 – 2026-12-01 against the 7 days before" in words
-    assert "Cost is partial: 12 runs used models with no price: llama-3-70b (40 spans, 12 runs)." in words
+    assert (
+        "Cost is partial: 12 runs of these days used models with no price when stored, counted at $0: "
+        "llama-3-70b (40 steps, 12 runs)." in words
+    )
     assert "Add them to prices in the settings." in words
     assert "the running server at 127.0.0.1:8080" in words and "2026-12-02 07:00 UTC" in words
 
@@ -209,7 +212,7 @@ def test_pdf_pages_render_and_carry_the_html_figures(tmp_path: Path) -> None:
     for row in view(rs.full()).snapshot:
         for figure in (row.label, row.current, row.before, row.change, row.relative, row.n, row.verdict):
             assert figure in words and figure in text, figure
-    assert "Cost is partial: 12 runs used models with no price" in text
+    assert "Cost is partial: 12 runs of these days used models with no price" in text
     assert "page 1 of" in text and "invoice-triage: indicator report" in text
     assert "4bf92f3577b34da6a3ce929d0e0e4736" in text and "draft_reply" in text
 

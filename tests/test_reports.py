@@ -45,22 +45,24 @@ def fed(engine_dir: Path) -> Iterator[WrmServer]:
 
 
 def _send_unpriced(otlp_address: str) -> None:
-    """Workflow `local`, yesterday: 3 runs on gpt-4o (shipped price), 2 of them also on a local
-    llama, no cost attribute anywhere."""
+    """Workflow `local`, no cost attribute anywhere. Yesterday: 3 runs on gpt-4o (shipped price),
+    2 of them also on a local llama; 8 days ago (the days before a 7-day report): 1 llama run."""
     provider = sdk_provider(otlp_address)
     tracer = provider.get_tracer("t")
     t0 = int((TODAY - timedelta(days=1)).timestamp()) * SEC + 3600 * SEC
-    for i in range(3):
-        root = tracer.start_span("local", start_time=t0 + i * SEC, attributes={"wrm.workflow.name": "local"})
-        models = ["gpt-4o", "llama-3.1-70b-instruct"] if i < 2 else ["gpt-4o"]
+    llama = "llama-3.1-70b-instruct"
+    runs = [(t0, ["gpt-4o", llama]), (t0 + SEC, ["gpt-4o", llama]), (t0 + 2 * SEC, ["gpt-4o"]),
+            (t0 - 7 * 86400 * SEC, [llama])]  # fmt: skip
+    for start, models in runs:
+        root = tracer.start_span("local", start_time=start, attributes={"wrm.workflow.name": "local"})
         for j, model in enumerate(models):
             step = tracer.start_span(
-                "answer", context=set_span_in_context(root), start_time=t0 + i * SEC + j,
+                "answer", context=set_span_in_context(root), start_time=start + j,
                 attributes={"gen_ai.request.model": model, "gen_ai.usage.input_tokens": 1_000_000,
                             "gen_ai.usage.output_tokens": 100_000},
             )  # fmt: skip
-            step.end(end_time=t0 + i * SEC + j + 1000)
-        root.end(end_time=t0 + i * SEC + 5000)
+            step.end(end_time=start + j + 1000)
+        root.end(end_time=start + 5000)
     flush(provider)
 
 
@@ -238,10 +240,12 @@ def test_a_model_without_a_price_makes_the_cost_partial(fed: WrmServer) -> None:
     # gpt-4o at the shipped $2.50 in / $10 out per million tokens: $3.50 a run; llama unpriced
     cost = {i.key: i for i in data.snapshot}["cost_per_run_usd"]
     assert cost.current == pytest.approx(3.5) and cost.current_n == 3
-    assert [(g.model, g.spans, g.runs) for g in data.price_gaps] == [("llama-3.1-70b-instruct", 2, 2)]
-    assert data.unpriced_runs == 2
+    assert [(g.model, g.steps, g.runs) for g in data.price_gaps] == [("llama-3.1-70b-instruct", 2, 2)]
+    assert data.unpriced_runs == 2 and data.before_unpriced_runs == 1
     for fmt in ("html", "md"):
         text = reports.render(data, fmt).decode()
-        assert "Cost is partial" in text and "llama-3.1-70b-instruct" in text, fmt
+        assert "Cost is partial: 2 runs of these days used models with no price" in text, fmt
+        assert "llama-3.1-70b-instruct (2 steps, 2 runs)" in text, fmt
+        assert "1 run of the days before as well" in text, fmt
     # and a workflow whose models all have a price says nothing of the kind
     assert "Cost is partial" not in reports.render(reports.build(fed.warehouse.reader, TRIAGE), "md").decode()

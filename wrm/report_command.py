@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ def add_parser(sub: Any, common: Any) -> None:
         required=True,
         help="Nd (the N days ending with --until, both included) or a first day YYYY-MM-DD",
     )
-    rep.add_argument("--until", help="last day included, YYYY-MM-DD (default: today, UTC)")
+    rep.add_argument(
+        "--until", help="last day included, YYYY-MM-DD (default: yesterday, the last whole UTC day)"
+    )
     rep.add_argument(
         "--compare",
         default="previous",
@@ -47,7 +49,8 @@ def add_parser(sub: Any, common: Any) -> None:
 
 
 def _request(args: argparse.Namespace, tenant: str) -> ReportRequest:
-    until = parse_date(args.until) if args.until else datetime.now(UTC).date()
+    # by default the days end with the last whole one: a day still running would read low
+    until = parse_date(args.until) if args.until else datetime.now(UTC).date() - timedelta(days=1)
     return ReportRequest(
         workflow=args.workflow,
         tenant=tenant,
@@ -92,7 +95,9 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
     progress = _Progress()
     with read_source(settings, "report") as src:
         # through a server with a tenant key the SQL port shows that tenant only, whatever is asked
-        tenant = args.tenant or ("" if src.scoped else "default")
+        tenant = "" if src.scoped else (args.tenant or "default")
+        if src.scoped and args.tenant:
+            print("wrm report: --tenant is ignored: a tenant key reads its own tenant", file=sys.stderr)
         request = _request(args, tenant)
         data = reports.build(src.client, request, source=_where(src.description), progress=progress)
     progress(f"rendering {fmt}")
@@ -112,8 +117,11 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _where(description: str) -> str:
-    """How the report names its source: 'via the running server at …' → 'the running server at …'."""
-    return description.removeprefix("via ")
+    """How the report names its source: the running server's address, or the warehouse opened
+    directly (never its path, which says nothing to a reader and may say too much)."""
+    if description.startswith("via "):
+        return description.removeprefix("via ")
+    return "the warehouse, opened directly (no server was running)"
 
 
 def _write(path: Path, body: bytes) -> None:

@@ -84,10 +84,11 @@ class StepRetries:
 
 @dataclass(frozen=True)
 class PriceGap:
-    """A model that ran with tokens but no cost attribute and no price: its cost counted as 0."""
+    """A model that ran with tokens but no cost attribute and no price when its run was stored:
+    its cost counted as 0. `model` '' is steps that named no model."""
 
     model: str
-    spans: int
+    steps: int
     runs: int
 
 
@@ -103,8 +104,9 @@ class ReportData:
     benefits: tuple[VersionBenefit, ...]
     failures: tuple[FailureReason, ...]
     retries: tuple[StepRetries, ...]
-    unpriced_runs: int = 0  # finished runs of the report's side whose cost is partial
+    unpriced_runs: int = 0  # runs of the report's days (every version) whose cost is partial
     price_gaps: tuple[PriceGap, ...] = ()
+    before_unpriced_runs: int = 0  # the same for the days before (compared with `previous`)
     notes: tuple[str, ...] = field(default_factory=tuple)  # caveats a reader must see
 
     @property
@@ -113,4 +115,5 @@ class ReportData:
 
     @property
     def has_runs(self) -> bool:
-        return any(i.key == "runs" and (i.current or 0) > 0 for i in self.snapshot)
+        """Runs on either side: comparing versions, the baseline may have run and the candidate not."""
+        return any(i.key == "runs" and ((i.current or 0) > 0 or (i.before or 0) > 0) for i in self.snapshot)

@@ -50,6 +50,7 @@ WHERE_PRESENT = frozenset({"validation_pass_rate", "quality_mean", "cx_score_mea
 MAX_FAILURES = 10
 MAX_STEPS = 15
 MAX_VERSIONS = 20
+MAX_GAPS = 10
 RAW_TIER_DAYS = 30  # the shortest default raw retention: older periods get a note
 
 _WHERE = {
@@ -67,11 +68,14 @@ _RETRIES = (
     f"ORDER BY retries DESC, failed_attempts DESC, step LIMIT {MAX_STEPS}"
 )
 _UNPRICED = (
-    f"SELECT model, steps, runs, unpriced_runs FROM unpriced_models({_ARGS}) ORDER BY runs DESC, model"
+    f"SELECT model, steps, runs, unpriced_runs FROM unpriced_models({_ARGS}) "
+    f"ORDER BY runs DESC, model LIMIT {MAX_GAPS}"
 )
+_UNPRICED_RUNS = f"SELECT any(unpriced_runs) FROM unpriced_models({_ARGS})"
 _BENEFITS = (
     "SELECT * FROM time_to_benefit "
-    "WHERE tenant_id = {tenant_id:String} AND workflow_name = {workflow:String} "
+    # '' through a tenant key's SQL port, whose time_to_benefit holds that tenant's rows only
+    "WHERE ({tenant_id:String} = '' OR tenant_id = {tenant_id:String}) AND workflow_name = {workflow:String} "
     "AND ({environment:String} = '' OR environment = {environment:String}) "
     f"ORDER BY first_run_in_env DESC, environment LIMIT {MAX_VERSIONS}"
 )
@@ -125,6 +129,13 @@ def build(
     gaps = tuple(PriceGap(str(r.model), int(r.steps), int(r.runs)) for r in unpriced)
     # the view repeats the distinct count of runs with an unpriced step on every row
     unpriced_runs = int(unpriced[0].unpriced_runs) if unpriced else 0
+    before_unpriced_runs = 0
+    if request.compare.kind == "previous":
+        before_since, before_until = request.previous_window()
+        before = client.query(
+            _UNPRICED_RUNS, parameters={**params, "since": before_since, "until": before_until}
+        ).result_rows
+        before_unpriced_runs = int(before[0][0] or 0) if before else 0  # NULL: no unpriced step
     current_label, before_label = _labels(request)
     return ReportData(
         request=request,
@@ -139,6 +150,7 @@ def build(
         retries=retries,
         unpriced_runs=unpriced_runs,
         price_gaps=gaps,
+        before_unpriced_runs=before_unpriced_runs,
         notes=_notes(request, snapshot, now or datetime.now(UTC)),
     )
 

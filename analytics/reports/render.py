@@ -64,7 +64,7 @@ class View:
     trend_points: tuple[DayPoint, ...]
     failures: Table
     retries: Table
-    unpriced: str  # `Cost is partial: 12 runs used models with no price: llama-3-70b (40 spans, 12 runs).`
+    unpriced: str  # `Cost is partial: 12 runs of these days used models with no price …` or ''
     notes: tuple[str, ...]
 
     @property
@@ -108,7 +108,7 @@ def view(data: ReportData) -> View:
     return View(
         title=data.title,
         workflow=req.workflow,
-        tenant=req.tenant,
+        tenant=req.tenant or "the key's own (read through a tenant key)",
         environment=req.environment or "all environments",
         days=days,
         comparison=f"{data.current_label} against {data.before_label}" if compared else "no comparison",
@@ -173,7 +173,7 @@ def _benefits(data: ReportData) -> Table:
         "Benefit from", "Days to benefit", "First-pass then",
     )  # fmt: skip
     numeric = (False, False, False, False, True, False, True, True)
-    return Table(headers, rows, numeric, "No version has run in these days.")
+    return Table(headers, rows, numeric, "No version of this workflow has run yet.")
 
 
 def _trend(points: tuple[DayPoint, ...]) -> Table:
@@ -232,11 +232,19 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _unpriced(data: ReportData) -> str:
-    if data.unpriced_runs <= 0:
+    if data.unpriced_runs <= 0 and data.before_unpriced_runs <= 0:
         return ""
-    n = data.unpriced_runs
     gaps = "; ".join(
-        f"{g.model} ({_plural(g.spans, 'span')}, {_plural(g.runs, 'run')})" for g in data.price_gaps
+        f"{g.model or '(no model name)'} ({_plural(g.steps, 'step')}, {_plural(g.runs, 'run')})"
+        for g in data.price_gaps
     )
-    who = f"{figures.count(n)} runs used models" if n != 1 else "1 run used a model"
-    return f"Cost is partial: {who} with no price" + (f": {gaps}." if gaps else ".")
+    parts = []
+    if data.unpriced_runs > 0:
+        n = data.unpriced_runs
+        who = f"{figures.count(n)} runs of these days used models"
+        if n == 1:
+            who = "1 run of these days used a model"
+        parts.append(f"{who} with no price when stored, counted at $0" + (f": {gaps}" if gaps else ""))
+    if data.before_unpriced_runs > 0:
+        parts.append(f"{_plural(data.before_unpriced_runs, 'run')} of the days before as well")
+    return "Cost is partial: " + "; ".join(parts) + "."
