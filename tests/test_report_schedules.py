@@ -31,6 +31,7 @@ from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send
 from tests.webhook_receiver import Receiver
 from warehouse import Warehouse
+from wrm.cli import main
 from wrm.server import WrmServer
 from wrm.settings import SettingsError, load_settings
 
@@ -101,63 +102,6 @@ def _seed(env: Env, name: str, tenant: str = "acme", formats: tuple[str, ...] = 
 # the served reports
 
 
-def test_a_minutely_schedule_writes_lists_serves_and_announces_a_report(env: Env) -> None:
-    deadline = time.monotonic() + 100  # the next minute, then gathering and rendering
-    with env.client() as c:
-        while True:
-            listed = c.get("/v1/reports", params={"name": "minutely"}).json()["reports"]
-            if listed or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert listed, "no report within the minute"
-        report = listed[0]
-        assert report["status"] == "ready", report
-        fire = datetime.fromisoformat(report["scheduled_for"].replace("Z", "+00:00"))
-        assert fire.second == 0 and report["until"] == fire.date().isoformat()
-        assert date.fromisoformat(report["since"]) == fire.date() - timedelta(days=6)
-        assert (report["workflow"], report["compare"], report["environment"]) == ("triage", "previous", "")
-        stamp = fire.strftime("%Y-%m-%dT%H%MZ")
-        on_disk = sorted(p.name for p in (env.reports_dir / "minutely").iterdir())
-        assert f"minutely_{stamp}.html" in on_disk and f"minutely_{stamp}.md" in on_disk, on_disk
-        assert not [n for n in on_disk if n.endswith(".tmp")]
-        for f in report["files"]:
-            got = c.get(f["download"])  # a relative link
-            assert got.status_code == 200, got.text
-            kept = (env.reports_dir / "minutely" / f"minutely_{stamp}.{f['format']}").read_bytes()
-            assert got.content == kept and len(kept) == f["bytes"]
-            assert f["sha256"] == hashlib.sha256(kept).hexdigest()
-            assert (
-                got.headers["content-disposition"] == f'attachment; filename="minutely_{stamp}.{f["format"]}"'
-            )
-        page = c.get(f"/v1/reports/{report['report_id']}/html")
-        assert page.headers["content-type"] == "text/html; charset=utf-8"
-        assert (
-            page.headers["content-security-policy"]
-            == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-        )
-        assert b"triage" in page.content
-        md = c.get(f"/v1/reports/{report['report_id']}/md")
-        assert md.headers["content-type"] == "text/markdown; charset=utf-8"
-        assert "content-security-policy" not in md.headers
-        assert c.get(f"/v1/reports/{report['report_id']}").json() == report
-        # the daily schedule never ran: nothing was missed, its hour has not come
-        assert c.get("/v1/reports", params={"name": "daily"}).json()["reports"] == []
-
-    def announced() -> list[dict[str, Any]]:
-        return [r.verify(env.secret) for r in env.receiver.on("/reports")]
-
-    env.receiver.wait_for(lambda: any(p["data"]["report_id"] == report["report_id"] for p in announced()))
-    event = next(p for p in announced() if p["data"]["report_id"] == report["report_id"])
-    assert event["type"] == "report.ready"
-    data = event["data"]
-    assert (data["name"], data["workflow"], data["since"], data["until"]) == (
-        "minutely", "triage", report["since"], report["until"],
-    )  # fmt: skip
-    assert [(f["format"], f["bytes"], f["download"]) for f in data["files"]] == [
-        (f["format"], f["bytes"], f["download"]) for f in report["files"]
-    ]
-
-
 def test_a_recorded_report_is_announced_signed_with_its_links(env: Env) -> None:
     seeded = _seed(env, "announced", formats=("md", "html"))
 
@@ -170,7 +114,7 @@ def test_a_recorded_report_is_announced_signed_with_its_links(env: Env) -> None:
     assert event["type"] == "report.ready"
     assert event["data"] == {
         "report_id": seeded.report_id, "name": "announced", "workflow": "triage", "environment": "",
-        "since": "2025-12-30", "until": "2026-01-05", "compare": "previous",
+        "since": "2025-12-29", "until": "2026-01-04", "compare": "previous",
         "scheduled_for": "2026-01-05T03:00:00Z",
         "files": [
             {"format": "md", "bytes": 19, "download": f"/v1/reports/{seeded.report_id}/md"},
@@ -304,7 +248,7 @@ def test_a_missed_fire_runs_once_at_start_and_never_twice(env: Env) -> None:
     assert _fires(wh, "clock") == [("03-10 06:00", "ready"), ("03-13 06:00", "ready")]
     assert (
         env.reports_dir / "missed" / "missed_2026-03-13T0600Z.md"
-    ).read_bytes() == b"# triage 2026-03-07..2026-03-13\n"
+    ).read_bytes() == b"# triage 2026-03-06..2026-03-12\n"
     removed = ReportScheduler(wh, outbox, [], env.reports_dir, now=clock)
     clock.at = datetime(2026, 3, 20, 7, 0, tzinfo=UTC)
     assert removed.tick() == [] and len(_fires(wh, "clock")) == 2  # an entry removed stops; its files stay
@@ -347,6 +291,87 @@ def test_a_failure_is_recorded_and_the_thread_goes_on(env: Env, caplog: pytest.L
     assert not any("hunter2" in r.getMessage() for r in caplog.records)
 
 
+def test_wrm_report_with_a_tenant_key_reads_that_tenant(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the server with acme's viewer key: acme's runs, time to benefit included, whatever
+    --tenant says; the report names the key's tenant, not one it was not given."""
+    monkeypatch.setenv("WRM_KEY", env.keys["acme"])
+    out = tmp_path / "acme.md"
+    where = ["--http", env.server.http_address, "--database", env.server.settings.database]
+    argv = ["report", "--workflow", "triage", "--since", "7d", "--out", str(out), "--tenant", "globex"]
+    argv += where
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "via the running server" in err and "--tenant is ignored" in err
+    text = out.read_text()
+    assert "the key's own" in text and "globex" not in text
+    assert "\n| Runs | 12 |" in text  # acme's 12 runs
+    benefits = text.split("## Time to benefit")[1].split("##")[0]
+    assert "| v1 |" in benefits, benefits
+
+
+# last of the server's tests: the others run while its minute comes
+
+
+def test_a_minutely_schedule_writes_lists_serves_and_announces_a_report(env: Env) -> None:
+    deadline = time.monotonic() + 100  # the next minute, then gathering and rendering
+    with env.client() as c:
+        while True:
+            listed = c.get("/v1/reports", params={"name": "minutely"}).json()["reports"]
+            if listed or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert listed, "no report within the minute"
+        report = listed[0]
+        assert report["status"] == "ready", report
+        fire = datetime.fromisoformat(report["scheduled_for"].replace("Z", "+00:00"))
+        # the 7 whole days before the fire's day
+        assert fire.second == 0 and report["until"] == (fire.date() - timedelta(days=1)).isoformat()
+        assert date.fromisoformat(report["since"]) == fire.date() - timedelta(days=7)
+        assert (report["workflow"], report["compare"], report["environment"]) == ("triage", "previous", "")
+        stamp = fire.strftime("%Y-%m-%dT%H%MZ")
+        on_disk = sorted(p.name for p in (env.reports_dir / "minutely").iterdir())
+        assert f"minutely_{stamp}.html" in on_disk and f"minutely_{stamp}.md" in on_disk, on_disk
+        assert not [n for n in on_disk if n.endswith(".tmp")]
+        for f in report["files"]:
+            got = c.get(f["download"])  # a relative link
+            assert got.status_code == 200, got.text
+            kept = (env.reports_dir / "minutely" / f"minutely_{stamp}.{f['format']}").read_bytes()
+            assert got.content == kept and len(kept) == f["bytes"]
+            assert f["sha256"] == hashlib.sha256(kept).hexdigest()
+            assert (
+                got.headers["content-disposition"] == f'attachment; filename="minutely_{stamp}.{f["format"]}"'
+            )
+        page = c.get(f"/v1/reports/{report['report_id']}/html")
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert (
+            page.headers["content-security-policy"]
+            == "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+        )
+        assert b"triage" in page.content
+        md = c.get(f"/v1/reports/{report['report_id']}/md")
+        assert md.headers["content-type"] == "text/markdown; charset=utf-8"
+        assert "content-security-policy" not in md.headers
+        assert c.get(f"/v1/reports/{report['report_id']}").json() == report
+        # the daily schedule never ran: nothing was missed, its hour has not come
+        assert c.get("/v1/reports", params={"name": "daily"}).json()["reports"] == []
+
+    def announced() -> list[dict[str, Any]]:
+        return [r.verify(env.secret) for r in env.receiver.on("/reports")]
+
+    env.receiver.wait_for(lambda: any(p["data"]["report_id"] == report["report_id"] for p in announced()))
+    event = next(p for p in announced() if p["data"]["report_id"] == report["report_id"])
+    assert event["type"] == "report.ready"
+    data = event["data"]
+    assert (data["name"], data["workflow"], data["since"], data["until"]) == (
+        "minutely", "triage", report["since"], report["until"],
+    )  # fmt: skip
+    assert [(f["format"], f["bytes"], f["download"]) for f in data["files"]] == [
+        (f["format"], f["bytes"], f["download"]) for f in report["files"]
+    ]
+
+
 def _wait(check: Any, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -374,13 +399,13 @@ def test_cron_in_europe_paris_across_both_dst_changes() -> None:
 @pytest.mark.parametrize(
     ("entries", "named"),
     [
-        ([{"schedule": "61 * * * *"}], ["reports.0.schedule", "'61 * * * *'", "cron"]),
-        ([{"schedule": "* * * *"}], ["reports.0.schedule", "5 fields"]),
-        ([{"timezone": "Mars/Olympus"}], ["reports.0.timezone", "'Mars/Olympus'"]),
-        ([{"formats": ["html", "docx"]}], ["reports.0.formats", "'docx'", "html, pdf, md"]),
+        ([{"schedule": "61 * * * *"}], ["reports[0].schedule", "'61 * * * *'", "cron"]),
+        ([{"schedule": "* * * *"}], ["reports[0].schedule", "5 fields"]),
+        ([{"timezone": "Mars/Olympus"}], ["reports[0].timezone", "'Mars/Olympus'"]),
+        ([{"formats": ["html", "docx"]}], ["reports[0].formats", "'docx'", "html, pdf, md"]),
         ([{}, {"name": "weekly"}], ["reports", "'weekly' is used twice"]),
-        ([{"name": "../up"}], ["reports.0.name", "'../up'"]),
-        ([{"period": "0d"}], ["reports.0.period"]),
+        ([{"name": "../up"}], ["reports[0].name", "'../up'"]),
+        ([{"period": "0d"}], ["reports[0].period"]),
     ],
 )
 def test_settings_refuse_a_bad_entry_naming_it(entries: list[dict[str, Any]], named: list[str]) -> None:

@@ -18,7 +18,7 @@ _PERIOD_RE = re.compile(r"^\d{1,4}d$")
 
 
 class ReportSchedule(BaseModel):
-    """One scheduled report. `period` is `Nd`: the N UTC days ending with the day it runs."""
+    """One scheduled report. `period` is `Nd`: the N whole UTC days before the day it runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(description="folder under reports_dir; letters, digits, _ . -")

@@ -10,9 +10,9 @@ never ran waits for its first fire after start (nothing was missed). A run's fai
 rendering, disk) is logged with the schedule's name and recorded as failed for that fire; the
 thread goes on and the next fire comes as usual.
 
-The period is the `period` days ending with the fire's UTC date, so a fire run late at start-up
-covers the days it would have covered on time. Where a time zone repeats an hour (the autumn
-change), a wall time matching the schedule fires once, at its first occurrence.
+The period is the `period` whole UTC days ending the day before the fire's UTC date, so a fire
+run late at start-up covers the days it would have covered on time. Where a time zone repeats an
+hour (the autumn change), a wall time matching the schedule fires once, at its first occurrence.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 Build = Callable[..., ReportData]
 Render = Callable[[ReportData, str], bytes]
 EXTENSIONS = {"html": "html", "pdf": "pdf", "md": "md"}
+
+
+def last_whole_day(fire: datetime) -> date:
+    """The last UTC day a fire reports on: the day before the fire's UTC date, the last one that
+    is over (a Monday 07:00 weekly report covers Monday to Sunday, not a few hours of Monday)."""
+    return fire.astimezone(UTC).date() - timedelta(days=1)
 
 
 def latest_fire(cron: str, zone: str, now: datetime) -> datetime:
@@ -248,7 +254,7 @@ class ReportScheduler:
     def run(self, s: ReportSchedule, fire: datetime) -> Report:
         """Build, render, write, record and announce the report of fire time `fire`; a failure
         is recorded as a failed report (and raised only if even that record fails)."""
-        until = fire.astimezone(UTC).date()
+        until = last_whole_day(fire)
         rid = report_id(s.tenant, s.name, fire)
         try:
             request = ReportRequest(
@@ -293,7 +299,7 @@ class ReportScheduler:
         files: Sequence[ReportFile],
     ) -> Report:
         """Store the report, then offer its `report.ready` event (a failed one sends nothing)."""
-        until = fire.astimezone(UTC).date()
+        until = last_whole_day(fire)
         try:
             since = parse_since(s.period, until=until)
         except RequestError:
