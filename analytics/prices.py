@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from warehouse import Warehouse
 
 TENANT, GLOBAL, SHIPPED = 0, 1, 2
@@ -26,8 +28,19 @@ MAX_KEY = 256
 _FLAGS = "(?is)"
 
 
+class ModelPrice(BaseModel):
+    """Price of a model, used for spans that carry tokens but no cost attribute."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    cached_input_usd_per_mtok: float | None = Field(
+        None, ge=0, description="for input tokens read from a prompt cache; unset: the input price"
+    )
+
+
 class PriceLike(Protocol):
-    """What a settings price entry offers (wrm.settings.ModelPrice)."""
+    """What a price entry offers (ModelPrice, or a row of the shipped table)."""
 
     @property
     def input_usd_per_mtok(self) -> float: ...
@@ -55,7 +68,7 @@ class ShippedTable:
     """The shipped table: when its prices were read, from where, and its rules in order."""
 
     as_of: str
-    checked: str
+    compiled: str  # when the table was written from the prices published on as_of
     sources: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
     rules: tuple[PriceRule, ...]
@@ -115,7 +128,7 @@ def load_shipped(text: str | None = None) -> ShippedTable:
                 float(row.get("cached_input", row["input"])), float(row["output"]),
             )
         )  # fmt: skip
-    return ShippedTable(doc["as_of"], doc["checked"], tuple(doc["sources"]), rows, tuple(rules))
+    return ShippedTable(doc["as_of"], doc["compiled"], tuple(doc["sources"]), rows, tuple(rules))
 
 
 def compile_rules(

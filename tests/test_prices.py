@@ -293,3 +293,14 @@ def test_shipped_table_is_dated_and_sourced() -> None:
     assert len({r.pattern for r in table.rules}) == len(table.rules)
     for row in table.rows:
         assert 0 <= row.get("cached_input", row["input"]) <= row["input"] and row["output"] >= 0
+    # models out before as_of are in, each under its own row (not a broader one)
+    rules = compile_rules({}, {})
+    for model, shipped in [
+        ("gpt-5.1", "gpt-5.1"),
+        ("gpt-5.1-2025-11-13", "gpt-5.1"),
+        ("gpt-5", "gpt-5"),
+        ("gemini-3-pro-preview", "gemini-3-pro"),
+        ("claude-opus-4-5-20251101", "claude-opus-4-5"),
+    ]:
+        found = resolve(rules, "t", model)
+        assert found is not None and found.pattern == shipped, (model, found)

@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from analytics.prices import ModelPrice
 from analytics.reports.schedule import ReportSchedule
 from derivation.rebuild import StalePolicy
 from redaction.policy import Policy, PolicyError, effective
@@ -65,17 +66,6 @@ def split_hostport(value: str) -> tuple[str, int]:
     if not m or int(m.group("port")) > 65535:
         raise ValueError(f"{value!r} is not HOST:PORT (port 0-65535; 0 picks a free port)")
     return m.group("host").strip("[]"), int(m.group("port"))
-
-
-class ModelPrice(BaseModel):
-    """Price of a model, used for spans that carry tokens but no cost attribute."""
-
-    model_config = ConfigDict(extra="forbid")
-    input_usd_per_mtok: float = Field(ge=0)
-    output_usd_per_mtok: float = Field(ge=0)
-    cached_input_usd_per_mtok: float | None = Field(
-        None, ge=0, description="for input tokens read from a prompt cache; unset: the input price"
-    )
 
 
 class TenantRetention(BaseModel):
@@ -392,12 +382,14 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 def _describe(exc: ValidationError, path: Path | None) -> str:
     lines = []
     for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "?"
+        loc = [str(p) for p in err["loc"]]
+        # an entry of a list setting reads reports[0].schedule, from WRM_REPORTS
+        name = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "?"
         if err["type"] == "extra_forbidden":
             where = f" in {path}" if path else ""
             lines.append(f"unknown setting {name!r}{where}")
         else:
-            env = ENV_PREFIX + name.upper()
+            env = ENV_PREFIX + (loc[0].upper() if loc else "?")
             # Never the input of a check on the whole model (no field named): it holds every setting.
             secret = not err["loc"] or str(err["loc"][0]) in SECRET_SETTINGS
             shown = "" if secret else f" (got {err.get('input')!r})"
