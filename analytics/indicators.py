@@ -33,7 +33,7 @@ UNITS: dict[str, Unit] = {
     "input_tokens_per_run": "tokens", "output_tokens_per_run": "tokens", "tokens_per_run": "tokens",
     "cost_per_run_usd": "money",
     "retries_per_run": "per_run", "human_decisions_per_run": "per_run", "runs_per_day": "per_day",
-    "runs_per_hour": "per_run",
+    "runs_per_hour": "per_day",  # an average count per period, read as runs_per_day is
     "quality_mean": "score", "cx_score_mean": "score",
 }  # fmt: skip
 

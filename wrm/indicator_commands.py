@@ -132,7 +132,10 @@ def run_compare(settings: Settings, args: argparse.Namespace) -> int:
             "candidate": [_cell(i, v) for i, v in zip(frame["indicator"], frame["candidate"], strict=True)],
             "delta": [_delta(i, v) for i, v in zip(frame["indicator"], frame["delta"], strict=True)],
             "change": [figures.relative(v) for v in frame["relative_delta"]],
-            "n": [f"{b}/{c}" for b, c in zip(frame["baseline_n"], frame["candidate_n"], strict=True)],
+            "n": [
+                f"{figures.count(b)}/{figures.count(c)}"
+                for b, c in zip(frame["baseline_n"], frame["candidate_n"], strict=True)
+            ],
             "p": [figures.p_value(v) for v in frame["p_value"]],
             "verdict": [
                 f"{v} ({d})" if d else (f"{v}: {n}" if n else v)
