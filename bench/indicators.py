@@ -1,5 +1,5 @@
 """Indicator benchmark: 1M generated runs, the summary tier built from them, and the time the
-indicator views and a version comparison take.
+indicator views, a version comparison and an indicator report take.
 
     python -m bench.indicators [--runs 1000000] [--days 90] [--repeat 5] [--out result.json]
 
@@ -7,12 +7,15 @@ Runs are generated straight into `runs_store` with SQL (5 workflows, versions v1
 of the days each, 10% staging, known rates), every day is noted for the summarizer, and the
 summary is built with the same `summarize_runs` view the server uses. Then each query runs
 `--repeat` times on a warm warehouse; the report gives the median and the slowest. Targets
-(issue 4): `effectiveness` over 90 days and a version comparison each under 1 s.
+(issue 4): `effectiveness` over 90 days and a version comparison each under 1 s. The report rows
+(issue 16) time gathering a 30-day report of one workflow (every view it reads; the generated
+runs have no steps, so retries by step and prices read nothing) and rendering it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics import indicators
+from analytics import indicators, reports
 from analytics.indicators import Sides
 from derivation.summarizer import Summarizer
 from warehouse import Warehouse, migrate
@@ -128,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "time_to_benefit": lambda: indicators.time_to_benefit(reader, "default"),
     }
+    today = datetime.now(UTC).date()
+    request = reports.ReportRequest("triage", "default", today - timedelta(days=29), today)
+    queries["report: gather a 30-day report (every view it reads)"] = lambda: reports.build(reader, request)
+    data = reports.build(reader, request)
+    for fmt in reports.FORMATS:
+        queries[f"report: render {fmt}"] = functools.partial(reports.render, data, fmt)
     result["queries"] = {name: _timed(fn, args.repeat) for name, fn in queries.items()}
     cmp_ = indicators.compare(reader, "default", "triage", Sides.versions("v1", "v2")).set_index("indicator")
     result["check_first_pass"] = {

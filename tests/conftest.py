@@ -28,6 +28,7 @@ from wrm.settings import load_settings
 LONGEST_FIRST = (
     "test_api_properties",  # 89
     "test_run_parts",  # 55
+    "test_report_schedules",  # ~55 (not yet measured in a full run)
     "test_concurrency",  # 38
     "test_run_invariants",  # 36
     "test_retention",  # 35
@@ -38,6 +39,9 @@ LONGEST_FIRST = (
     "test_assembler_failures",  # 25
     "test_runs_steps",  # 25
     "test_indicators",  # 24
+    "test_reports",  # ~16 (not yet measured in a full run)
+    "test_prices",  # ~13 (not yet measured in a full run)
+    "test_report_render",  # ~9 (not yet measured in a full run)
     "test_events_api",  # 22
     "test_webhooks",  # ~20 (not yet measured in a full run)
     "test_export",  # 22

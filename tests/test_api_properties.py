@@ -41,7 +41,7 @@ from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from tests.webhook_receiver import log_failed_delivery
 from warehouse import Warehouse
 
-MAX_EXAMPLES = 30  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
+MAX_EXAMPLES = 20  # per operation, fuzzing phase (the coverage phase adds its own boundary cases)
 RUNS = plan([VersionPlan("v1", range(2, 0, -1), 4, 2, 1, 5, (100, 10), 2, 0.7)])  # 8 runs
 TENANT = "default"
 KEYS = ("key-1", "key-2", "key-3")  # few, so generated requests reuse them (200 replays, 409 clashes)
