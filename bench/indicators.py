@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
-    slow = [n for n, t in result["queries"].items() if t["median_s"] >= TARGET_S]
+    # the 1 s target is issue 4's, for the indicator queries; a report has none (it is a document)
+    timed = {n: t for n, t in result["queries"].items() if not n.startswith("report")}
+    slow = [n for n, t in timed.items() if t["median_s"] >= TARGET_S]
     verdict = "met" if not slow else f"missed by {', '.join(slow)}"
     print(f"target (< {TARGET_S} s): {verdict}", file=sys.stderr)
     return 0 if result["runs_in_summary"] == args.runs else 1
