@@ -7,9 +7,7 @@ only), else opens the warehouse directly; says which on stderr, with a progress 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 from analytics import reports
 from analytics.reports.request import Comparison, ReportRequest, RequestError, parse_date, parse_since
+from analytics.reports.scheduler import write_atomically
 from wrm.reading import read_source
 from wrm.settings import Settings
 
@@ -106,7 +105,7 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
     else:
-        _write(Path(args.out), body)
+        write_atomically(Path(args.out), body)  # whole or not at all
     if not data.has_runs:
         print(
             f"wrm report: no runs of {args.workflow!r} in {request.since} – {request.until}", file=sys.stderr
@@ -122,18 +121,3 @@ def _where(description: str) -> str:
     if description.startswith("via "):
         return description.removeprefix("via ")
     return "the warehouse, opened directly (no server was running)"
-
-
-def _write(path: Path, body: bytes) -> None:
-    """Whole or not at all: a temporary file beside `path`, renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -14,6 +14,8 @@ from analytics import significance
 from analytics.reports.render import PRICES_HINT, Table, View
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+# only where they could open a tag or an entity, so `p < 0.0001` still reads as itself
+_HTML = re.compile(r"&(?=[A-Za-z#])|<(?=[A-Za-z/!?])|>")
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 NO_CHARTS = (
@@ -25,7 +27,7 @@ NO_CHARTS = (
 def text(value: str) -> str:
     """`value` as literal Markdown text on one line: markup characters escaped, HTML as entities."""
     value = _CONTROL.sub(" ", value).strip()
-    value = "".join(_ENTITIES.get(ch, ch) for ch in value)
+    value = _HTML.sub(lambda m: _ENTITIES[m.group()], value)
     return _SPECIAL.sub(r"\\\1", value)
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from analytics import figures
 from analytics.reports.content import DayPoint, Indicator, ReportData
+from analytics.reports.request import FORMATS
 
-FORMATS = ("html", "pdf", "md")
 REASON_CHARS = 300  # a failure reason longer than this is cut: a report is not a log
 NO_REASON = "(no reason recorded)"
 BADGES = {
