@@ -17,6 +17,7 @@ from analytics.prices import (
     GLOBAL,
     SHIPPED,
     TENANT,
+    ModelPrice,
     compile_rules,
     glob_regex,
     load_shipped,
@@ -28,7 +29,6 @@ from tests.conftest import module_server, settle, start_server
 from tests.otlp import flush, sdk_provider
 from warehouse import Warehouse
 from wrm.server import WrmServer
-from wrm.settings import ModelPrice
 
 TABLE = tomllib.loads(resources.files("analytics").joinpath("default_prices.toml").read_text())
 SHIPPED_ROWS = {row["name"]: row for row in TABLE["model"]}

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from analytics.reports import charts
-from analytics.reports.render import BADGES, FORMATS, render, view
+from analytics.reports.render import BADGES, render, view
+from analytics.reports.request import FORMATS
 from tests import report_samples as rs
 
 POPPLER = shutil.which("pdftotext") and shutil.which("pdftoppm")

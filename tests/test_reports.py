@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 from opentelemetry.trace import set_span_in_context
 
 from analytics import figures, reports
@@ -68,11 +69,16 @@ def _send_unpriced(otlp_address: str) -> None:
 
 @pytest.fixture(scope="module")
 def triage(fed: WrmServer) -> reports.ReportData:
-    return reports.build(fed.warehouse.reader, TRIAGE, source="the warehouse")
+    return reports.build(_reader(fed), TRIAGE, source="the warehouse")
+
+
+def _reader(server: WrmServer) -> Client:
+    assert server.warehouse is not None
+    return server.warehouse.reader
 
 
 def _query(server: WrmServer, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in server.warehouse.reader.query(sql, parameters=params).result_rows]
+    return [tuple(r) for r in _reader(server).query(sql, parameters=params).result_rows]
 
 
 def test_the_snapshot_is_the_window_comparison_view(fed: WrmServer, triage: reports.ReportData) -> None:
@@ -134,9 +140,8 @@ def test_trends_failures_and_retries_are_their_views(fed: WrmServer, triage: rep
 
 
 def test_too_few_runs_read_not_enough_runs(fed: WrmServer) -> None:
-    small = reports.build(
-        fed.warehouse.reader, ReportRequest("small", "default", *(2 * [SINCE + timedelta(days=5)]))
-    )
+    day = SINCE + timedelta(days=5)
+    small = reports.build(_reader(fed), ReportRequest("small", "default", day, day))
     rates = [i for i in small.snapshot if i.unit == "rate"]
     assert rates and {i.verdict for i in rates} == {"not enough runs"}
     assert not {"better", "worse"} & {i.verdict for i in small.snapshot}
@@ -236,7 +241,7 @@ def test_request_parsing() -> None:
 
 
 def test_a_model_without_a_price_makes_the_cost_partial(fed: WrmServer) -> None:
-    data = reports.build(fed.warehouse.reader, ReportRequest("local", "default", SINCE, UNTIL))
+    data = reports.build(_reader(fed), ReportRequest("local", "default", SINCE, UNTIL))
     # gpt-4o at the shipped $2.50 in / $10 out per million tokens: $3.50 a run; llama unpriced
     cost = {i.key: i for i in data.snapshot}["cost_per_run_usd"]
     assert cost.current == pytest.approx(3.5) and cost.current_n == 3
@@ -248,4 +253,4 @@ def test_a_model_without_a_price_makes_the_cost_partial(fed: WrmServer) -> None:
         assert "llama-3.1-70b-instruct (2 steps, 2 runs)" in text, fmt
         assert "1 run of the days before as well" in text, fmt
     # and a workflow whose models all have a price says nothing of the kind
-    assert "Cost is partial" not in reports.render(reports.build(fed.warehouse.reader, TRIAGE), "md").decode()
+    assert "Cost is partial" not in reports.render(reports.build(_reader(fed), TRIAGE), "md").decode()
