@@ -9,13 +9,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+import console
 from access import Authenticator
 from access.store import KeyStore
 from analytics import sql
 from analytics.api import events_api, keys_api, problems, redaction_api, runs_api
 from analytics.api.caller import Authentication, document_roles
+from analytics.api.export_stream import Exports
 from events import SpanSink
 from redaction.book import PolicyBook
+from redaction.policy import Policy
 from warehouse import Warehouse, classify
 from warehouse.outbox import Outbox
 
@@ -86,7 +89,10 @@ def create_app(
 
     app.state.authenticator = auth  # read by every /v1 route's role dependency (analytics.api.caller)
     api = api_warehouse or warehouse
-    app.include_router(document_roles(runs_api.build_router(api, max_exports, policies, outbox)))
+    exports = Exports(api, max_exports)  # the API's and the console's exports share the slots
+    app.include_router(document_roles(runs_api.build_router(api, max_exports, policies, outbox, exports)))
+    book = policies or PolicyBook(Policy(), {}, b"")
+    app.include_router(console.build_router(console.Console(api, auth, exports, book, outbox)))
     for router in routers:
         app.include_router(document_roles(router))
     if key_store is not None:

@@ -15,6 +15,11 @@ from clickhouse_connect.driver.client import Client
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from analytics.runs.errors import Busy
+from analytics.runs.export import MEDIA_TYPES, Format, export_runs
+from analytics.runs.listing import RunFilter, count_runs
+from warehouse import Warehouse
+
 
 class ExportStream:
     """Chunks from `rows`; `close()` (idempotent, thread-safe) closes them, the client and frees
@@ -69,3 +74,38 @@ class ExportResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:  # off the event loop: it may wait for a chunk being read
             await to_thread.run_sync(self._stream.close)
+
+
+class Exports:
+    """At most `limit` exports streaming at once (the API's and the console's together), each on
+    an engine handle of its own, so a long export never holds the API's reader; one more is
+    refused (Busy: 429 with Retry-After) rather than adding load without bound."""
+
+    def __init__(self, wh: Warehouse, limit: int) -> None:
+        self._wh = wh
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def response(self, tenant: str, flt: RunFilter, format: Format, steps: bool = False) -> ExportResponse:
+        """Every run of `tenant` matching `flt`, newest first, streamed; `X-WRM-Run-Count` says
+        how many follow."""
+        if not self._slots.acquire(blocking=False):
+            raise Busy(f"{self.limit} exports are already streaming; retry when one has finished")
+        try:
+            reader = self._wh.open_reader()
+        except BaseException:
+            self._slots.release()
+            raise
+        try:
+            total = count_runs(reader, tenant, flt)  # also validates the filter before streaming
+            rows = export_runs(reader, tenant, flt, format, with_steps=steps)
+            stream = ExportStream(rows, reader, self._slots.release)
+        except BaseException:
+            reader.close()
+            self._slots.release()
+            raise
+        headers = {
+            "Content-Disposition": f'attachment; filename="runs.{format}"',
+            "X-WRM-Run-Count": str(total),
+        }
+        return ExportResponse(stream, media_type=MEDIA_TYPES[format], headers=headers)

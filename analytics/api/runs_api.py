@@ -9,7 +9,6 @@ stored or audited, as spans are: a tag a rule would change is refused rather tha
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import datetime
 from typing import Annotated, Literal
@@ -19,12 +18,12 @@ from fastapi.responses import StreamingResponse
 
 from access import audit as audit_log
 from analytics.api.caller import Caller, Operator, Viewer, scrubbed
-from analytics.api.export_stream import ExportResponse, ExportStream
+from analytics.api.export_stream import Exports
 from analytics.runs import actions as acts
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
-from analytics.runs.errors import Busy, InvalidInput
-from analytics.runs.export import MEDIA_TYPES, export_runs
-from analytics.runs.listing import MAX_LIMIT, RunFilter, count_runs, list_runs, tags_of
+from analytics.runs.errors import InvalidInput
+from analytics.runs.export import MEDIA_TYPES
+from analytics.runs.listing import MAX_LIMIT, RunFilter, list_runs, tags_of
 from analytics.runs.schemas import (
     AckRequest,
     Action,
@@ -86,11 +85,16 @@ def _redacted(tally: Counter[str]) -> dict[str, dict[str, int]]:
 
 
 def build_router(
-    wh: Warehouse, max_exports: int = 2, policies: PolicyBook | None = None, outbox: Outbox | None = None
+    wh: Warehouse,
+    max_exports: int = 2,
+    policies: PolicyBook | None = None,
+    outbox: Outbox | None = None,
+    shared_exports: Exports | None = None,
 ) -> APIRouter:
     """`wh`: a handle of the API's own (reads on its reader, writes on its client);
-    `max_exports`: exports streaming at once, each on an engine handle of its own; one more is
-    answered 429 with Retry-After rather than adding load without bound. Viewers read, operators act.
+    `max_exports`: exports streaming at once (`shared_exports`: slots shared with the console),
+    each on an engine handle of its own; one more is answered 429 with Retry-After.
+    Viewers read, operators act.
     `policies`: the redaction policies (None: the built-in defaults alone); `outbox`: where a new
     re-run or cancel is announced as an action.requested event (None: not announced)."""
     router = APIRouter(prefix="/v1", tags=["runs"])
@@ -99,7 +103,7 @@ def build_router(
     def _scrubbed(who: Caller) -> Caller:
         return scrubbed(who, book)
 
-    export_slots = threading.BoundedSemaphore(max_exports)
+    exports = shared_exports or Exports(wh, max_exports)
 
     @router.get("/runs", response_model=RunPage)
     def get_runs(
@@ -126,26 +130,7 @@ def build_router(
     ) -> StreamingResponse:
         """Every run matching the list's filters, newest first, streamed (memory stays flat);
         `steps=true` adds each run's steps. `X-WRM-Run-Count` says how many runs follow."""
-        if not export_slots.acquire(blocking=False):
-            raise Busy(f"{max_exports} exports are already streaming; retry when one has finished")
-        try:
-            reader = wh.open_reader()  # its own handle: a long export never holds the API's reader
-        except BaseException:
-            export_slots.release()
-            raise
-        try:
-            total = count_runs(reader, who.tenant, flt)  # also validates the filter before streaming
-            rows = export_runs(reader, who.tenant, flt, format, with_steps=steps)
-            stream = ExportStream(rows, reader, export_slots.release)
-        except BaseException:
-            reader.close()
-            export_slots.release()
-            raise
-        headers = {
-            "Content-Disposition": f'attachment; filename="runs.{format}"',
-            "X-WRM-Run-Count": str(total),
-        }
-        return ExportResponse(stream, media_type=MEDIA_TYPES[format], headers=headers)
+        return exports.response(who.tenant, flt, format, steps)
 
     @router.get("/runs/{run_id}", response_model=RunDetail)
     def get_run(who: Viewer, run_id: str) -> RunDetail:

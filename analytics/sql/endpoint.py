@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from access import Authenticator, Forbidden, Role, Unauthenticated
 from access.credentials import sql_port_key
@@ -44,6 +44,8 @@ def build_router(capacity: SqlCapacity, database: str, timezone: str, auth: Auth
 
     async def sql(request: Request) -> Response:
         if request.method == "GET" and "query" not in request.query_params:
+            if "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/ui/", status_code=303)  # a browser: the console
             return PlainTextResponse("Ok.\n")  # a GET of `/` with no query: a health check
         # the key first: a stranger's body is never read, let alone inflated or parsed
         key = sql_port_key(request.headers, request.query_params)

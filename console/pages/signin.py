@@ -1,0 +1,48 @@
+"""Signing in with an API key, and out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse, Response
+
+from access import Unauthenticated
+from console import session
+from console.base import HEADERS, Console
+
+
+def _next(target: str) -> str:
+    """Only a page of the console: never another site (an open redirect)."""
+    return target if target.startswith("/ui/") and not target.startswith("/ui//") else "/ui/"
+
+
+def add_routes(router: APIRouter, console: Console) -> None:
+    @router.get("/signin", include_in_schema=False)
+    async def signin_page(request: Request) -> Response:
+        why = request.query_params.get("why", "")[:200]
+        target = _next(request.query_params.get("next", "/ui/"))
+        return console.render(request, None, "signin.html.j2", why=why, next=target, error="")
+
+    @router.post("/signin", include_in_schema=False)
+    async def signin(request: Request, key: str = Form(""), next: str = Form("/ui/")) -> Response:
+        key = key.strip()[: session.MAX_KEY]
+        target = _next(next)
+        try:
+            principal = await run_in_threadpool(console.authenticator.authenticate, key or None)
+        except Unauthenticated:
+            return console.render(
+                request, None, "signin.html.j2", 401, why="", next=target,
+                error="That key is unknown, revoked or mistyped.",
+            )  # fmt: skip
+        response = RedirectResponse(target, status_code=303, headers=HEADERS)
+        if principal is not None:
+            session.sign_in(request, response, key)
+        return response
+
+    @router.post("/signout", include_in_schema=False)
+    @console.page_route
+    async def signout(request: Request, csrf: str = Form("")) -> Response:
+        session.check_form(request, csrf)
+        response = RedirectResponse("/ui/signin?why=signed+out", status_code=303, headers=HEADERS)
+        session.sign_out(response)
+        return response

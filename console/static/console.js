@@ -1,0 +1,31 @@
+// WRM console: refreshes the first page of the run list every 10 s (unless paused or the page is
+// hidden) and asks before a form marked data-confirm is sent. Pages work without it.
+"use strict";
+(function () {
+  function refresh() {
+    var table = document.querySelector("table[data-refresh]");
+    var box = document.getElementById("auto-refresh");
+    if (!table || !box) return;
+    setInterval(function () {
+      if (!box.checked || document.hidden) return;
+      fetch(table.getAttribute("data-refresh"), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) {
+          var holder = document.createElement("table");
+          holder.innerHTML = html;
+          var rows = holder.querySelector("tbody");
+          var old = document.getElementById("run-rows");
+          if (rows && old) old.replaceWith(rows);
+        })
+        .catch(function () { /* keep the rows shown; the next tick tries again */ });
+    }, 10000);
+  }
+  function confirmations() {
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { refresh(); confirmations(); });
+})();
