@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from console.base import Console
-from console.pages import assets, runs, signin
+from console.pages import assets, effectiveness, run, runs, signin
 
 
 def build_router(console: Console) -> APIRouter:
@@ -20,6 +20,8 @@ def build_router(console: Console) -> APIRouter:
     assets.add_routes(router)
     signin.add_routes(router, console)
     runs.add_routes(router, console)
+    run.add_routes(router, console)
+    effectiveness.add_routes(router, console)
     return router
 
 
