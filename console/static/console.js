@@ -27,5 +27,12 @@
       });
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { refresh(); confirmations(); });
+  function compactFilters() {
+    // on a phone the filters start folded (the list is what one came for), unless one is wrong
+    var box = document.querySelector("details.filter-box");
+    if (box && window.matchMedia("(max-width: 640px)").matches && !box.querySelector("[aria-invalid]")) {
+      box.removeAttribute("open");
+    }
+  }
+  document.addEventListener("DOMContentLoaded", function () { refresh(); confirmations(); compactFilters(); });
 })();
