@@ -108,7 +108,8 @@ def test_the_run_shows_its_timeline_steps_and_decision_to_a_viewer(env: Env, bro
             expect(classify).to_contain_text("100 / 10")
             expect(classify.locator(".error-text")).to_contain_text("model timed out")
             expect(page.locator("li.step", has_text="check")).to_contain_text("schema: passed, quality 0.7")
-            expect(page.locator("li.step", has_text="review")).to_contain_text("approved by ana, waited 1.0 min")
+            review = page.locator("li.step", has_text="review")
+            expect(review).to_contain_text("approved by ana, waited 1.0 min")
             expect(page.locator(".run-facts")).to_contain_text("1 passed, 0 failed")
             # a viewer is offered no action at all
             assert page.locator(".run-actions").count() == 0 and page.locator("main form").count() == 0
@@ -184,7 +185,9 @@ def test_a_rerun_with_context_is_recorded_as_the_api_shows(env: Env, page: Page)
     expect(page.get_by_role("status")).to_contain_text("is pending")
     expect(page.locator("tr.action")).to_contain_text('"temperature": 0.2')
     actions = env.run("failed")["actions"]
-    assert [(a["kind"], a["state"], a["reason"]) for a in actions] == [("rerun", "pending", "try a cooler model")]
+    assert [(a["kind"], a["state"], a["reason"]) for a in actions] == [
+        ("rerun", "pending", "try a cooler model")
+    ]
     assert actions[0]["context"] == {"temperature": 0.2, "model": "test-model-2"}
 
 
