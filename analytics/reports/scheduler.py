@@ -95,6 +95,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes it 0600; a report is a document to share: the file it replaces keeps its
+        # mode, a new one gets 0644
+        os.fchmod(fd, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
