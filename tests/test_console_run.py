@@ -136,7 +136,7 @@ def test_an_operator_cancels_a_running_run_through_the_confirm_page(env: Env, pa
     page.get_by_label("Reason").fill("stuck on a tool")
     page.get_by_role("button", name="Request the cancel").click()
     expect(page.get_by_role("status")).to_contain_text("Cancel requested")
-    expect(page.get_by_role("status")).to_contain_text("is pending; the run is cancel requested")
+    expect(page.get_by_role("status")).to_contain_text("is pending; the run now reads cancel requested")
     expect(page.locator("h1 .chip")).to_have_text("cancel requested")
     expect(page.locator("tr.action")).to_contain_text("pending")
     expect(page.locator(".run-actions")).to_contain_text("A cancel is already pending")
@@ -156,7 +156,7 @@ def test_an_operator_cancels_a_running_run_through_the_confirm_page(env: Env, pa
 def test_a_finished_run_cannot_be_canceled(env: Env, page: Page) -> None:
     rid = env.runs["retried"]
     sign_in(page, env.keys["operator"], f"/ui/runs/{rid}/confirm/cancel")
-    expect(page.get_by_role("alert")).to_contain_text("The run is completed: only a running or waiting run")
+    expect(page.get_by_role("alert")).to_contain_text("Cannot be canceled: the run is completed;")
     assert page.get_by_role("button", name="Request the cancel").count() == 0
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "wrm_csrf")
     got = page.request.post(
@@ -204,10 +204,10 @@ def test_notes_and_tags_from_the_page_reach_the_api(env: Env, page: Page) -> Non
     expect(page.locator("li.note")).to_contain_text("label reviewed · score 0.9")
     expect(page.locator("ol.timeline li.k-annotation")).to_contain_text("Note by ola (operator)")
     page.get_by_role("link", name="Add or remove a tag…").click()
-    page.get_by_label("Tag").fill("needs review")  # a space: not a tag
+    page.get_by_role("textbox", name="Tag").fill("needs review")  # a space: not a tag
     page.get_by_role("button", name="Change the tag").click()
     expect(page.locator("#err-tag")).to_contain_text("1-64 letters")
-    page.get_by_label("Tag").fill("needs-review")
+    page.get_by_role("textbox", name="Tag").fill("needs-review")
     page.get_by_role("button", name="Change the tag").click()
     expect(page.get_by_role("status")).to_contain_text("tags now: needs-review")
     expect(page.locator(".run-what .tag")).to_have_text(["needs-review"])
@@ -217,8 +217,9 @@ def test_notes_and_tags_from_the_page_reach_the_api(env: Env, page: Page) -> Non
         ("Checked by hand: the retry was the model's timeout.", "reviewed", 0.9)
     ]
     page.get_by_role("link", name="Add or remove a tag…").click()
-    page.get_by_label("Tag").fill("needs-review")
-    page.get_by_label("Remove it").check()
+    page.get_by_role("link", name="Remove the tag needs-review").click()
+    expect(page.get_by_role("textbox", name="Tag")).to_have_value("needs-review")
+    expect(page.get_by_label("Remove it")).to_be_checked()
     page.get_by_role("button", name="Change the tag").click()
     expect(page.get_by_role("status")).to_contain_text("tags now: none")
     assert env.run("retried")["tags"] == []

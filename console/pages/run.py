@@ -77,7 +77,8 @@ def notice(detail: RunDetail, done: str, item: str) -> tuple[str, str] | None:
         if a is None:
             return None
         what = "Re-run requested" if done == "rerun" else "Cancel requested"
-        return what, f"action {a.action_id[:8]} is {a.state}; the run is {detail.status.replace('_', ' ')}"
+        status = detail.status.replace("_", " ")
+        return what, f"action {a.action_id[:8]} is {a.state}; the run now reads {status}"
     if done == "annotate" and any(n.annotation_id == item for n in detail.annotations):
         return "Note added", f"the run has {len(detail.annotations)} note(s)"
     if done == "tag":
@@ -90,7 +91,8 @@ def cancel_blocked(detail: RunDetail) -> str:
     if detail.status == "cancel_requested":
         return "A cancel is already pending: the engine has not answered yet."
     if detail.status not in LIVE_RUN_STATUSES:
-        return f"The run is {detail.status.replace('_', ' ')}: only a running or waiting run can be canceled."
+        status = detail.status.replace("_", " ")
+        return f"Cannot be canceled: the run is {status}; only a running or waiting run can be."
     return ""
 
 
