@@ -126,9 +126,9 @@ def read(params: QueryParams, tenant: str, known: list[Workflow], today: date) -
             comparison = reports.Comparison.parse(v["compare"])
         except reports.RequestError:
             q.errors["compare"] = "previous, none, or two different versions V1..V2"
-    if not v["workflow"]:
-        q.errors.setdefault("workflow", "pick a workflow")
-    if not q.errors:
+    if not q.errors and until > today:
+        q.errors["until"] = f"today ({today}) at the latest"
+    if not q.errors and v["workflow"]:  # no workflow and none known: the page says there are no runs
         q.request = reports.ReportRequest(
             v["workflow"], tenant, since, until, environment=v["environment"], compare=comparison
         )
@@ -174,7 +174,7 @@ def add_routes(router: APIRouter, console: Console) -> None:
         known = await run_in_threadpool(workflows, console, who.tenant)
         q = read(request.query_params, who.tenant, known, _today())
         if q.request is None:
-            name, problem = next(iter(q.errors.items()))
+            name, problem = next(iter(q.errors.items()), ("workflow", "no runs yet: nothing to report"))
             return console.problem(request, 400, "Cannot make this report", f"{name}: {problem}")
         data = await run_in_threadpool(reports.build, console.wh.reader, q.request)
         body = await run_in_threadpool(reports.render, data, fmt)
