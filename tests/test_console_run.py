@@ -22,8 +22,8 @@ from wrm.server import WrmServer
 
 pytestmark = needs_chromium
 ADMIN_KEY = "platform-admin-" + "r" * 40
-# one day of 6 runs: 0 first pass + review, 1 first pass, 2 retry, 3 retry + review, 4-5 failed
-ACME = plan([VersionPlan("v1", range(1, 0, -1), 6, 2, 2, 5, (100, 10), 3, 0.7)])
+# one day of 3 runs, each with a review: first pass, retried (a failed first attempt), failed
+ACME = plan([VersionPlan("v1", range(1, 0, -1), 3, 1, 1, 5, (100, 10), 1, 0.7)])
 GLOBEX = plan([VersionPlan("g1", range(1, 0, -1), 1, 1, 0, 5, (100, 10), 99, 0.7)], seed=5)
 LIVE = ("live-cancel", "live-keep")
 
@@ -170,6 +170,7 @@ def test_a_rerun_with_context_is_recorded_as_the_api_shows(env: Env, page: Page)
     page.get_by_label("Context").fill('{"temperature": 0.2,')
     page.get_by_role("button", name="Request the re-run").click()
     expect(page.locator("#err-context")).to_contain_text("not JSON")
+    shot(page, "console-run-rerun-refused")
     expect(page.get_by_label("Context")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Context").fill("[1, 2]")
     page.get_by_role("button", name="Request the re-run").click()
