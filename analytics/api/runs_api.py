@@ -20,10 +20,10 @@ from access import audit as audit_log
 from analytics.api.caller import Caller, Operator, Viewer, scrubbed
 from analytics.api.export_stream import Exports
 from analytics.runs import actions as acts
+from analytics.runs import operations
 from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
-from analytics.runs.errors import InvalidInput
 from analytics.runs.export import MEDIA_TYPES
-from analytics.runs.listing import MAX_LIMIT, RunFilter, list_runs, tags_of
+from analytics.runs.listing import MAX_LIMIT, RunFilter, list_runs
 from analytics.runs.schemas import (
     AckRequest,
     Action,
@@ -38,7 +38,6 @@ from analytics.runs.schemas import (
     Tags,
     TagsRequest,
 )
-from analytics.webhooks.app_events import action_requested
 from redaction.book import PolicyBook
 from redaction.policy import Policy
 from warehouse import Warehouse
@@ -153,40 +152,7 @@ def build_router(
         key: str,
         response: Response,
     ) -> Action:
-        who = _scrubbed(who)
-        redactor, tally = book.redactor(who.tenant), Counter[str]()
-        if redactor.text(key, tally) != key:  # stored as given (an opaque client id), or refused
-            raise InvalidInput(
-                f"the Idempotency-Key header matches redaction rules ({', '.join(sorted(tally))}); "
-                "use a key no rule changes, such as a random UUID"
-            )
-        run = find_run(wh, who.tenant, run_id)  # a part's trace id finds its run
-        reason = redactor.text(reason, tally)
-        context = redactor.mapping(context, tally)
-        action, created = acts.request_action(
-            wh,
-            who.tenant,
-            run.run_id,
-            run.status,
-            kind,
-            reason=reason,
-            context=context,
-            requested_by=who.actor.label,
-            idempotency_key=key,
-        )
-        if created:
-            audit_log.record(
-                wh,
-                who.tenant,
-                who.actor,
-                f"run.{kind}",
-                run.run_id,
-                action_id=action.action_id,
-                reason=reason,
-                **_redacted(tally),
-            )
-        if outbox is not None:  # a repeat finds its event by the action's id and writes nothing
-            outbox.append([action_requested(who.tenant, action, run.workflow_name, run.environment)])
+        action, created = operations.request(wh, book, outbox, who, run_id, kind, reason, context, key)
         response.status_code = 201 if created else 200
         return action
 
@@ -240,47 +206,10 @@ def build_router(
     @router.post("/runs/{run_id}/annotations", response_model=Annotation, status_code=201, tags=["actions"])
     def annotate(who: Operator, run_id: str, body: AnnotationRequest) -> Annotation:
         """With a key the author is the key (name and id); without one (auth off), `author`."""
-        who = _scrubbed(who)
-        run = find_run(wh, who.tenant, run_id)
-        redactor, tally = book.redactor(who.tenant), Counter[str]()
-        author = who.actor.label if who.principal is not None else redactor.text(body.author, tally)
-        body = body.model_copy(
-            update={"text": redactor.text(body.text, tally), "label": redactor.text(body.label, tally)}
-        )
-        note = acts.annotate(wh, who.tenant, run.run_id, body, author or who.actor.label)
-        audit_log.record(
-            wh, who.tenant, who.actor, "run.annotate", run.run_id,
-            annotation_id=note.annotation_id, **_redacted(tally),
-        )  # fmt: skip
-        return note
+        return operations.annotate(wh, book, who, run_id, body)
 
     @router.post("/runs/{run_id}/tags", response_model=Tags, tags=["actions"])
     def tags(who: Operator, run_id: str, body: TagsRequest) -> Tags:
-        who = _scrubbed(who)
-        run_id = find_run(wh, who.tenant, run_id).run_id
-        redactor, tally = book.redactor(who.tenant), Counter[str]()
-        matched = [f"add[{i}]" for i, t in enumerate(body.add) if redactor.text(t, tally) != t]
-        if matched:
-            raise InvalidInput(
-                f"{', '.join(matched)}: tag(s) that match redaction rules ({', '.join(sorted(tally))}); "
-                "a tag is stored as given or not at all"
-            )
-        # A tag stored before a rule matched it can still be removed (the audit entry names it
-        # redacted); one the run has not is refused, as an add is: its removal would store it.
-        guarded = [t for t in dict.fromkeys(body.remove) if redactor.text(t) != t]
-        absent = set(guarded) - acts.tags_present(wh, who.tenant, run_id, guarded)
-        if absent:
-            places = [f"remove[{i}]" for i, t in enumerate(body.remove) if t in absent]
-            for t in absent:
-                redactor.text(t, tally)
-            raise InvalidInput(
-                f"{', '.join(places)}: tag(s) the run does not have that match redaction rules "
-                f"({', '.join(sorted(tally))}); a tag is stored as given or not at all, its removal too"
-            )
-        add, removed = acts.change_tags(wh, who.tenant, run_id, body, who.actor.label)
-        if add or removed:
-            removed = [redactor.text(t) for t in removed]
-            audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=add, remove=removed)
-        return Tags(run_id=run_id, tags=tags_of(wh.reader, who.tenant, [run_id]).get(run_id, []))
+        return operations.change_tags(wh, book, who, run_id, body)
 
     return router

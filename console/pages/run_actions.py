@@ -1,9 +1,6 @@
-"""The run page's operator actions, read from a form and done as `POST /v1/runs/{id}/...` does
-them: the same analytics.runs.actions calls, the same redaction of what operators write (the
-tenant's policy), the same audit entries and `action.requested` announcement.
-
-Kept in step with analytics/api/runs_api.py by hand: its handlers are closures there.
-"""
+"""The run page's operator actions, read from a form and done by analytics.runs.operations, as
+`POST /v1/runs/{id}/...` does them: the same records, redaction, audit entries and
+`action.requested` announcement."""
 
 from __future__ import annotations
 
@@ -15,13 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from access import audit as audit_log
-from analytics.api.caller import Caller, scrubbed
-from analytics.runs import actions as acts
-from analytics.runs.detail import find_run
+from analytics.api.caller import Caller
+from analytics.runs import operations
 from analytics.runs.errors import InvalidInput
-from analytics.runs.schemas import AnnotationRequest, CancelRequest, RerunRequest, TagsRequest
-from analytics.webhooks.app_events import action_requested
+from analytics.runs.schemas import ActionKind, AnnotationRequest, CancelRequest, RerunRequest, TagsRequest
 from console.base import Console
 
 ACTIONS = ("rerun", "cancel", "annotate", "tag")
@@ -105,82 +99,27 @@ def read(action: str, form: dict[str, str]) -> Any:
 
 
 def perform(console: Console, caller: Caller, run_id: str, action: str, body: Any, key: str) -> Done:
-    """Do `action` on the run as the API route does; the run's own id in what is returned."""
+    """Do `action` on the run exactly as the API route does (analytics.runs.operations)."""
+    wh, book = console.wh, console.policies
     if action in ("rerun", "cancel"):
         context = body.context if isinstance(body, RerunRequest) else {}
-        return _request(console, caller, run_id, action, body.reason, context, key)
-    if action == "annotate":
-        return _annotate(console, caller, run_id, body)
-    return _tags(console, caller, run_id, body)
-
-
-def _request(
-    console: Console, who: Caller, run_id: str, kind: str, reason: str, context: dict[str, Any], key: str
-) -> Done:
-    """runs_api `_act`: a re-run or cancel request, idempotent by the confirm page's key."""
-    wh, book = console.wh, console.policies
-    who = scrubbed(who, book)
-    redactor, tally = book.redactor(who.tenant), Counter[str]()
-    if redactor.text(key, tally) != key:
-        raise InvalidInput("this form's request id matches a redaction rule: open the confirm page again")
-    run = find_run(wh, who.tenant, run_id)
-    reason = redactor.text(reason, tally)
-    context = redactor.mapping(context, tally)
-    action, created = acts.request_action(
-        wh,
-        who.tenant,
-        run.run_id,
-        run.status,
-        "rerun" if kind == "rerun" else "cancel",
-        reason=reason,
-        context=context,
-        requested_by=who.actor.label,
-        idempotency_key=key,
-    )
-    if created:
-        audit_log.record(
-            wh, who.tenant, who.actor, f"run.{kind}", run.run_id,
-            action_id=action.action_id, reason=reason, **_redacted(tally),
+        kind: ActionKind = "rerun" if action == "rerun" else "cancel"
+        done, _ = operations.request(
+            wh, book, console.outbox, caller, run_id, kind, body.reason, context, key,
+            key_name="this form's request id",
         )  # fmt: skip
-    if console.outbox is not None:  # a repeat finds its event by the action's id and writes nothing
-        console.outbox.append([action_requested(who.tenant, action, run.workflow_name, run.environment)])
-    return Done(kind, action.action_id)
-
-
-def _annotate(console: Console, who: Caller, run_id: str, body: AnnotationRequest) -> Done:
-    wh, book = console.wh, console.policies
-    who = scrubbed(who, book)
-    run = find_run(wh, who.tenant, run_id)
-    redactor, tally = book.redactor(who.tenant), Counter[str]()
-    body = body.model_copy(
-        update={"text": redactor.text(body.text, tally), "label": redactor.text(body.label, tally)}
-    )
-    note = acts.annotate(wh, who.tenant, run.run_id, body, who.actor.label)
-    audit_log.record(
-        wh, who.tenant, who.actor, "run.annotate", run.run_id,
-        annotation_id=note.annotation_id, **_redacted(tally),
-    )  # fmt: skip
-    return Done("annotate", note.annotation_id)
-
-
-def _tags(console: Console, who: Caller, run_id: str, body: TagsRequest) -> Done:
-    """runs_api `tags`: a tag a redaction rule would change is refused, never stored altered."""
-    wh, book = console.wh, console.policies
-    who = scrubbed(who, book)
-    run_id = find_run(wh, who.tenant, run_id).run_id
-    redactor, tally = book.redactor(who.tenant), Counter[str]()
-    if any(redactor.text(t, tally) != t for t in body.add):
-        rules = ", ".join(sorted(tally))
-        raise FormProblem({"tag": f"matches redaction rules ({rules}): stored as given or not at all"})
-    guarded = [t for t in dict.fromkeys(body.remove) if redactor.text(t) != t]
-    absent = set(guarded) - acts.tags_present(wh, who.tenant, run_id, guarded)
-    if absent:
-        raise FormProblem({"tag": "the run does not have this tag, and it matches redaction rules"})
+        return Done(action, done.action_id)
+    if action == "annotate":
+        return Done("annotate", operations.annotate(wh, book, caller, run_id, body).annotation_id)
     try:
-        add, removed = acts.change_tags(wh, who.tenant, run_id, body, who.actor.label)
+        operations.change_tags(wh, book, caller, run_id, body)
     except InvalidInput as exc:
-        raise FormProblem({"tag": "1-64 letters, digits, and _ . : / -"}) from exc
-    if add or removed:
-        removed = [redactor.text(t) for t in removed]
-        audit_log.record(wh, who.tenant, who.actor, "run.tag", run_id, add=add, remove=removed)
+        raise FormProblem({"tag": _tag_problem(str(exc))}) from exc
     return Done("tag")
+
+
+def _tag_problem(message: str) -> str:
+    """The API's message names `add[0]`; the form has one field."""
+    if "redaction rules" in message:
+        return message.split(": ", 1)[-1]
+    return "1-64 letters, digits, and _ . : / -"
