@@ -60,6 +60,11 @@ def _moment(text: str, end: bool) -> datetime:
 
 def read(params: QueryParams) -> ListQuery:
     q = ListQuery()
+    # passed through in every link (paging, refresh, export): the platform's choice of tenant;
+    # a tenant key's own tenant wins over it (console.session)
+    tenant = params.get("tenant", "").strip()[:64]
+    if tenant:
+        q.values["tenant"] = tenant
     for name, limit in TEXT_FIELDS.items():
         value = params.get(name, "").strip()
         if len(value) > limit:

@@ -1,5 +1,5 @@
 """Headless Chromium for the console tests: Debian's `chromium` (what `.ci/run` installs), driven
-through Playwright, one browser per test module; screenshots go to $WRM_SCREENSHOTS when set."""
+through Playwright, one browser per test module; screenshots go to $CONSOLE_SCREENSHOTS when set."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def sign_in(page: Page, key: str, path: str = "/ui/") -> None:
 
 
 def shot(page: Page, name: str) -> None:
-    """A full-page screenshot under $WRM_SCREENSHOTS (nothing when unset): for looking, not asserting."""
-    where = os.environ.get("WRM_SCREENSHOTS")
+    """A full-page screenshot under $CONSOLE_SCREENSHOTS (nothing when unset): for looking, not asserting."""
+    where = os.environ.get("CONSOLE_SCREENSHOTS")
     if where:
         Path(where).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(where) / f"{name}.png"), full_page=True)

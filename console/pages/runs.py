@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from analytics.runs.listing import STATUSES, list_runs
@@ -39,4 +40,4 @@ def add_routes(router: APIRouter, console: Console) -> None:
         if q.errors:
             field, problem = next(iter(q.errors.items()))
             return console.problem(request, 400, "Cannot export", f"{field}: {problem}")
-        return console.exports.response(who.tenant, q.filter, format)
+        return await run_in_threadpool(console.exports.response, who.tenant, q.filter, format)
