@@ -94,10 +94,13 @@ def build(
     source: str = "",
     now: datetime | None = None,
     progress: Progress = _quiet,
+    steps: bool = True,
 ) -> ReportData:
     """Read every figure of `request`'s report through `client` (any clickhouse-connect client:
     the warehouse's reader, or the SQL port of a running server, whose tenant keys see their
-    own tenant only). `progress` hears each stage, for a command's progress line."""
+    own tenant only). `progress` hears each stage, for a command's progress line. `steps=False`
+    leaves out what reads the steps tier (retries by step, the cost caveat): seconds at 10M
+    steps, too slow for a page that is read on every view."""
     params: dict[str, Any] = {
         "tenant_id": request.tenant,
         "workflow": request.workflow,
@@ -122,15 +125,15 @@ def build(
     )
     retries = tuple(
         StepRetries(str(r.step), int(r.runs), int(r.attempts), int(r.retries), int(r.failed_attempts))
-        for r in _records(client.query_df(_RETRIES, parameters=params))
+        for r in (_records(client.query_df(_RETRIES, parameters=params)) if steps else [])
     )
     progress("prices")
-    unpriced = _records(client.query_df(_UNPRICED, parameters=params))
+    unpriced = _records(client.query_df(_UNPRICED, parameters=params)) if steps else []
     gaps = tuple(PriceGap(str(r.model), int(r.steps), int(r.runs)) for r in unpriced)
     # the view repeats the distinct count of runs with an unpriced step on every row
     unpriced_runs = int(unpriced[0].unpriced_runs) if unpriced else 0
     before_unpriced_runs = 0
-    if request.compare.kind == "previous":
+    if steps and request.compare.kind == "previous":
         before_since, before_until = request.previous_window()
         before = client.query(
             _UNPRICED_RUNS, parameters={**params, "since": before_since, "until": before_until}
