@@ -302,11 +302,24 @@ def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> L
             {"t": tenant, "r": run_id},
         )
         rerun_of = str(rows[0][0]) if rows else ""
-    by_spans = wh.rows(
-        # FINAL: a run that no longer exists (its parts joined another run) is not a re-run
-        "SELECT DISTINCT run_id FROM runs_by_time FINAL "
-        "WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
-        {"t": tenant, "r": run_id},
+    # Candidates without FINAL (a scan of one column: ~4 ms at 1M runs, where FINAL over the
+    # whole table took ~110 ms), then FINAL over those few only: a run that no longer exists
+    # (its parts joined another run) is not a re-run.
+    candidates = [
+        str(r[0])
+        for r in wh.rows(
+            "SELECT DISTINCT run_id FROM runs_by_time WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
+            {"t": tenant, "r": run_id},
+        )
+    ]
+    by_spans = (
+        wh.rows(
+            "SELECT DISTINCT run_id FROM runs_by_time FINAL WHERE tenant_id = {t:String} "
+            "AND rerun_of = {r:String} AND run_id IN {ids:Array(String)}",
+            {"t": tenant, "r": run_id, "ids": candidates},
+        )
+        if candidates
+        else []
     )
     reruns = {str(r[0]) for r in by_spans} | {
         a.new_run_id for a in actions if a.kind == "rerun" and a.new_run_id
