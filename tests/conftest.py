@@ -29,6 +29,9 @@ LONGEST_FIRST = (
     "test_api_properties",  # 89
     "test_run_parts",  # 55
     "test_report_schedules",  # ~55 (not yet measured in a full run)
+    "test_console_effectiveness",  # ~40 (not yet measured in a full run)
+    "test_console_run",  # ~35 (not yet measured in a full run)
+    "test_console_runs",  # ~28 (not yet measured in a full run)
     "test_concurrency",  # 38
     "test_run_invariants",  # 36
     "test_retention",  # 35
