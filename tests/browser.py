@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
@@ -70,3 +71,19 @@ def shot(page: Page, name: str) -> None:
     if where:
         Path(where).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(where) / f"{name}.png"), full_page=True)
+
+
+# Fixtures of the console test modules (tests/conftest.py imports them); `page` needs the module's
+# `env`, an object whose `url` is the server's base URL.
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(env: Any, browser: Browser) -> Iterator[Page]:
+    with visit(browser, env.url) as p:
+        yield p

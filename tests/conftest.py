@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import pytest
 
+from tests.browser import browser, page  # noqa: F401  (fixtures of the console tests)
 from warehouse import Warehouse
 from wrm.server import WrmServer
 from wrm.settings import load_settings

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from analytics import reports
 from analytics.reports.render import view
-from tests.browser import chromium, needs_chromium, shot, sign_in, visit
+from tests.browser import needs_chromium, shot, sign_in, visit
 from tests.conftest import module_server, settle
 from tests.indicator_data import TODAY, VersionPlan, plan, send
 from wrm.server import WrmServer
@@ -56,18 +56,6 @@ def env(engine_dir: object) -> Iterator[Env]:
             "globex": srv.create_key("globex", "viewer", "gil (viewer)"),
         }
         yield Env(srv, f"http://{srv.http_address}", keys)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(env: Env, browser: Browser) -> Iterator[Page]:
-    with visit(browser, env.url) as p:
-        yield p
 
 
 def _expected(env: Env, workflow: str) -> reports.ReportData:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import chromium, needs_chromium, shot, sign_in, visit
+from tests.browser import needs_chromium, shot, sign_in, visit
 from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send, start_running_run
 from wrm.server import WrmServer
@@ -76,18 +76,6 @@ def env(engine_dir: object) -> Iterator[Env]:
             **{name: _trace_hex(name) for name in LIVE},
         }
         yield Env(srv, url, keys, runs)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(env: Env, browser: Browser) -> Iterator[Page]:
-    with visit(browser, env.url) as p:
-        yield p
 
 
 def test_the_run_shows_its_timeline_steps_and_decision_to_a_viewer(env: Env, browser: Browser) -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import clickhouse_connect
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser import chromium, needs_chromium, shot, sign_in, visit
+from tests.browser import needs_chromium, shot, sign_in
 from tests.conftest import module_server, settle
 from tests.indicator_data import VersionPlan, plan, send
 from wrm.server import WrmServer
@@ -45,18 +45,6 @@ def env(engine_dir: object) -> Iterator[Env]:
             "globex": srv.create_key("globex", "viewer", "gil (viewer)"),
         }
         yield Env(srv, f"http://{srv.http_address}", keys)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(env: Env, browser: Browser) -> Iterator[Page]:
-    with visit(browser, env.url) as p:
-        yield p
 
 
 def _run_ids(page: Page) -> list[str]:
