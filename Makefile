@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30 --transport http-json
 	$(BIN)/python -m bench.indicators --runs 1000000
 	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.console
 	$(BIN)/python -m bench.crash --cycles 20
 	$(BIN)/python -m bench.fuzz --payloads 20000
 	$(BIN)/python -m bench.redaction
