@@ -102,7 +102,7 @@ class Console:
                 return await handler(request, *args, **kwargs)
             except SignInNeeded as exc:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                where = f"/ui/signin?next={quote(target, safe='')}&why={quote(exc.reason)}"
+                where = f"/ui/signin?next={quote(target, safe='')}&why={exc.reason}"
                 return RedirectResponse(where, status_code=303, headers=HEADERS)
             except BadForm as exc:
                 return self.problem(request, 400, "Form refused", str(exc))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from access import Authenticator, Principal, Role, Unauthenticated
+from access import Authenticator, Forbidden, Principal, Role, Unauthenticated
 from access.audit import Actor
 from analytics.api.caller import Caller
 from warehouse.tenants import TENANT_RE
@@ -32,12 +32,21 @@ PATH = "/ui"
 MAX_KEY = 512
 
 
+# Why the sign-in page is shown: a code in its URL, never text from the URL (a link elsewhere
+# could otherwise make the page say anything).
+REASONS = {
+    "needed": "sign in with an API key",
+    "expired": "your key no longer works: sign in again",
+    "signed_out": "signed out",
+}
+
+
 class SignInNeeded(Exception):
     """No key, or one that no longer works: the page sends the browser to sign in."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(REASONS[reason])
+        self.reason = reason  # a key of REASONS
 
 
 class BadForm(Exception):
@@ -92,9 +101,10 @@ async def visitor(request: Request, authenticator: Authenticator) -> Visitor:
     try:  # a worker thread: a key-cache refresh is a warehouse query
         principal = await run_in_threadpool(authenticator.authenticate, key or None)
     except Unauthenticated as exc:
-        raise SignInNeeded(
-            "your key no longer works: sign in again" if key else "sign in with an API key"
-        ) from exc
+        raise SignInNeeded("expired" if key else "needed") from exc
+    if principal is not None and not principal.role.allows(Role.VIEWER):
+        # an ingest key sends data; reading runs needs a viewer, here as on /v1
+        raise Forbidden(f"this key's role ({principal.role.value}) may send spans but not read runs")
     wanted = request.query_params.get("tenant", "")
     tenant = wanted if wanted and TENANT_RE.match(wanted) else "default"
     if principal is None:
@@ -116,7 +126,14 @@ def keep_csrf(request: Request, response: Response, token: str) -> None:
 
 
 def check_form(request: Request, form_token: str) -> None:
-    """A POST is the console's own only when its `csrf` field matches the cookie."""
+    """A POST is the console's own only when it comes from this origin (browsers send `Origin`
+    and `Sec-Fetch-Site`; a page on another port of the same host is same-site but not
+    same-origin, and could plant its own cookie) and its `csrf` field matches the cookie."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise BadForm("this form was sent from another site: open the console and retry")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise BadForm("this form was sent from another site: open the console and retry")
     cookie = csrf_token(request)
     if not cookie or not hmac.compare_digest(cookie, form_token or ""):
         raise BadForm("this form did not come from this console (or its page is too old): reload and retry")

@@ -65,7 +65,8 @@ def test_a_browser_at_the_root_lands_on_the_console_and_clickhouse_clients_keep_
 
 def test_signing_in_shows_the_tenants_runs_only(env: Env, page: Page) -> None:
     page.goto("/ui/")
-    expect(page).to_have_url(f"{env.url}/ui/signin?next=%2Fui%2F&why=sign%20in%20with%20an%20API%20key")
+    expect(page).to_have_url(f"{env.url}/ui/signin?next=%2Fui%2F&why=needed")
+    expect(page.locator(".notice")).to_have_text("Sign in with an API key.")
     page.get_by_label("API key").fill("wrm_0123456789ab_" + "x" * 43)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("unknown, revoked or mistyped")
@@ -140,7 +141,27 @@ def test_a_form_from_elsewhere_is_refused(env: Env) -> None:
         assert page.headers["content-security-policy"].startswith("default-src 'none'")
         assert page.headers["x-content-type-options"] == "nosniff"
         token = c.cookies.get("wrm_csrf")
+        # the right token from another origin (another port of this host shares the cookies)
+        elsewhere = c.post("/ui/signout", data={"csrf": token}, headers={"Origin": "http://127.0.0.1:1"})
+        assert elsewhere.status_code == 400 and "another site" in elsewhere.text
         assert token and c.post("/ui/signout", data={"csrf": token}).status_code == 303
+        # nobody else's page signs a browser in with their key: the sign-in form has a token too
+        key = env.keys["viewer"]
+        assert c.post("/ui/signin", data={"key": key}).status_code == 400
         # an open redirect is not offered: sign-in only returns to console pages
-        back = c.post("/ui/signin", data={"key": env.keys["viewer"], "next": "https://evil.example/"})
+        back = c.post("/ui/signin", data={"key": key, "next": "https://evil.example/", "csrf": token})
         assert back.status_code == 303 and back.headers["location"] == "/ui/"
+        # the sign-in page says only what the console wrote, whatever the link says
+        assert "paste your key at" not in c.get("/ui/signin", params={"why": "paste your key at x"}).text
+
+
+def test_an_ingest_key_cannot_read_runs(env: Env, page: Page) -> None:
+    ingest = env.server.create_key("acme", "ingest", "collector")
+    page.goto("/ui/signin")
+    page.get_by_label("API key").fill(ingest)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("it sends spans but cannot read runs")
+    with httpx.Client(base_url=env.url, cookies={"wrm_key": ingest}) as c:
+        for path in ("/ui/", "/ui/export?format=csv", f"/ui/runs/{ACME[0].version}"):
+            got = c.get(path)
+            assert got.status_code == 403 and "may send spans but not read runs" in got.text, path

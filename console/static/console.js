@@ -1,5 +1,5 @@
-// WRM console: refreshes the first page of the run list every 10 s (unless paused or the page is
-// hidden) and asks before a form marked data-confirm is sent. Pages work without it.
+// WRM console: refreshes the first page of the run list every 10 s (unless paused, the page is
+// hidden or focus is in the rows) and folds the filters on a phone. Pages work without it.
 "use strict";
 (function () {
   function refresh() {
@@ -8,24 +8,20 @@
     if (!table || !box) return;
     setInterval(function () {
       if (!box.checked || document.hidden) return;
+      var old = document.getElementById("run-rows");
+      // never pull the rows from under a keyboard or screen-reader user's focus
+      if (old && old.contains(document.activeElement)) return;
       fetch(table.getAttribute("data-refresh"), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
         .then(function (html) {
           var holder = document.createElement("table");
           holder.innerHTML = html;
           var rows = holder.querySelector("tbody");
-          var old = document.getElementById("run-rows");
-          if (rows && old) old.replaceWith(rows);
+          var now = document.getElementById("run-rows");
+          if (rows && now && !now.contains(document.activeElement)) now.replaceWith(rows);
         })
         .catch(function () { /* keep the rows shown; the next tick tries again */ });
     }, 10000);
-  }
-  function confirmations() {
-    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-      form.addEventListener("submit", function (e) {
-        if (!window.confirm(form.getAttribute("data-confirm"))) e.preventDefault();
-      });
-    });
   }
   function compactFilters() {
     // on a phone the filters start folded (the list is what one came for), unless one is wrong
@@ -34,5 +30,5 @@
       box.removeAttribute("open");
     }
   }
-  document.addEventListener("DOMContentLoaded", function () { refresh(); confirmations(); compactFilters(); });
+  document.addEventListener("DOMContentLoaded", function () { refresh(); compactFilters(); });
 })();
