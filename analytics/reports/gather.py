@@ -209,7 +209,8 @@ def _number(v: Any) -> float | None:
     return None if missing(v) else float(v)
 
 
-def _verdict(row: Any) -> str:
+def verdict(row: Any) -> str:
+    """A comparison row's verdict in a reader's words: a direction only for a significant difference."""
     if row.verdict == "significant":
         return str(row.direction) or "no significant change"
     if row.verdict == "not significant":
@@ -240,7 +241,7 @@ def _snapshot(frame: pd.DataFrame, compared: bool) -> tuple[Indicator, ...]:
                 delta=_number(r.delta) if compared else None,
                 relative_delta=_number(r.relative_delta) if compared else None,
                 higher_is_better=bool(r.higher_is_better),
-                verdict=_verdict(r) if compared else "",
+                verdict=verdict(r) if compared else "",
                 test=str(r.test) if compared else "",
                 p_value=_number(r.p_value) if compared else None,
                 note=str(r.note) if compared else "",

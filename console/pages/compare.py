@@ -17,7 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from analytics import figures, indicators, significance
-from analytics.reports.gather import LABELS
+from analytics.reports.gather import LABELS, WHERE_PRESENT
+from analytics.reports.gather import verdict as report_verdict
 from analytics.reports.render import BADGES
 from console.base import Console
 from console.pages.effectiveness import Workflow, tenant_pair, viewer, workflows
@@ -37,17 +38,6 @@ class Row:
     note: str
 
 
-def _verdict(r: Any) -> str:
-    """The same words as a report's snapshot: a direction only for a significant difference."""
-    if r.verdict == "significant":
-        return str(r.direction) or "no significant change"
-    if r.verdict == "not significant":
-        return "no significant change"
-    if r.verdict == "too few samples":
-        return "not enough runs"
-    return "no test"
-
-
 def rows(frame: pd.DataFrame) -> list[Row]:
     out = []
     order = {k: i for i, k in enumerate(LABELS)}
@@ -55,11 +45,9 @@ def rows(frame: pd.DataFrame) -> list[Row]:
     for r in sorted(records, key=lambda r: order.get(str(r.indicator), len(order))):
         key = str(r.indicator)
         label, unit = LABELS.get(key, (key.replace("_", " "), indicators.UNITS.get(key, "count")))
-        if key in ("validation_pass_rate", "quality_mean", "cx_score_mean") and not (
-            int(r.baseline_n) or int(r.candidate_n)
-        ):
+        if key in WHERE_PRESENT and not (int(r.baseline_n) or int(r.candidate_n)):
             continue  # only where some run carries them, as in a report
-        verdict = _verdict(r)
+        verdict = report_verdict(r)
         p = figures.p_value(r.p_value) if not figures.missing(r.p_value) else ""
         out.append(
             Row(
