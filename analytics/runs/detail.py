@@ -105,7 +105,10 @@ def _current(wh: Warehouse, tenant: str, run_id: str) -> RunRow | None:
 
 def steps_of(wh: Warehouse, tenant: str, run: RunRow) -> list[Step]:
     """The steps of every part of the run, in start order."""
-    by_trace = steps_by_trace(wh.reader, tenant, run.trace_ids)
+    return _in_start_order(steps_by_trace(wh.reader, tenant, run.trace_ids))
+
+
+def _in_start_order(by_trace: dict[str, list[Step]]) -> list[Step]:
     return sorted((s for steps in by_trace.values() for s in steps), key=lambda s: (s.start_time, s.step_id))
 
 
@@ -328,15 +331,20 @@ def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> L
 
 
 def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
+    return run_detail_and_steps(wh, tenant, run_id)[0]
+
+
+def run_detail_and_steps(wh: Warehouse, tenant: str, run_id: str) -> tuple[RunDetail, list[Step]]:
+    """The run and its steps in start order, each read once (a page shows both)."""
     run = find_run(wh, tenant, run_id)
     run_id = run.run_id  # when asked by a part's trace id
     by_trace = steps_by_trace(wh.reader, tenant, run.trace_ids)
-    steps = sorted((s for part in by_trace.values() for s in part), key=lambda s: (s.start_time, s.step_id))
+    steps = _in_start_order(by_trace)
     actions = acts.actions_for_run(wh, tenant, run_id)
     notes = acts.annotations_for_run(wh, tenant, run_id)
     cancels = {a.state for a in actions if a.kind == "cancel"}
     spans = _span_notes(wh, tenant, run.trace_ids)
-    return RunDetail(
+    detail = RunDetail(
         run_id=run_id,
         trace_id=run.trace_id,
         trace_ids=run.trace_ids,
@@ -372,6 +380,7 @@ def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
         lineage=lineage(wh, tenant, run, actions),
         redactions=spans.redactions,
     )
+    return detail, steps
 
 
 def _parts(wh: Warehouse, tenant: str, run: RunRow, steps: dict[str, list[Step]]) -> list[RunPart]:

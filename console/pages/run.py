@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from access import Forbidden
 from analytics import figures
-from analytics.runs.detail import as_tree, find_run, run_detail, steps_of
+from analytics.runs.detail import as_tree, run_detail, run_detail_and_steps
 from analytics.runs.errors import UnknownItem
 from analytics.runs.schemas import RunDetail, Step, TimelineEvent
 from console import session
@@ -97,9 +97,8 @@ def cancel_blocked(detail: RunDetail) -> str:
 
 
 def _load(console: Console, tenant: str, run_id: str) -> tuple[RunDetail, list[Step]]:
-    detail = run_detail(console.wh, tenant, run_id)
-    steps = as_tree(steps_of(console.wh, tenant, find_run(console.wh, tenant, detail.run_id)))
-    return detail, steps
+    detail, steps = run_detail_and_steps(console.wh, tenant, run_id)
+    return detail, as_tree(steps)
 
 
 def add_routes(router: APIRouter, console: Console) -> None:
