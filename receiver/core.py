@@ -24,6 +24,8 @@ from receiver.parse import MalformedRequest, parse_request
 from receiver.recover import recover
 from receiver.redact import IngestRedaction
 from receiver.screen import Rejection, screen_request
+from receiver.spool import SpooledWriter
+from receiver.spool_log import SpoolLog
 from receiver.stats import ReceiverStats
 from receiver.tenancy import Part, split_by_retention
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
@@ -64,7 +66,11 @@ class IngestCore:
         self.redaction = redaction
         self.stats = ReceiverStats()
         self.closing = False
-        self._writer = GroupWriter(
+        spool = (
+            SpoolLog(config.spool_dir) if config.spool_dir is not None else None
+        )  # first: it may be locked
+        spooled = spool is not None
+        writer = GroupWriter(
             sinks,
             self.stats,
             EnvelopeFields(
@@ -72,12 +78,22 @@ class IngestCore:
                 default_tenant=config.default_tenant,
                 max_attribute_bytes=config.max_attribute_bytes,
             ),
-            max_pending_spans=config.queue_max_spans,
+            # Behind the spool the queue only needs a full flush waiting for each writer.
+            max_pending_spans=2 * config.flush_max_spans if spooled else config.queue_max_spans,
             flush_max_spans=config.flush_max_spans,
             flush_interval_s=config.flush_interval_s,
             on_commit=on_commit,
             stamps_after=stamps_after,
         )
+        self._writer: GroupWriter | SpooledWriter = writer
+        if spool is not None:
+            self._writer = SpooledWriter(
+                spool,
+                writer,
+                self.stats,
+                max_backlog_spans=config.queue_max_spans,
+                default_days=config.retention_days,
+            )
 
     def close(self) -> None:
         """Store everything accepted; refuse (CLOSING) what comes after."""

@@ -37,6 +37,11 @@ class ReceiverStats:
         self.flush_spans = Histogram(
             "wrm_flush_spans", "Spans per flush", buckets=(1, 10, 100, 1000, 5000, 20000, 50000), registry=r
         )
+        self.spans_refused_after_ack = Counter(
+            "wrm_spans_refused_after_ack",
+            "Spooled spans the warehouse refused for good after they were acknowledged (kept in rejected/)",
+            registry=r,
+        )
         self.queue_spans = Gauge("wrm_queue_spans", "Spans accepted but not yet stored", registry=r)
         for error_class in ("transient", "permanent"):  # shown at 0 from the start
             self.insert_failures.labels(error_class)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -84,6 +85,7 @@ class WrmServer:
             workers=s.grpc_workers,
             retention_days=s.spans_ttl_days,
             tenant_retention_days=dict(policy.spans.by_tenant),
+            spool_dir=self._spool_dir(wh) if s.ingest_ack == "spooled" else None,
         )
         store_prices(wh, s.prices, s.tenant_prices, s.default_prices)
         self.notifications = Notifications(wh, s)
@@ -129,6 +131,15 @@ class WrmServer:
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
             self._stats_thread.start()
+
+    def _spool_dir(self, wh: Warehouse) -> Path:
+        """The spool: as set, else beside an embedded warehouse (its own per warehouse), else ./data/spool."""
+        if self.settings.spool_dir is not None:
+            return self.settings.spool_dir
+        if wh.dsn.embedded and wh.dsn.path is not None:
+            path = Path(wh.dsn.path)
+            return path.with_name(f"{path.name}-spool")
+        return Path("data/spool")
 
     def _policy_book(self, wh: Warehouse) -> PolicyBook:
         """Redaction policies: the settings' and those set through the API, on a handle of their own."""

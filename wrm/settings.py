@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     )
     max_attribute_bytes: int = Field(64 * 1024, ge=256, description="longer values are truncated")
     max_request_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, description="largest OTLP request")
+    ingest_ack: Literal["stored", "spooled"] = Field(
+        "stored",
+        description="answer an export once its spans are in the warehouse (stored) or once fsynced to the "
+        "spool and stored behind it (spooled: faster answers, bigger inserts; spec 4.1)",
+    )
+    spool_dir: Path | None = Field(
+        None, description="the spool's directory (default: beside an embedded warehouse, else ./data/spool)"
+    )
     queue_max_spans: int = Field(200_000, ge=1, description="spans waiting for a flush before back-off")
     flush_max_spans: int = Field(50_000, ge=1, description="most spans in one insert")
     flush_interval_ms: float = Field(5.0, ge=0, le=10_000, description="longest wait to fill a flush")
