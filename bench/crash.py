@@ -172,14 +172,18 @@ def run(
     settle_timeout_s: float = 60.0,
     seed: int = 7,
     log_dir: Path | None = None,
+    ack: str = "stored",
 ) -> Verdict:
+    """`ack`: the servers' ingest_ack; with "spooled", what was acknowledged and not yet stored
+    is in the spool when the kill comes, and the restarted server must store it."""
     rng = random.Random(seed)
     templates = []
     for _ in range(4):
         template = RequestTemplate.build(rng, spans_per_request)
         templates.append((template, list(template.trace_tails)))
     logs = log_dir or data
-    server = WrmProcess(data, 0, logs / "serve-0.log")
+    env = {"WRM_INGEST_ACK": ack}
+    server = WrmProcess(data, 0, logs / "serve-0.log", env=env)
     server.wait_ready()
     load = Load(server.otlp)
     threads = [
@@ -197,7 +201,7 @@ def run(
             for t in threads:
                 t.join(120)
         server.kill()
-        server = WrmProcess(data, 0, logs / f"serve-{cycle}.log")
+        server = WrmProcess(data, 0, logs / f"serve-{cycle}.log", env=env)
         server.wait_ready()
         load.retarget(server.otlp)
     try:
@@ -242,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=4, help="requests in flight")
     parser.add_argument("--spans-per-request", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--ack", choices=("stored", "spooled"), default="stored", help="the server's ingest_ack"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wrm-crash-") as tmp:
         started = time.monotonic()
@@ -252,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             spans_per_request=args.spans_per_request,
             seed=args.seed,
             log_dir=Path(tmp),
+            ack=args.ack,
         )
         print("\n".join(verdict.lines()))
         print(f"wall time:                  {time.monotonic() - started:.0f} s")

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.crash import run
 
 
-def test_sigkill_under_load_loses_no_acknowledged_run(tmp_path: Path) -> None:
+# `spooled`: acknowledged requests still in the spool at the kill are stored by the restart.
+@pytest.mark.parametrize("ack", ["stored", "spooled"])
+def test_sigkill_under_load_loses_no_acknowledged_run(tmp_path: Path, ack: str) -> None:
     verdict = run(
         tmp_path / "data",
         cycles=2,  # a kill under load, and one of the restarted server after the load's end
@@ -21,6 +25,7 @@ def test_sigkill_under_load_loses_no_acknowledged_run(tmp_path: Path) -> None:
         settle_timeout_s=45,
         seed=11,
         log_dir=tmp_path,
+        ack=ack,
     )
     report = "\n".join(verdict.lines())
     assert not verdict.failures, report
