@@ -133,13 +133,14 @@ class WrmServer:
             self._stats_thread.start()
 
     def _spool_dir(self, wh: Warehouse) -> Path:
-        """The spool: as set, else beside an embedded warehouse (its own per warehouse), else ./data/spool."""
+        """The spool: as set, else beside an embedded warehouse, else ./data/spool; one directory
+        per database in it, since servers on one engine may each have their own database."""
         if self.settings.spool_dir is not None:
             return self.settings.spool_dir
         if wh.dsn.embedded and wh.dsn.path is not None:
             path = Path(wh.dsn.path)
-            return path.with_name(f"{path.name}-spool")
-        return Path("data/spool")
+            return path.with_name(f"{path.name}-spool") / wh.database
+        return Path("data/spool") / wh.database
 
     def _policy_book(self, wh: Warehouse) -> PolicyBook:
         """Redaction policies: the settings' and those set through the API, on a handle of their own."""
