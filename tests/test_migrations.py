@@ -28,6 +28,7 @@ MIGRATIONS = [
     (13, "webhooks_alerts"),
     (14, "price_rules"),
     (15, "reports"),
+    (16, "run_api_speed"),
 ]
 
 

@@ -74,6 +74,7 @@ def test_runs_assembled_per_trace_are_rebuilt_by_run_id(warehouse: Warehouse, tm
         "webhooks_alerts",
         "price_rules",
         "reports",
+        "run_api_speed",
     ]
     server = start_server(warehouse)
     try:

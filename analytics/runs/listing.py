@@ -47,6 +47,9 @@ COLUMNS = (
     "duration_ns, step_count, retries, input_tokens, output_tokens, cost_usd, first_pass, trace_ids"
 )
 
+# the columns a filter reads besides COLUMNS (`RunFilter.where`)
+_FILTERED = "tenant_id, human_decisions, failure_kind, failure_reason"
+
 
 @dataclass(frozen=True)
 class RunFilter:
@@ -201,83 +204,118 @@ def _page(client: Client, tenant: str, flt: RunFilter, limit: int, cursor: str |
         raise InvalidInput("`sort` must be 'start' or 'duration'")
     where, params = flt.with_tagged(client, tenant).where(tenant)
     after = Cursor.decode(cursor, sort) if cursor else None
-    rows = (_newest if sort == "start" else _longest)(client, where, params, limit + 1, after)
+    rows = _ordered(client, where, params, limit + 1, after, sort)
     more = len(rows) > limit
     rows = rows[:limit]
     run_ids = [r[0] for r in rows]
-    tags = tags_of(client, tenant, run_ids)
-    cancels = cancel_states(client, tenant, run_ids)
+    tags, cancels = marks_of(client, tenant, run_ids)
     runs = [_summary(r, tags.get(r[0], []), cancels.get(r[0], set())) for r in rows]
     next_cursor = Cursor(sort, int(rows[-1][-1]), rows[-1][0]).encode() if more and rows else None
     return Page(runs, next_cursor, {r[0]: list(r[15]) for r in rows})
 
 
 _KEY = "toUnixTimestamp64Nano(start_time)"
+# Each sort: the key expression a cursor holds, and how the candidates are ordered. Longest
+# first reads runs_by_time's projection `by_duration` (sql/016), sorted by that key.
+_SORT_KEY: Mapping[str, str] = {"start": _KEY, "duration": "ifNull(duration_ns, 0)"}
+_ORDER: Mapping[str, str] = {
+    "start": "start_time DESC, run_id DESC",
+    "duration": "ifNull(duration_ns, 0) DESC, run_id DESC",
+}
+_AFTER: Mapping[str, str] = {
+    "start": "(start_time, run_id) < (fromUnixTimestamp64Nano({s_key:Int64}, 'UTC'), {s_run:String})",
+    "duration": "(ifNull(duration_ns, 0), run_id) < ({s_key:Int64}, {s_run:String})",
+}
 
 
-def _newest(client: Client, where: str, params: dict[str, Any], want: int, after: Cursor | None) -> list[Any]:
-    """The first `want` runs by start time, without FINAL over the whole list.
+def _ordered(
+    client: Client, where: str, params: dict[str, Any], want: int, after: Cursor | None, sort: Sort
+) -> list[Any]:
+    """The first `want` runs in `sort` order, without FINAL over the whole list.
 
-    FINAL on runs_by_time costs 40-110 ms at a million runs whatever the page size. So:
-    candidates are read in key order without FINAL (older versions and hiding rows included,
-    a short read in reverse order), then checked with FINAL on just their keys' start times
-    (a set the primary key finds, however far apart the candidates are), which applies the
-    filter to each run's current version. A candidate whose current
-    version no longer matches drops out, and the scan goes on until the page is full.
+    FINAL on runs_by_time costs 40-110 ms at a million runs whatever the page size, and a sort by
+    duration with FINAL sorts every run (~170 ms). So: candidates are read in sort order without
+    FINAL (older versions and hiding rows included, a short read in reverse key order of the
+    table or of its projection by duration), then checked with FINAL on just their keys' start
+    times (a set the primary key finds, however far apart the candidates are), which applies the
+    filter to each run's current version. A candidate whose current version no longer matches, or
+    sorts elsewhere (a run whose duration changed), drops out: its current version, when it
+    matches, is a candidate of its own at its own place. The scan goes on until the page is full.
     """
     out: list[Any] = []
     seen: set[str] = set()
     scan_key, scan_run = (after.key, after.run_id) if after else (None, None)
-    batch = max(want * 2, 64)
+    batch = max(want + want // 8 + 2, 16)
     while len(out) < want:
         cond = f"{where} AND is_deleted = 0"
         bound = dict(params)
         if scan_key is not None:
-            cond += (
-                " AND (start_time, run_id) < (fromUnixTimestamp64Nano({s_key:Int64}, 'UTC'), {s_run:String})"
-            )
+            cond += " AND " + _AFTER[sort]
             bound.update(s_key=scan_key, s_run=scan_run)
         candidates = client.query(
-            f"SELECT {_KEY}, run_id FROM runs_by_time WHERE {cond} "
-            "ORDER BY start_time DESC, run_id DESC LIMIT {batch:UInt32}",
+            f"SELECT {_SORT_KEY[sort]}, {_KEY}, run_id FROM runs_by_time WHERE {cond} "
+            f"ORDER BY {_ORDER[sort]} LIMIT {{batch:UInt32}}",
             parameters={**bound, "batch": batch},
         ).result_rows
-        keys = [(int(k), t) for k, t in dict.fromkeys((k, t) for k, t in candidates)]
-        fresh = [t for _, t in keys if t not in seen]
+        keys = list(dict.fromkeys((int(k), int(s), str(r)) for k, s, r in candidates))
+        placed = {(r, k) for k, _, r in keys}  # (run, sort key) of each candidate
+        fresh = list(dict.fromkeys(r for _, _, r in keys if r not in seen))
         if fresh:
-            current = client.query(
-                f"SELECT {COLUMNS}, {_KEY} AS sort_key FROM runs_by_time FINAL WHERE {where} "
-                "AND start_time IN (SELECT fromUnixTimestamp64Nano(arrayJoin({starts:Array(Int64)}), 'UTC')) "
-                "AND run_id IN {runs:Array(String)} "
-                "ORDER BY start_time DESC, run_id DESC",
-                parameters={**params, "starts": sorted({k for k, _ in keys}), "runs": fresh},
-            ).result_rows
+            current = (_current_by_start if sort == "start" else _current_by_duration)(
+                client, where, params, keys, fresh
+            )
             for row in current:
-                if row[0] not in seen and (
-                    after is None or (int(row[-1]), row[0]) < (after.key, after.run_id)
+                at = (int(row[-1]), row[0])
+                if (
+                    row[0] not in seen
+                    and (row[0], at[0]) in placed
+                    and (after is None or at < (after.key, after.run_id))
                 ):
                     seen.add(row[0])
                     out.append(row)
         if len(candidates) < batch:
             break
-        scan_key, scan_run = keys[-1]
+        scan_key, _, scan_run = keys[-1]
         batch = min(batch * 4, 20_000)
     out.sort(key=lambda r: (int(r[-1]), r[0]), reverse=True)
     return out[:want]
 
 
-def _longest(
-    client: Client, where: str, params: dict[str, Any], want: int, after: Cursor | None
+def _current_by_start(
+    client: Client, where: str, params: dict[str, Any], keys: list[tuple[int, int, str]], fresh: list[str]
 ) -> list[Any]:
-    """Longest first: a sort the list table is not ordered by, so FINAL and a top-N sort."""
-    if after:
-        where += " AND (ifNull(duration_ns, 0), run_id) < ({c_key:Int64}, {c_run:String})"
-        params = {**params, "c_key": after.key, "c_run": after.run_id}
+    """The current version of each candidate run, where it matches: FINAL on the candidates' keys."""
     return list(
         client.query(
-            f"SELECT {COLUMNS}, ifNull(duration_ns, 0) AS sort_key FROM runs_by_time FINAL WHERE {where} "
-            "ORDER BY sort_key DESC, run_id DESC LIMIT {limit:UInt32}",
-            parameters={**params, "limit": want},
+            f"SELECT {COLUMNS}, {_KEY} AS sort_key FROM runs_by_time FINAL WHERE {where} "
+            "AND start_time IN (SELECT fromUnixTimestamp64Nano(arrayJoin({starts:Array(Int64)}), 'UTC')) "
+            "AND run_id IN {runs:Array(String)}",
+            parameters={**params, "starts": sorted({s for _, s, _ in keys}), "runs": fresh},
+        ).result_rows
+    )
+
+
+def _current_by_duration(
+    client: Client, where: str, params: dict[str, Any], keys: list[tuple[int, int, str]], fresh: list[str]
+) -> list[Any]:
+    """The same for the longest-first candidates, read from the projection by duration where they
+    lie together (at their start-time keys they are scattered over the whole table: ~100 ms for a
+    page's worth at 1M runs): the newest row at each candidate's (duration, run id), unless it
+    hides the run. That is the run's current version, as FINAL on runs_by_time would give it,
+    because a run's duration only changes when it is assembled again, and the assembler first
+    writes an is_deleted copy of its current row (statements/unlist_runs.sql), which shares that
+    row's duration; the writers that skip that step (abandon_frozen_runs, drop_empty_runs) keep
+    the duration and the start time."""
+    wanted = [(k, r) for k, _, r in keys if r in set(fresh)]
+    return list(
+        client.query(
+            f"SELECT {COLUMNS}, sort_key FROM ("
+            f"SELECT {COLUMNS}, {_FILTERED}, is_deleted, ifNull(duration_ns, 0) AS sort_key "
+            "FROM runs_by_time WHERE tenant_id = {tenant:String} "
+            "AND (ifNull(duration_ns, 0), run_id) IN {keys:Array(Tuple(UInt64, String))} "
+            "ORDER BY sort_key DESC, run_id DESC, assembled_at DESC LIMIT 1 BY sort_key, run_id"
+            f") WHERE is_deleted = 0 AND {where}",
+            parameters={**params, "keys": wanted},
         ).result_rows
     )
 
@@ -312,6 +350,35 @@ def tags_of(client: Client, tenant: str, run_ids: list[str]) -> dict[str, list[s
         parameters={"tenant": tenant, "ids": run_ids},
     ).result_rows
     return {str(r[0]): list(r[1]) for r in rows}
+
+
+_TAGS = (
+    "SELECT run_id, 'tag', arraySort(groupArray(tag)) FROM run_tags FINAL WHERE tenant_id = {tenant:String} "
+    "AND run_id IN {ids:Array(String)} AND present = 1 GROUP BY run_id"
+)
+_CANCEL_STATES = (
+    "SELECT run_id, 'cancel', groupUniqArray(state) FROM run_actions FINAL WHERE tenant_id = {tenant:String} "
+    "AND kind = 'cancel' AND run_id IN {ids:Array(String)} GROUP BY run_id"
+)
+
+
+def marks_of(
+    client: Client, tenant: str, run_ids: list[str]
+) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """`tags_of` and `cancel_states` in one statement (every statement costs 2-4 ms of its own)."""
+    tags: dict[str, list[str]] = {}
+    cancels: dict[str, set[str]] = {}
+    if not run_ids:
+        return tags, cancels
+    rows = client.query(
+        f"{_TAGS} UNION ALL {_CANCEL_STATES}", parameters={"tenant": tenant, "ids": run_ids}
+    ).result_rows
+    for run_id, kind, values in rows:
+        if kind == "tag":
+            tags[str(run_id)] = list(values)
+        else:
+            cancels[str(run_id)] = set(values)
+    return tags, cancels
 
 
 def cancel_states(client: Client, tenant: str, run_ids: list[str]) -> dict[str, set[str]]:
