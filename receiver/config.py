@@ -13,8 +13,9 @@ class ReceiverConfig:
     port: int = 4317
     max_attribute_bytes: int = 64 * 1024
     max_request_bytes: int = 16 * 1024 * 1024
-    queue_max_spans: int = 200_000
-    flush_max_spans: int = 50_000
+    queue_max_spans: int = 16_000
+    spool_max_spans: int = 64_000
+    flush_max_spans: int = 16_000
     flush_interval_s: float = 0.005
     workers: int = 32
     retention_days: int = 30

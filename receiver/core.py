@@ -91,7 +91,7 @@ class IngestCore:
                 spool,
                 writer,
                 self.stats,
-                max_backlog_spans=config.queue_max_spans,
+                max_backlog_spans=config.spool_max_spans,
                 default_days=config.retention_days,
             )
 

@@ -74,7 +74,7 @@ def test_a_second_server_on_the_same_spool_does_not_start(warehouse: Warehouse, 
 
 
 def test_back_pressure_over_otlp_http_is_a_429_with_retry_after(warehouse: Warehouse, tmp_path: Path) -> None:
-    server = start_server(warehouse, ingest_ack="spooled", queue_max_spans=1, spool_dir=str(tmp_path / "sp"))
+    server = start_server(warehouse, ingest_ack="spooled", spool_max_spans=1, spool_dir=str(tmp_path / "sp"))
     try:
         assert server.receiver is not None
         spooled = server.receiver._writer

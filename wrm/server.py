@@ -80,6 +80,7 @@ class WrmServer:
             max_attribute_bytes=s.max_attribute_bytes,
             max_request_bytes=s.max_request_bytes,
             queue_max_spans=s.queue_max_spans,
+            spool_max_spans=s.spool_max_spans,
             flush_max_spans=s.flush_max_spans,
             flush_interval_s=s.flush_interval_ms / 1000,
             workers=s.grpc_workers,

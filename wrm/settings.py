@@ -130,8 +130,13 @@ class Settings(BaseSettings):
     spool_dir: Path | None = Field(
         None, description="the spool's directory (default: beside an embedded warehouse, else ./data/spool)"
     )
-    queue_max_spans: int = Field(200_000, ge=1, description="spans waiting for a flush before back-off")
-    flush_max_spans: int = Field(50_000, ge=1, description="most spans in one insert")
+    queue_max_spans: int = Field(
+        16_000, ge=1, description="ingest_ack = stored: spans waiting to be stored before back-off"
+    )
+    spool_max_spans: int = Field(
+        64_000, ge=1, description="ingest_ack = spooled: spans spooled and not yet stored before back-off"
+    )
+    flush_max_spans: int = Field(16_000, ge=1, description="most spans in one insert")
     flush_interval_ms: float = Field(5.0, ge=0, le=10_000, description="longest wait to fill a flush")
     grpc_workers: int = Field(32, ge=1, le=1024, description="concurrent OTLP requests")
     writer_threads: int = Field(2, ge=1, le=16, description="parallel inserts, each on its own handle")
