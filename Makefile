@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest --seconds 30
+	$(BIN)/python -m bench.ingest --seconds 30 --ack spooled
+	$(BIN)/python -m bench.ingest --seconds 30 --ack spooled --threads 32
+	$(BIN)/python -m bench.small_request --ack stored
+	$(BIN)/python -m bench.small_request --ack spooled
 	$(BIN)/python -m bench.ingest --seconds 30 --transport http
 	$(BIN)/python -m bench.ingest --seconds 30 --transport http-json
 	$(BIN)/python -m bench.indicators --runs 1000000

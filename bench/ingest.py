@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--transport", choices=("grpc", "http", "http-json"), default="grpc", help="OTLP transport (grpc)"
     )
+    p.add_argument(
+        "--ack", choices=("stored", "spooled"), default="stored",
+        help="the server's ingest_ack: answer once stored (default) or once spooled",
+    )  # fmt: skip
     p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
     p.add_argument("--src", metavar="DIR", help="run the server from this source tree (e.g. a git archive)")
     p.add_argument("--keep", action="store_true", help="keep the warehouse and server log (temp dir)")
@@ -138,7 +142,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.auth:  # the key is made on the warehouse before the server opens it
         key = create_key(tmp / "warehouse", "bench", "ingest", "bench-loadgen")
         admin_key = secrets.token_hex(32)  # reads the stored count through the SQL endpoint
-    server = WrmProcess(tmp / "warehouse", args.stats_interval, tmp / "server.log", src, admin_key or None)
+    server = WrmProcess(
+        tmp / "warehouse", args.stats_interval, tmp / "server.log", src, admin_key or None,
+        env={"WRM_INGEST_ACK": args.ack},
+    )  # fmt: skip
     exit_code: int | None = None
     try:
         print(server.wait_ready(), flush=True)
@@ -165,7 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if p.returncode:
                 print(f"py-spy failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
         elapsed = ended - started
-        stored = int(server.sql("SELECT count() FROM wrm.spans FINAL").strip())
+        stored, drain_s = server.wait_stored(load.acked_spans)
+        assembled_s = server.wait_assembled()
         metrics = server.metrics()
         exit_code = server.stop()
     except BaseException:
@@ -177,6 +185,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     rate = load.acked_spans / elapsed if elapsed > 0 else 0.0
+    # Acknowledged is not the end: with ingest_ack = spooled rows land after the answer, so the
+    # sustained figure is the spans acknowledged over the time until every one of them was stored.
+    stored_rate = load.acked_spans / (elapsed + drain_s) if elapsed > 0 else 0.0
     flushes = int(metrics.get("wrm_flush_seconds_count", 0))
     summary: dict[str, Any] = {
         "auth": bool(args.auth),
@@ -187,7 +198,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "spans_per_request": args.spans,
         "requests_ok": load.requests_ok,
         "acked_spans": load.acked_spans,
+        "ack": args.ack,
         "spans_per_s": round(rate),
+        "stored_spans_per_s": round(stored_rate),
+        "stored_after_load_s": round(drain_s, 2),
+        # from the last answer until every run is current: the assembly lag at this rate
+        "runs_current_after_load_s": round(drain_s + assembled_s, 2),
         "p50_ms": round(percentile(load.latencies_ms, 50), 1),
         "p99_ms": round(percentile(load.latencies_ms, 99), 1),
         "retries": load.retries,
@@ -208,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "other_cpu_cores": round(max(0.0, busy - cpu_used - load.cpu_s) / elapsed, 2) if elapsed > 0 else 0.0,
         "server_exit": exit_code,
         "stored_equals_acked": stored == load.acked_spans,
-        "target_met": rate >= TARGET_SPANS_PER_S and server.peak_rss < TARGET_RSS_BYTES,
+        "target_met": stored_rate >= TARGET_SPANS_PER_S and server.peak_rss < TARGET_RSS_BYTES,
     }
     if load.failures:
         print(f"failed requests, first: {load.failures[0]}", file=sys.stderr)
@@ -220,7 +236,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _report(s: dict[str, Any]) -> None:
     print(
         f"acknowledged {s['acked_spans']:,} spans in {s['seconds']} s = {s['spans_per_s']:,} spans/s "
-        f"({s['requests_ok']:,} requests{', each with an ingest key' if s['auth'] else ''})\n"
+        f"({s['requests_ok']:,} requests{', each with an ingest key' if s['auth'] else ''}; ack {s['ack']})\n"
+        f"all stored {s['stored_after_load_s']} s after the load: {s['stored_spans_per_s']:,} spans/s "
+        f"acknowledged and stored; every run current {s['runs_current_after_load_s']} s after the load\n"
         f"latency p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; "
         f"retries {s['retries']} {s['retry_codes'] or ''}\n"
         f"stored {s['stored_spans']:,} (server counter {s['server_accepted_metric']}), "

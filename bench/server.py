@@ -66,6 +66,7 @@ class WrmProcess:
         log_path: Path,
         src: Path | None = None,
         admin_key: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.warehouse_dir = warehouse_dir
         self.log_path = log_path
@@ -74,7 +75,7 @@ class WrmProcess:
         self.http = ""
         self.peak_rss = 0
         self._headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
-        env = dict(os.environ, WRM_STATS_LOG_INTERVAL_S=str(stats_interval_s))
+        env = dict(os.environ, WRM_STATS_LOG_INTERVAL_S=str(stats_interval_s), **(env or {}))
         if admin_key:
             env.update(WRM_AUTH="required", WRM_ADMIN_KEY=admin_key)
         if src is not None:  # another checkout's packages shadow the editable install
@@ -140,6 +141,30 @@ class WrmProcess:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             body: bytes = resp.read()
         return body.decode()
+
+    def wait_stored(self, expected: int, timeout_s: float = 300.0) -> tuple[int, float]:
+        """Poll the stored span count until it reaches `expected` (with ingest_ack = spooled, rows
+        land after the answer); returns the last count and the seconds it took."""
+        started = time.monotonic()
+        while True:
+            stored = int(self.sql("SELECT count() FROM wrm.spans FINAL").strip())
+            if stored >= expected or time.monotonic() - started > timeout_s:
+                return stored, time.monotonic() - started
+            time.sleep(0.2)
+
+    def wait_assembled(self, timeout_s: float = 600.0) -> float:
+        """Poll until the run assembler's watermark covers the newest stored span; the seconds it
+        took (every run is then current with every span stored)."""
+        started = time.monotonic()
+        newest = self.sql("SELECT toUnixTimestamp64Milli(max(ingested_at)) FROM wrm.spans").strip()
+        while time.monotonic() - started < timeout_s:
+            mark = self.sql(
+                "SELECT max(watermark_ms) FROM wrm.assembly_state FINAL WHERE name = 'runs'"
+            ).strip()
+            if int(mark or 0) >= int(newest or 0):
+                break
+            time.sleep(0.2)
+        return time.monotonic() - started
 
     def metrics(self) -> dict[str, float]:
         """Unlabelled samples from /metrics, e.g. `wrm_spans_accepted_total`."""
