@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         admin_key = secrets.token_hex(32)  # reads the stored count through the SQL endpoint
     server = WrmProcess(
         tmp / "warehouse", args.stats_interval, tmp / "server.log", src, admin_key or None,
-        env={"WRM_INGEST_ACK": args.ack},
+        env={"WRM_INGEST_ACK": args.ack} if args.ack != "stored" else None,  # --src of older code
     )  # fmt: skip
     exit_code: int | None = None
     try:

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="requests before timing (default 5)")
     p.add_argument("--pause", type=float, default=0.25, help="idle seconds between requests (0.25)")
     p.add_argument("--ack", choices=("stored", "spooled"), default="spooled", help="the server's ingest_ack")
+    p.add_argument("--src", metavar="DIR", help="run the server from this source tree (e.g. a git archive)")
     p.add_argument("--out", metavar="FILE", help="also write the JSON summary here")
     return p
 
@@ -56,7 +57,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     tmp = Path(tempfile.mkdtemp(prefix="wrm-small-"))
-    server = WrmProcess(tmp / "warehouse", 60.0, tmp / "server.log", env={"WRM_INGEST_ACK": args.ack})
+    src = Path(args.src) if args.src else None
+    server = WrmProcess(
+        tmp / "warehouse",
+        60.0,
+        tmp / "server.log",
+        src,
+        env={"WRM_INGEST_ACK": args.ack} if args.ack != "stored" else None,
+    )
     try:
         server.wait_ready()
         exporter = OTLPSpanExporter(endpoint=server.otlp, insecure=True)

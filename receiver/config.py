@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -21,4 +20,3 @@ class ReceiverConfig:
     retention_days: int = 30
     tenant_retention_days: Mapping[str, int] = field(default_factory=dict)
     default_tenant: str = "default"
-    spool_dir: Path | None = None  # set: acknowledge once spooled (receiver.spool); None: once stored

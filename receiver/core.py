@@ -56,19 +56,18 @@ class IngestCore:
         stamps_after: int = 0,
         authenticator: Authenticator | None = None,
         redaction: IngestRedaction | None = None,
+        spool: SpoolLog | None = None,
     ) -> None:
         """`sinks`: one per writer thread, each storing framed requests (receiver.store);
         `stamps_after`: the greatest `ingested_at` stamp already stored (see GroupWriter);
         `authenticator`: who may send spans, and for which tenant (None: anyone, as sent);
-        `redaction`: the tenants' redaction rules (None: spans are stored as sent)."""
+        `redaction`: the tenants' redaction rules (None: spans are stored as sent); `spool`: answer
+        once spooled there (receiver.spool), None: once stored."""
         self.config = config
         self.authenticator = authenticator
         self.redaction = redaction
         self.stats = ReceiverStats()
         self.closing = False
-        spool = (
-            SpoolLog(config.spool_dir) if config.spool_dir is not None else None
-        )  # first: it may be locked
         spooled = spool is not None
         writer = GroupWriter(
             sinks,
@@ -84,6 +83,7 @@ class IngestCore:
             flush_interval_s=config.flush_interval_s,
             on_commit=on_commit,
             stamps_after=stamps_after,
+            report_queue=not spooled,
         )
         self._writer: GroupWriter | SpooledWriter = writer
         if spool is not None:
@@ -127,6 +127,8 @@ class IngestCore:
         escaped invalid text (OTLP JSON's lone surrogates), to be said in the answer."""
         if self.closing:
             self.refuse(Why.CLOSING, "the server is stopping; retry")
+        if self._writer.full():
+            self.refuse(Why.BACKPRESSURE, "too many spans are waiting to be stored; retry later")
         try:
             request, repaired = parse_request(data)
         except MalformedRequest as exc:

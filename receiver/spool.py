@@ -1,17 +1,20 @@
 """Acknowledge once spooled: requests are answered when fsynced to the spool, stored behind it.
 
-`ingest_ack = "spool"` (spec 4.1). The engine's fixed cost per insert (planning the views of the
+`ingest_ack = "spooled"` (spec 2.2). The engine's fixed cost per insert (planning the views of the
 landing chain, ~0.4 s whatever the size) makes each insert expensive while exporters wait for
 it. Here a request waits only for its record to reach the disk (group commit, one fdatasync for
 all waiting requests, ~2 ms); a drain thread then feeds the spool in order to the GroupWriter,
 which inserts large batches, and moves the checkpoint past what is stored. Nothing acknowledged
 is lost: after a crash the records after the checkpoint are inserted again (rows that were
 already stored collapse, as any re-delivery does). Back-pressure is on the spans spooled but not
-yet stored: past `max_backlog_spans` a request is refused (retryable) before it is written.
+yet stored: past `max_backlog_spans` (or MAX_BACKLOG_BYTES of spool) a request is refused
+(retryable), before it is even parsed when the limit is already reached.
 
-A record the engine refuses for good after its acknowledgement is bisected as in the
+A record whose data the engine refuses after its acknowledgement is bisected as in the
 synchronous path (receiver.recover): its readable spans are stored; the request is kept in
-`rejected/` and the refused spans are logged and counted, since its client has its answer.
+`rejected/` and the refused spans are logged and counted, since its client has its answer. Any
+other failure (transient, or the warehouse's own: a missing table) keeps the record in the spool
+and sends it again, 0.5 s then doubling to 10 s apart.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from receiver.recover import recover
 from receiver.spool_log import Entry, Record, SpoolLog
 from receiver.stats import ReceiverStats
 from receiver.writer import Backpressure, GroupWriter, WriterClosed
-from warehouse.errors import WarehouseRejected, is_transient
+from warehouse.errors import WarehouseRejected
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ READ_BYTES = 8 << 20  # records read from the spool at a time
 CHECKPOINT_EVERY_S = 0.2
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 10.0
+MAX_BACKLOG_BYTES = 1 << 30  # spool not yet stored: a record that keeps failing holds the checkpoint
 
 
 @dataclass
@@ -85,15 +89,24 @@ class SpooledWriter:
     def backlog_spans(self) -> int:
         return self._backlog_spans
 
+    def full(self) -> bool:
+        """No request could be spooled now (see GroupWriter.full)."""
+        with self._cond:
+            return self._backlog_spans >= self._max_backlog or self._over_bytes()
+
+    def _over_bytes(self) -> bool:
+        return self._spool.backlog_bytes() > MAX_BACKLOG_BYTES
+
     def submit(
         self, request: bytes, spans: int, retention_days: int | None = None, key_tenant: str = ""
     ) -> Future[None]:
         days = self._default_days if retention_days is None else retention_days
         item = _Pending(Record(request, spans, days, key_tenant))
         with self._cond:
-            if self._closing:
+            if self._closing or self._appended_all.is_set():
                 raise WriterClosed("the receiver is shutting down")
-            if self._backlog_spans and self._backlog_spans + spans > self._max_backlog:
+            over = self._backlog_spans + spans > self._max_backlog
+            if (self._backlog_spans and over) or self._over_bytes():
                 raise Backpressure(f"{self._backlog_spans} spans are waiting to be stored; retry later")
             self._backlog_spans += spans
             self._stats.queue_spans.set(self._backlog_spans)
@@ -103,16 +116,17 @@ class SpooledWriter:
 
     def close(self, timeout: float = 60.0) -> None:
         """Take no more requests, store what the spool holds (within `timeout`), then stop."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._appender.join(timeout)
-        if not self._drain_done.wait(timeout):
+        if not self._drain_done.wait(max(0.0, deadline - time.monotonic())):
             log.error("spool: not drained within %.0fs; %d spans stay spooled for the next start",
                       timeout, self._backlog_spans)  # fmt: skip
             self._abandon.set()
-            self._drainer.join(timeout)
-        self._writer.close(timeout)
+            self._drainer.join(10)
+        self._writer.close(max(1.0, deadline - time.monotonic()))
         self._spool.close()
 
     # -- group commit to the spool -------------------------------------------------------------
@@ -120,6 +134,9 @@ class SpooledWriter:
     def _append_loop(self) -> None:
         try:
             self._append_until_closed()
+        except BaseException as exc:  # never leave a request waiting for an answer that cannot come
+            log.exception("spool: the append thread stopped; new requests are refused")
+            self._fail_appends(exc)
         finally:
             self._appended_all.set()
             with self._cond:
@@ -133,54 +150,70 @@ class SpooledWriter:
                 if not self._appends:
                     return
                 taken = list(self._appends)
-                self._appends.clear()
             try:
                 self._spool.append([p.record for p in taken])
-            except OSError as exc:
+            except OSError as exc:  # disk full…: the file is as before, these are refused (retryable)
                 log.error("spool: %d requests could not be written: %s", len(taken), exc)
-                with self._cond:
-                    self._backlog_spans -= sum(p.record.spans for p in taken)
-                    self._stats.queue_spans.set(self._backlog_spans)
-                for p in taken:
-                    p.future.set_exception(exc)
+                self._fail_appends(exc, len(taken))
                 continue
             with self._cond:
+                for _ in taken:
+                    self._appends.popleft()
                 self._cond.notify_all()  # the drain has more to read
             for p in taken:
                 p.future.set_result(None)
 
+    def _fail_appends(self, exc: BaseException, count: int | None = None) -> None:
+        """Refuse the first `count` waiting appends (all when None): not spooled, not answered OK."""
+        with self._cond:
+            n = len(self._appends) if count is None else count
+            failed = [self._appends.popleft() for _ in range(n)]
+            self._backlog_spans -= sum(p.record.spans for p in failed)
+            self._stats.queue_spans.set(self._backlog_spans)
+        for p in failed:
+            p.future.set_exception(exc if isinstance(exc, Exception) else WriterClosed("the spool stopped"))
+
     # -- the spool into the warehouse -------------------------------------------------------------
 
     def _drain_loop(self) -> None:
+        """Read records in order, hand them to the writers, and move the checkpoint to the oldest
+        record not yet stored. `pending` holds every record read and not yet stored, whatever
+        happens to it, so no failure can move the checkpoint past it."""
         cursor = self._spool.checkpoint
-        in_flight: dict[int, tuple[Entry, Future[None]]] = {}
+        pending: dict[int, Entry] = {}
+        futures: dict[int, Future[None]] = {}
+        to_send: deque[Entry] = deque()
         saved_at = time.monotonic()
         retry_s = RETRY_FIRST_S
         while not self._abandon.is_set():
             try:
                 with self._cond:
-                    while cursor >= self._spool.end and not in_flight and not self._appended_all.is_set():
+                    while cursor >= self._spool.end and not pending and not self._appended_all.is_set():
                         self._cond.wait(CHECKPOINT_EVERY_S)
-                if self._appended_all.is_set() and cursor >= self._spool.end and not in_flight:
+                if self._appended_all.is_set() and cursor >= self._spool.end and not pending:
                     self._spool.save_checkpoint(cursor)
                     break
-                for entry in self._spool.read(cursor, READ_BYTES) if cursor < self._spool.end else []:
-                    in_flight[entry.start] = (entry, self._submit(entry))
-                    cursor = entry.end
-                failed = self._settle(in_flight)
-                if failed:
-                    self._abandon.wait(retry_s)  # the warehouse is not taking inserts: pause, then resend
+                if not to_send and cursor < self._spool.end:
+                    for entry in self._spool.read(cursor, READ_BYTES):
+                        pending[entry.start] = entry
+                        to_send.append(entry)
+                        cursor = entry.end
+                while to_send:
+                    futures[to_send[0].start] = self._submit(to_send[0])
+                    to_send.popleft()
+                again = self._settle(pending, futures)
+                if again:
+                    self._abandon.wait(retry_s)  # the warehouse is not taking them: pause, then resend
                     retry_s = min(RETRY_MAX_S, retry_s * 2)
-                    for entry in failed:
-                        in_flight[entry.start] = (entry, self._submit(entry))
-                else:
+                    to_send.extend(again)
+                elif futures or not pending:
                     retry_s = RETRY_FIRST_S
-                if time.monotonic() - saved_at >= CHECKPOINT_EVERY_S or not in_flight:
-                    self._spool.save_checkpoint(min(in_flight, default=cursor))
+                if time.monotonic() - saved_at >= CHECKPOINT_EVERY_S or not pending:
+                    self._spool.save_checkpoint(min(pending, default=cursor))
                     saved_at = time.monotonic()
+            except WriterClosed:
+                break
             except Exception:  # a damaged segment, a full disk: say so, and try again
-                if self._abandon.is_set():
-                    break
                 log.exception("spool: draining failed; trying again in %.0fs", RETRY_MAX_S)
                 self._abandon.wait(RETRY_MAX_S)
         self._drain_done.set()
@@ -194,22 +227,25 @@ class SpooledWriter:
                 if self._abandon.wait(0.005):  # the writers hold as much as they may: wait for a flush
                     raise WriterClosed("the spool is closing") from None
 
-    def _settle(self, in_flight: dict[int, tuple[Entry, Future[None]]]) -> list[Entry]:
-        """Take the finished inserts out of `in_flight`; returns those to send again (transient)."""
-        if in_flight:  # wait for the oldest, so the loop does not spin while inserts run
-            oldest = min(in_flight)
+    def _settle(self, pending: dict[int, Entry], futures: dict[int, Future[None]]) -> list[Entry]:
+        """Handle the finished inserts; returns the records to send again."""
+        if futures:  # wait for the oldest, so the loop does not spin while inserts run
             with contextlib.suppress(TimeoutError):
-                in_flight[oldest][1].exception(timeout=CHECKPOINT_EVERY_S)
+                futures[min(futures)].exception(timeout=CHECKPOINT_EVERY_S)
         again: list[Entry] = []
-        for start in [s for s, (_, f) in in_flight.items() if f.done()]:
-            entry, future = in_flight.pop(start)
-            exc = future.exception()
-            if exc is None:
+        for start in [s for s, f in futures.items() if f.done()]:
+            entry, exc = pending[start], futures.pop(start).exception()
+            try:
+                done = exc is None or (isinstance(exc, WarehouseRejected) and self._rejected(entry, exc))
+            except Exception as failure:  # e.g. rejected/ could not be written: keep the record
+                log.error("spool: handling a refused record failed (%s); it is sent again", failure)
+                done = False
+            if done:
+                del pending[start]
                 self._stored(entry.record.spans)
-            elif isinstance(exc, WarehouseRejected) and not is_transient(exc) and self._rejected(entry, exc):
-                pass
             else:
-                log.warning("spool: insert failed (%s); sending it again", exc)
+                if exc is not None and not isinstance(exc, WarehouseRejected):
+                    log.warning("spool: insert failed (%s); sending it again", exc)
                 again.append(entry)
         return again
 
@@ -219,31 +255,36 @@ class SpooledWriter:
             self._stats.queue_spans.set(self._backlog_spans)
 
     def _rejected(self, entry: Entry, refusal: WarehouseRejected) -> bool:
-        """Store what the engine takes of a request it refused after acknowledgement; keep the rest.
-        False when a transient failure interrupted this: the record is then sent again."""
+        """Store what the engine takes of a record it refused after acknowledgement, and keep the
+        rest in rejected/. False when the warehouse, not the record, is at fault (a missing table,
+        a broken view) or a transient failure interrupted this: the record is kept and sent again."""
         r = entry.record
 
         def store(payload: bytes, spans: int) -> None:
-            self._writer.submit(payload, spans, r.retention_days, r.key_tenant).result()
+            self._submit(
+                Entry(entry.start, entry.end, Record(payload, spans, r.retention_days, r.key_tenant))
+            ).result()
 
         try:
             outcome = recover(store, ExportTraceServiceRequest.FromString(r.request), refusal)
-            refused = outcome.refused.count
-            self._stats.recoveries.labels(outcome.how).inc()
         except WarehouseRejected as exc:
-            refused, refusal = r.spans, exc
+            log.error(
+                "spool: the warehouse refuses inserts (%s); the spooled spans wait until it is fixed", exc
+            )
+            return False
         except Exception as exc:
             log.warning("spool: storing a refused request span by span failed (%s); trying again", exc)
             return False
-        if refused:
-            kept = self._spool.keep_rejected(entry)
-            self._stats.spans_refused_after_ack.inc(refused)
+        self._stats.recoveries.labels(outcome.how).inc()
+        if outcome.refused.count:
+            reason = outcome.refused.message()
+            kept = self._spool.keep_rejected(entry, reason)
+            self._stats.spans_refused_after_ack.inc(outcome.refused.count)
             log.error(
-                "spool: the warehouse refused %d of %d acknowledged spans for good (code %s); "
+                "spool: the warehouse refused %d of %d acknowledged spans for good (%s); "
                 "the request is kept in %s",
-                refused, r.spans, refusal.code, kept,
+                outcome.refused.count, r.spans, reason, kept,
             )  # fmt: skip
-        self._stored(r.spans)
         return True
 
 

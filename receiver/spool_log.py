@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import logging
 import os
 import struct
@@ -33,8 +34,17 @@ _BODY = struct.Struct("<HIB")  # retention_days, spans, len(key_tenant)
 SEGMENT_BYTES = 64 << 20
 
 
-class SpoolLocked(RuntimeError):
+class SpoolLocked(OSError):
     """Another server is using this spool directory."""
+
+
+class SpoolNotEmpty(OSError):
+    """A spool holds acknowledged records while the server would not read it (ingest_ack = stored)."""
+
+
+class SpoolBroken(OSError):
+    """A failed write could not be undone: the spool takes nothing until the server restarts
+    (and repairs the tail on open)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,9 @@ class Record:
     key_tenant: str = ""
 
     def encode(self) -> bytes:
-        tenant = self.key_tenant.encode()
+        tenant = self.key_tenant.encode()  # ≤ 64 bytes (TENANT_RE); days ≤ 3650 (settings)
+        if len(tenant) > 255 or not 0 <= self.retention_days <= 65_535:
+            raise ValueError("a spool record holds a tenant of at most 255 bytes and days below 65,536")
         body = _BODY.pack(self.retention_days, self.spans, len(tenant)) + tenant + self.request
         return _HEAD.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
@@ -85,7 +97,15 @@ class SpoolLog:
         self.checkpoint = max(self.checkpoint, starts[0])
         self._active_start = starts[-1]
         self.end = self._repair_tail(self._active_start)
-        self._out = (directory / _name(self._active_start)).open("ab")
+        if self.checkpoint > self.end:  # a checkpoint past the data: nothing after it to replay
+            log.error("spool %s: checkpoint %d is past the end %d", directory, self.checkpoint, self.end)
+            self.checkpoint = self.end
+        self.broken = False
+        self._fd = self._open_segment(self._active_start)
+
+    def _open_segment(self, start: int) -> int:
+        # Unbuffered: a failed write leaves nothing behind in a buffer to be written later.
+        return os.open(self.directory / _name(start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def _segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self.directory.glob("*.wal") if p.stem.isdigit())
@@ -115,20 +135,33 @@ class SpoolLog:
         return start + at
 
     def append(self, records: Sequence[Record]) -> int:
-        """Write `records` and fsync them; returns the new end. Raises OSError (disk full…)."""
+        """Write `records` and fsync them; returns the new end. Raises OSError (disk full…), after
+        which the file is as before the call, or SpoolBroken when that could not be ensured."""
+        if self.broken:
+            raise SpoolBroken(f"the spool {self.directory} could not undo a failed write; restart the server")
         data = b"".join(r.encode() for r in records)
         if self.end > self._active_start and self.end - self._active_start + len(data) > self._segment_bytes:
-            self._out.close()
-            self._active_start = self.end
-            self._out = (self.directory / _name(self.end)).open("ab")
+            fd = self._open_segment(self.end)  # opened first: on failure the old segment stays in use
             _fsync_dir(self.directory)
+            os.close(self._fd)
+            self._fd, self._active_start = fd, self.end
         try:
-            self._out.write(data)
-            self._out.flush()
-            os.fdatasync(self._out.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+            os.fdatasync(self._fd)
         except OSError:
             # Whatever part of it reached the file is not acknowledged: cut it off again.
-            self._out.truncate(self.end - self._active_start)
+            size = self.end - self._active_start
+            try:
+                os.ftruncate(self._fd, size)
+                if os.fstat(self._fd).st_size != size:
+                    raise OSError("size after truncate")
+            except OSError:
+                self.broken = True
+                log.error(
+                    "spool %s: a failed write could not be cut off; taking nothing more", self.directory
+                )
             raise
         self.end += len(data)
         return self.end
@@ -140,22 +173,27 @@ class SpoolLog:
         segments = self._segments()
         while start < end and (not entries or entries[-1].end - entries[0].start < max_bytes):
             seg = max(s for s in segments if s <= start)
+            head = b""
             with (self.directory / _name(seg)).open("rb") as f:
                 f.seek(start - seg)
-                head = f.read(_HEAD.size)
-                if len(head) < _HEAD.size:  # the end of a segment: the next one starts here
-                    later = [s for s in segments if s > seg]
-                    if not later:
+                while start < end and (not entries or entries[-1].end - entries[0].start < max_bytes):
+                    head = f.read(_HEAD.size)
+                    if not head:  # the end of this segment: the next one starts here
                         break
-                    start = later[0]
-                    continue
-                magic, size, crc = _HEAD.unpack(head)
-                body = f.read(size)
-            if magic != MAGIC or len(body) != size or zlib.crc32(body) != crc:
-                raise OSError(f"spool record at {start} is damaged")
-            nxt = start + _HEAD.size + size
-            entries.append(Entry(start, nxt, _decode(body)))
-            start = nxt
+                    if len(head) < _HEAD.size:
+                        raise OSError(f"spool record at {start} is damaged")
+                    magic, size, crc = _HEAD.unpack(head)
+                    body = f.read(size)
+                    if magic != MAGIC or len(body) != size or zlib.crc32(body) != crc:
+                        raise OSError(f"spool record at {start} is damaged")
+                    nxt = start + _HEAD.size + size
+                    entries.append(Entry(start, nxt, _decode(body)))
+                    start = nxt
+            if start < end and not head:
+                later = [s for s in segments if s > seg]
+                if not later:
+                    break
+                start = later[0]
         return entries
 
     def save_checkpoint(self, position: int) -> None:
@@ -174,16 +212,48 @@ class SpoolLog:
             if nxt <= position:
                 (self.directory / _name(start)).unlink(missing_ok=True)
 
-    def keep_rejected(self, entry: Entry) -> Path:
-        """Keep a request whose spans the engine refused after acknowledgement, for the operator."""
+    def keep_rejected(self, entry: Entry, reason: str) -> Path:
+        """Keep a request whose spans the engine refused after acknowledgement, for the operator:
+        `<position>.pb` (the ExportTraceServiceRequest) and `<position>.json` (its tenant fixed
+        by the sender's key, retention, spans and why), both fsynced."""
+        r = entry.record
+        meta = {
+            "key_tenant": r.key_tenant,
+            "retention_days": r.retention_days,
+            "spans": r.spans,
+            "reason": reason,
+        }
         path = self.directory / "rejected" / f"{entry.start:020d}.pb"
-        path.write_bytes(entry.record.request)
+        for target, data in ((path, r.request), (path.with_suffix(".json"), json.dumps(meta).encode())):
+            with target.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        _fsync_dir(path.parent)
         return path
 
+    def backlog_bytes(self) -> int:
+        return self.end - self.checkpoint
+
     def close(self) -> None:
-        self._out.close()
+        if self._lock.closed:
+            return
+        os.close(self._fd)
         fcntl.flock(self._lock, fcntl.LOCK_UN)
         self._lock.close()
+
+
+def unstored_bytes(directory: Path) -> int:
+    """Bytes after a spool's checkpoint, read without opening it (0 when there is no spool)."""
+    segments = sorted(int(p.stem) for p in directory.glob("*.wal") if p.stem.isdigit())
+    if not segments:
+        return 0
+    try:
+        checkpoint = int((directory / "checkpoint").read_text().strip() or 0)
+    except FileNotFoundError:
+        checkpoint = 0
+    end = segments[-1] + (directory / _name(segments[-1])).stat().st_size
+    return max(0, end - max(checkpoint, segments[0]))
 
 
 def _name(start: int) -> str:

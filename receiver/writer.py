@@ -58,11 +58,13 @@ class GroupWriter:
         flush_interval_s: float,
         on_commit: Callable[[int], None] = lambda stamp: None,
         stamps_after: int = 0,
+        report_queue: bool = True,
     ) -> None:
         """`stamps_after`: every stamp this writer issues is greater, even if the clock is behind
         it — a restarted server passes the greatest stamp already stored, so no new row can land
         at or below what the run assembler has already derived (spec 4.1)."""
         self._stats = stats
+        self._report_queue = report_queue  # False behind the spool, whose backlog is the queue
         self._fields = fields
         self._max_pending = max_pending_spans
         self._flush_max = flush_max_spans
@@ -102,9 +104,16 @@ class GroupWriter:
             self._queue.append(item)
             self._queued_spans += spans
             self._outstanding += spans
-            self._stats.queue_spans.set(self._outstanding)
+            if self._report_queue:
+                self._stats.queue_spans.set(self._outstanding)
             self._cond.notify()
         return item.future
+
+    def full(self) -> bool:
+        """No request could be taken now: checked before a request is even parsed, so a server
+        at its limit spends no CPU on requests it will refuse."""
+        with self._cond:
+            return self._outstanding >= self._max_pending
 
     def close(self, timeout: float = 60.0) -> None:
         """Take no more work, store everything already taken, and stop the threads."""
@@ -192,7 +201,8 @@ class GroupWriter:
     def _done(self, taken: list[_Item], n: int, exc: Exception | None) -> None:
         with self._cond:
             self._outstanding -= n
-            self._stats.queue_spans.set(self._outstanding)
+            if self._report_queue:
+                self._stats.queue_spans.set(self._outstanding)
         for item in taken:
             if exc is None:
                 item.future.set_result(None)

@@ -98,3 +98,18 @@ def test_back_pressure_over_otlp_http_is_a_429_with_retry_after(warehouse: Wareh
         _eventually(server, "SELECT count() FROM spans FINAL WHERE name = 'refused'", 1)
     finally:
         server.stop()
+
+
+def test_a_spool_left_holding_spans_stops_a_stored_mode_start(warehouse: Warehouse, tmp_path: Path) -> None:
+    from receiver.spool_log import Record, SpoolLog, SpoolNotEmpty
+
+    left = SpoolLog(tmp_path / "left")
+    left.append([Record(request_of([make_span("left")]).SerializeToString(), 1, 30)])
+    left.close()
+    with pytest.raises(SpoolNotEmpty, match="WRM_INGEST_ACK=spooled"):
+        start_server(warehouse, ingest_ack="stored", spool_dir=str(tmp_path / "left"))
+    server = start_server(warehouse, ingest_ack="spooled", spool_dir=str(tmp_path / "left"))
+    try:
+        _eventually(server, "SELECT count() FROM spans FINAL WHERE name = 'left'", 1)
+    finally:
+        server.stop()

@@ -42,6 +42,7 @@ class Sink:
         self.open = threading.Event()
         self.open.set()
         self.fail_transient = 0
+        self.table_missing = False
         self.lock = threading.Lock()
 
     def __call__(self, frames: bytes) -> None:
@@ -52,6 +53,8 @@ class Sink:
                 raise WarehouseUnavailable("the warehouse is restarting")
             if b"poison" in frames:
                 raise WarehouseRejected("CHECK constraint violated", code=469)
+            if self.table_missing:
+                raise WarehouseRejected("Unknown table expression identifier 'otlp_landing'", code=60)
             self.inserted.append(frames)
 
 
@@ -60,8 +63,14 @@ def _writer(
 ) -> tuple[SpooledWriter, SpoolLog, ReceiverStats]:
     stats = ReceiverStats()
     spool = SpoolLog(tmp_path / "spool")
-    group = GroupWriter(
-        [sink], stats, FIELDS, max_pending_spans=100, flush_max_spans=50, flush_interval_s=0.001
+    group = GroupWriter(  # wired as receiver.core does behind a spool
+        [sink],
+        stats,
+        FIELDS,
+        max_pending_spans=100,
+        flush_max_spans=50,
+        flush_interval_s=0.001,
+        report_queue=False,
     )
     return SpooledWriter(spool, group, stats, max_backlog_spans=max_backlog, default_days=30), spool, stats
 
@@ -128,11 +137,45 @@ def test_what_is_spooled_at_close_without_a_warehouse_is_stored_by_the_next_star
     sink = Sink()
     sink.fail_transient = 10**6  # the warehouse never comes back before the stop
     writer, _, _ = _writer(tmp_path, sink)
-    writer.submit(_request("a", "b"), 2).result(timeout=5)
+    writer.submit(_request("kept-over-restart", "b"), 2).result(timeout=5)
     writer.close(timeout=1.0)
     again = Sink()
     restarted, spool, _ = _writer(tmp_path, again)
     assert restarted.backlog_spans == 2
     _wait(lambda: len(again.inserted) == 1)
     restarted.close()
-    assert b"a" in again.inserted[0] and spool.checkpoint == spool.end
+    assert b"kept-over-restart" in again.inserted[0] and spool.checkpoint == spool.end
+
+
+def test_the_warehouse_s_own_refusal_keeps_the_records_until_it_is_fixed(tmp_path: Path) -> None:
+    sink = Sink()
+    sink.table_missing = True  # a dropped table: not the data's fault, nothing goes to rejected/
+    writer, spool, stats = _writer(tmp_path, sink)
+    writer.submit(_request("waits"), 1).result(timeout=5)
+    time.sleep(1.0)
+    assert writer.backlog_spans == 1 and spool.checkpoint < spool.end
+    assert stats.registry.get_sample_value("wrm_queue_spans") == 1
+    sink.table_missing = False
+    _wait(lambda: writer.backlog_spans == 0)
+    writer.close()
+    assert b"waits" in b"".join(sink.inserted)
+    assert not list((tmp_path / "spool" / "rejected").iterdir())
+
+
+def test_a_failure_to_keep_a_refused_request_keeps_it_in_the_spool(tmp_path: Path) -> None:
+    sink = Sink()
+    writer, spool, _ = _writer(tmp_path, sink)
+    real, calls = spool.keep_rejected, []
+
+    def full_disk(entry, reason):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(entry, reason)
+
+    spool.keep_rejected = full_disk  # type: ignore[method-assign]
+    writer.submit(_request("poison", "fine"), 2).result(timeout=5)
+    _wait(lambda: writer.backlog_spans == 0)
+    writer.close()
+    assert len(calls) == 2 and spool.checkpoint == spool.end
+    assert len(list((tmp_path / "spool" / "rejected").glob("*.pb"))) == 1

@@ -20,6 +20,7 @@ from receiver.core import IngestCore
 from receiver.grpc_transport import GrpcTransport
 from receiver.http_transport import HttpTransport
 from receiver.redact import IngestRedaction
+from receiver.spool_log import SpoolLog, SpoolNotEmpty, unstored_bytes
 from receiver.store import SpanStore
 from redaction.book import PolicyBook
 from redaction.store import hashing_secret
@@ -59,11 +60,13 @@ class WrmServer:
         self.keys: KeyStore | None = None
         self.auth_reason = ""
         self.policies: PolicyBook | None = None
+        self._spool: SpoolLog | None = None
 
     def start(self) -> None:
         s = self.settings
         wh = self._given_warehouse or Warehouse.open(s.warehouse, s.database)
         self.warehouse = wh
+        spool = self._spool = self._open_spool(wh)  # before anything is written: another server may hold it
         self.migrations_applied = len(migrate(wh))
         policy = s.retention()
         if stored_policy_rows(wh) != policy.rows():
@@ -86,7 +89,6 @@ class WrmServer:
             workers=s.grpc_workers,
             retention_days=s.spans_ttl_days,
             tenant_retention_days=dict(policy.spans.by_tenant),
-            spool_dir=self._spool_dir(wh) if s.ingest_ack == "spooled" else None,
         )
         store_prices(wh, s.prices, s.tenant_prices, s.default_prices)
         self.notifications = Notifications(wh, s)
@@ -121,6 +123,7 @@ class WrmServer:
             stamps_after=self.assembler.stored_through_ms,
             authenticator=self.authenticator,
             redaction=IngestRedaction(self.policies, config.default_tenant),
+            spool=spool,
         )
         self._grpc = GrpcTransport(self.receiver, otlp_host, otlp_port)
         self.otlp_address = f"{otlp_host}:{self._grpc.start()}"
@@ -132,6 +135,20 @@ class WrmServer:
         if s.stats_log_interval_s > 0:
             self._stats_thread = threading.Thread(target=self._log_stats, name="wrm-stats", daemon=True)
             self._stats_thread.start()
+
+    def _open_spool(self, wh: Warehouse) -> SpoolLog | None:
+        """The spool with `ingest_ack = spooled` (locked: a second server on it does not start);
+        with `stored`, a spool left holding acknowledged spans is refused too, since nothing
+        would store them."""
+        directory = self._spool_dir(wh)
+        if self.settings.ingest_ack == "spooled":
+            return SpoolLog(directory)
+        if unstored_bytes(directory):
+            raise SpoolNotEmpty(
+                f"the spool {directory} holds acknowledged spans not yet stored: start once with "
+                "WRM_INGEST_ACK=spooled to store them (or set it back)"
+            )
+        return None
 
     def _spool_dir(self, wh: Warehouse) -> Path:
         """The spool: as set, else beside an embedded warehouse, else ./data/spool; one directory
@@ -271,7 +288,9 @@ class WrmServer:
         if self._otlp_http_listener is not None:
             self._otlp_http_listener.stop()
         if self.receiver is not None:
-            self.receiver.close()
+            self.receiver.close()  # and the spool
+        elif self._spool is not None:  # start() failed after taking it
+            self._spool.close()
         if self.assembler is not None:
             self.assembler.stop()
         if self.notifications is not None:
