@@ -4,6 +4,7 @@ frees whole segments, and two servers cannot share a spool."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,21 +117,19 @@ def test_a_second_server_cannot_open_a_spool_in_use(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_the_file_as_before_and_the_next_append_fits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import receiver.spool_log as spool_log
-
     log = SpoolLog(tmp_path, segment_bytes=1500)
     log.append(_records(2))
     end = log.end
-    real_write = spool_log.os.write
+    real_write = os.write
 
     def half_then_full(fd: int, data: bytes) -> int:  # a disk that fills up mid-record
         real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(spool_log.os, "write", half_then_full)
+    monkeypatch.setattr(os, "write", half_then_full)
     with pytest.raises(OSError, match="No space"):
         log.append(_records(3, size=300))
-    monkeypatch.setattr(spool_log.os, "write", real_write)
+    monkeypatch.setattr(os, "write", real_write)
     assert log.end == end
     assert sum(p.stat().st_size for p in tmp_path.glob("*.wal")) == end  # the half record is gone
     for _ in range(4):  # and the positions still hold across segments
