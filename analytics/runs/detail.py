@@ -5,7 +5,6 @@ never values)."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -22,9 +21,11 @@ from analytics.runs.schemas import (
     RunDetail,
     RunPart,
     Step,
+    TimelineEvent,
+    TimelineKind,
 )
-from analytics.runs.timeline import timeline
 from warehouse import Warehouse
+from warehouse.statuses import FINISHED_RUN_STATUSES, LIVE_RUN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -209,96 +210,145 @@ def _span_notes(wh: Warehouse, tenant: str, trace_ids: list[str]) -> SpanNotes:
     return SpanNotes(list(waits), {str(k): int(v) for k, v in sorted(redactions.items()) if v})
 
 
-class _ById(NamedTuple):
-    """What the detail reads by run id alone (`_by_run_id`)."""
-
-    actions: list[Action]
-    notes: list[Annotation]
-    tags: list[str]
-    rerun_by_action: str  # the run an acknowledged re-run made this one from ('' for none)
-    rerun_candidates: list[str]  # runs listed with rerun_of = this run, in any version
+_RUN_ENDED: dict[str, TimelineKind] = {
+    "completed": "run.completed",
+    "failed": "run.failed",
+    "canceled": "run.canceled",
+}
 
 
-def _by_run_id(wh: Warehouse, tenant: str, run_id: str) -> _ById:
-    rows = wh.rows(
-        "SELECT run_id FROM run_actions FINAL WHERE tenant_id = {t:String} AND kind = 'rerun' "
-        "AND new_run_id = {r:String} LIMIT 1",
-        {"t": tenant, "r": run_id},
-    )
+def timeline(
+    run: RunRow,
+    steps: list[Step],
+    waits: list[datetime],
+    actions: list[Action],
+    notes: list[Annotation],
+) -> list[TimelineEvent]:
+    """What happened, in time order (ties keep this order: run, steps, people, actions, notes)."""
+    ev: list[TimelineEvent] = [TimelineEvent(at=run.start_time, kind="run.started", name=run.workflow_name)]
+    for s in steps:
+        if s.attempt > 1:
+            ev.append(
+                TimelineEvent(
+                    at=s.start_time, kind="step.retried", step_id=s.step_id, name=s.name, attempt=s.attempt
+                )
+            )
+        ev.append(
+            TimelineEvent(
+                at=s.start_time, kind="step.started", step_id=s.step_id, name=s.name, attempt=s.attempt
+            )
+        )
+        if s.human_decision:
+            ev.append(
+                TimelineEvent(
+                    at=s.end_time,
+                    kind="human.decided",
+                    step_id=s.step_id,
+                    name=s.name,
+                    detail=s.human_decision,
+                    actor=s.human_actor,
+                    wait_ms=s.human_wait_ms,
+                )
+            )
+        done: TimelineKind = "step.failed" if s.status == "failed" else "step.completed"
+        ev.append(
+            TimelineEvent(
+                at=s.end_time,
+                kind=done,
+                step_id=s.step_id,
+                name=s.name,
+                attempt=s.attempt,
+                detail=s.last_error,
+            )
+        )
+    ev += [TimelineEvent(at=w, kind="human.waiting") for w in waits]
+    if run.end_time is not None and run.status in FINISHED_RUN_STATUSES:
+        ev.append(TimelineEvent(at=run.end_time, kind=_RUN_ENDED[run.status], detail=run.failure_reason))
+    for a in actions:
+        ev.append(
+            TimelineEvent(
+                at=a.requested_at,
+                kind="action.requested",
+                detail=f"{a.kind}: {a.reason}".rstrip(": "),
+                actor=a.requested_by,
+                action_id=a.action_id,
+            )
+        )
+        if a.acked_at is not None:
+            text = f"{a.kind} {a.state}" + (f": {a.outcome_message}" if a.outcome_message else "")
+            if a.new_run_id:
+                text += f" (new run {a.new_run_id})"
+            ev.append(
+                TimelineEvent(
+                    at=a.acked_at,
+                    kind="action.acknowledged",
+                    detail=text,
+                    actor=a.acked_by,
+                    action_id=a.action_id,
+                )
+            )
+            if a.kind == "cancel" and a.state == "done" and run.status in LIVE_RUN_STATUSES:
+                ev.append(TimelineEvent(at=a.acked_at, kind="run.canceled", detail="canceled by the engine"))
+    ev += [TimelineEvent(at=n.created_at, kind="annotation", detail=n.text, actor=n.author) for n in notes]
+    order = {id(e): i for i, e in enumerate(ev)}
+    return sorted(ev, key=lambda e: (e.at, order[id(e)]))
+
+
+def lineage(wh: Warehouse, tenant: str, run: RunRow, actions: list[Action]) -> Lineage:
+    """Re-run links from both sources: spans carrying wrm.rerun.of, and acknowledged re-runs."""
+    run_id = run.run_id
+    rerun_of = run.rerun_of
+    if not rerun_of:
+        rows = wh.rows(
+            "SELECT run_id FROM run_actions FINAL WHERE tenant_id = {t:String} AND kind = 'rerun' "
+            "AND new_run_id = {r:String} LIMIT 1",
+            {"t": tenant, "r": run_id},
+        )
+        rerun_of = str(rows[0][0]) if rows else ""
     # Candidates without FINAL (a scan of one column: ~4 ms at 1M runs, where FINAL over the
-    # whole table took ~110 ms); `lineage` checks those few with FINAL.
-    candidates = wh.rows(
-        "SELECT DISTINCT run_id FROM runs_by_time WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
-        {"t": tenant, "r": run_id},
-    )
-    return _ById(
-        actions=acts.actions_for_run(wh, tenant, run_id),
-        notes=acts.annotations_for_run(wh, tenant, run_id),
-        tags=tags_of(wh.client, tenant, [run_id]).get(run_id, []),
-        rerun_by_action=str(rows[0][0]) if rows else "",
-        rerun_candidates=[str(r[0]) for r in candidates],
-    )
-
-
-def lineage(wh: Warehouse, tenant: str, run: RunRow, by_id: _ById) -> Lineage:
-    """Re-run links from both sources: spans carrying wrm.rerun.of, and acknowledged re-runs. A
-    candidate that no longer exists (its parts joined another run) is not a re-run: FINAL over
-    those few."""
+    # whole table took ~110 ms), then FINAL over those few only: a run that no longer exists
+    # (its parts joined another run) is not a re-run.
+    candidates = [
+        str(r[0])
+        for r in wh.rows(
+            "SELECT DISTINCT run_id FROM runs_by_time WHERE tenant_id = {t:String} AND rerun_of = {r:String}",
+            {"t": tenant, "r": run_id},
+        )
+    ]
     by_spans = (
         wh.rows(
             "SELECT DISTINCT run_id FROM runs_by_time FINAL WHERE tenant_id = {t:String} "
             "AND rerun_of = {r:String} AND run_id IN {ids:Array(String)}",
-            {"t": tenant, "r": run.run_id, "ids": by_id.rerun_candidates},
+            {"t": tenant, "r": run_id, "ids": candidates},
         )
-        if by_id.rerun_candidates
+        if candidates
         else []
     )
     reruns = {str(r[0]) for r in by_spans} | {
-        a.new_run_id for a in by_id.actions if a.kind == "rerun" and a.new_run_id
+        a.new_run_id for a in actions if a.kind == "rerun" and a.new_run_id
     }
-    return Lineage(rerun_of=run.rerun_of or by_id.rerun_by_action, reruns=sorted(reruns))
+    return Lineage(rerun_of=rerun_of, reruns=sorted(reruns))
 
 
 def run_detail(wh: Warehouse, tenant: str, run_id: str) -> RunDetail:
     return run_detail_and_steps(wh, tenant, run_id)[0]
 
 
-# Run detail reads on two engine handles at once: what needs only the run id (actions, notes,
-# tags, re-run links: five statements) on the handle's reader, beside the run's row and steps on
-# its client. Every statement costs 2-4 ms of its own in the embedded engine, and the nine used
-# to run one after another (combining them into one statement of scalar subqueries cost as much).
-_SIDE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="run-detail")
-
-
-def _on_reader(wh: Warehouse) -> Warehouse:
-    """A handle on the same warehouse whose every statement goes to `wh`'s reader."""
-    return Warehouse(wh.dsn, wh.database, wh.reader, wh.reader)
-
-
 def run_detail_and_steps(wh: Warehouse, tenant: str, run_id: str) -> tuple[RunDetail, list[Step]]:
     """The run and its steps in start order, each read once (a page shows both)."""
-    reader = _on_reader(wh)
-    side = _SIDE.submit(_by_run_id, reader, tenant, run_id)
-    try:
-        run = find_run(wh, tenant, run_id)
-        of_parts = _SIDE.submit(_of_parts, reader, tenant, run.trace_ids)
-        by_trace = steps_by_trace(wh.client, tenant, run.trace_ids)
-        spans, starts = of_parts.result()
-    finally:
-        by_id = side.result()
-    if run.run_id != run_id:  # asked by a part's trace id
-        run_id = run.run_id
-        by_id = _by_run_id(reader, tenant, run_id)
+    run = find_run(wh, tenant, run_id)
+    run_id = run.run_id  # when asked by a part's trace id
+    by_trace = steps_by_trace(wh.reader, tenant, run.trace_ids)
     steps = _in_start_order(by_trace)
-    cancels = {a.state for a in by_id.actions if a.kind == "cancel"}
+    actions = acts.actions_for_run(wh, tenant, run_id)
+    notes = acts.annotations_for_run(wh, tenant, run_id)
+    cancels = {a.state for a in actions if a.kind == "cancel"}
+    spans = _span_notes(wh, tenant, run.trace_ids)
     detail = RunDetail(
         run_id=run_id,
         trace_id=run.trace_id,
         trace_ids=run.trace_ids,
-        parts=[
-            RunPart(trace_id=t, start_time=starts.get(t, run.start_time), step_count=len(by_trace.get(t, [])))
-            for t in run.trace_ids
-        ],
+        parts=_parts(wh, tenant, run, by_trace),
         workflow=run.workflow_name,
         version=run.workflow_version,
         environment=run.environment,
@@ -312,7 +362,7 @@ def run_detail_and_steps(wh: Warehouse, tenant: str, run_id: str) -> tuple[RunDe
         output_tokens=run.output_tokens,
         cost_usd=run.cost_usd,
         first_pass=bool(run.first_pass),
-        tags=by_id.tags,
+        tags=tags_of(wh.reader, tenant, [run_id]).get(run_id, []),
         failure_kind=run.failure_kind,
         failure_reason=run.failure_reason,
         failed_step=run.failed_step,
@@ -324,20 +374,24 @@ def run_detail_and_steps(wh: Warehouse, tenant: str, run_id: str) -> tuple[RunDe
         user_id=run.user_id,
         session_id=run.session_id,
         service_name=run.service_name,
-        timeline=timeline(run, steps, spans.waits, by_id.actions, by_id.notes),
-        annotations=by_id.notes,
-        actions=by_id.actions,
-        lineage=lineage(reader, tenant, run, by_id),
+        timeline=timeline(run, steps, spans.waits, actions, notes),
+        annotations=notes,
+        actions=actions,
+        lineage=lineage(wh, tenant, run, actions),
         redactions=spans.redactions,
     )
     return detail, steps
 
 
-def _of_parts(wh: Warehouse, tenant: str, trace_ids: list[str]) -> tuple[SpanNotes, dict[str, datetime]]:
-    """What the run's parts add: `_span_notes`, and each part's start (trace_runs)."""
+def _parts(wh: Warehouse, tenant: str, run: RunRow, steps: dict[str, list[Step]]) -> list[RunPart]:
+    """Each trace of the run with its start (trace_runs) and its number of steps."""
     rows = wh.rows(
         "SELECT trace_id, argMax(start_time, resolved) FROM trace_runs WHERE tenant_id = {t:String} "
         "AND trace_id IN {trs:Array(String)} GROUP BY trace_id",
-        {"t": tenant, "trs": trace_ids},
+        {"t": tenant, "trs": run.trace_ids},
     )
-    return _span_notes(wh, tenant, trace_ids), {str(r[0]): r[1] for r in rows}
+    starts = {str(r[0]): r[1] for r in rows}
+    return [
+        RunPart(trace_id=t, start_time=starts.get(t, run.start_time), step_count=len(steps.get(t, [])))
+        for t in run.trace_ids
+    ]
