@@ -306,7 +306,8 @@ def _current_by_duration(
     writes an is_deleted copy of its current row (statements/unlist_runs.sql), which shares that
     row's duration; the writers that skip that step (abandon_frozen_runs, drop_empty_runs) keep
     the duration and the start time."""
-    wanted = [(k, r) for k, _, r in keys if r in set(fresh)]
+    unseen = set(fresh)
+    wanted = [(k, r) for k, _, r in keys if r in unseen]
     return list(
         client.query(
             f"SELECT {COLUMNS}, sort_key FROM ("
