@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _export_one(exporter: Any, tracer_provider: Any) -> float:
+def _export_one(tracer_provider: Any) -> float:
     """Seconds from ending a span to the exporter's answer (SimpleSpanProcessor exports in end())."""
     tracer = tracer_provider.get_tracer("bench.small_request")
     with tracer.start_as_current_span("invoke") as span:
@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         provider = TracerProvider(resource=Resource.create({"service.name": "fn"}))
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         for _ in range(args.warmup):
-            _export_one(exporter, provider)
+            _export_one(provider)
             time.sleep(args.pause)
         times = []
         for _ in range(args.requests):
-            times.append(_export_one(exporter, provider))
+            times.append(_export_one(provider))
             time.sleep(args.pause)
         provider.shutdown()
         sent = args.warmup + args.requests

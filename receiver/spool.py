@@ -73,7 +73,7 @@ class SpooledWriter:
         self._abandon = threading.Event()  # close() gave up waiting: the drain stops where it is
         self._appended_all = threading.Event()
         self._drain_done = threading.Event()
-        requests, self._backlog_spans = _backlog(spool)  # spooled, not yet stored
+        requests, self._backlog_spans = spool.unstored()
         if requests:
             log.info(
                 "spool: %d requests (%d spans) acknowledged before the last stop are being stored",
@@ -199,7 +199,7 @@ class SpooledWriter:
                         to_send.append(entry)
                         cursor = entry.end
                 while to_send:
-                    futures[to_send[0].start] = self._submit(to_send[0])
+                    futures[to_send[0].start] = self._submit(to_send[0].record)
                     to_send.popleft()
                 again = self._settle(pending, futures)
                 if again:
@@ -218,8 +218,7 @@ class SpooledWriter:
                 self._abandon.wait(RETRY_MAX_S)
         self._drain_done.set()
 
-    def _submit(self, entry: Entry) -> Future[None]:
-        r = entry.record
+    def _submit(self, r: Record) -> Future[None]:
         while True:
             try:
                 return self._writer.submit(r.request, r.spans, r.retention_days, r.key_tenant)
@@ -261,9 +260,7 @@ class SpooledWriter:
         r = entry.record
 
         def store(payload: bytes, spans: int) -> None:
-            self._submit(
-                Entry(entry.start, entry.end, Record(payload, spans, r.retention_days, r.key_tenant))
-            ).result()
+            self._submit(Record(payload, spans, r.retention_days, r.key_tenant)).result()
 
         try:
             outcome = recover(store, ExportTraceServiceRequest.FromString(r.request), refusal)
@@ -286,17 +283,3 @@ class SpooledWriter:
                 outcome.refused.count, r.spans, reason, kept,
             )  # fmt: skip
         return True
-
-
-def _backlog(spool: SpoolLog) -> tuple[int, int]:
-    """Requests and spans in the spool after its checkpoint (acknowledged, maybe not stored)."""
-    requests = spans = 0
-    at = spool.checkpoint
-    while at < spool.end:
-        batch = spool.read(at, READ_BYTES)
-        if not batch:
-            break
-        requests += len(batch)
-        spans += sum(e.record.spans for e in batch)
-        at = batch[-1].end
-    return requests, spans

@@ -89,7 +89,7 @@ class SpoolLog:
         except BlockingIOError:
             self._lock.close()
             raise SpoolLocked(f"the spool {directory} is in use by another wrm serve") from None
-        self.checkpoint = self._read_checkpoint()
+        self.checkpoint = _checkpoint(directory)
         starts = self._segments()
         if not starts:
             starts = [self.checkpoint]
@@ -108,13 +108,7 @@ class SpoolLog:
         return os.open(self.directory / _name(start), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def _segments(self) -> list[int]:
-        return sorted(int(p.stem) for p in self.directory.glob("*.wal") if p.stem.isdigit())
-
-    def _read_checkpoint(self) -> int:
-        try:
-            return int((self.directory / "checkpoint").read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
+        return _segments(self.directory)
 
     def _repair_tail(self, start: int) -> int:
         """The end of the last whole record of the last segment; a torn record after it is cut off."""
@@ -124,7 +118,7 @@ class SpoolLog:
         while at + _HEAD.size <= len(data):
             magic, size, crc = _HEAD.unpack_from(data, at)
             body = data[at + _HEAD.size : at + _HEAD.size + size]
-            if magic != MAGIC or len(body) != size or zlib.crc32(body) != crc:
+            if not _intact(magic, size, crc, body):
                 break
             at += _HEAD.size + size
         if at != len(data):
@@ -184,7 +178,7 @@ class SpoolLog:
                         raise OSError(f"spool record at {start} is damaged")
                     magic, size, crc = _HEAD.unpack(head)
                     body = f.read(size)
-                    if magic != MAGIC or len(body) != size or zlib.crc32(body) != crc:
+                    if not _intact(magic, size, crc, body):
                         raise OSError(f"spool record at {start} is damaged")
                     nxt = start + _HEAD.size + size
                     entries.append(Entry(start, nxt, _decode(body)))
@@ -201,10 +195,7 @@ class SpoolLog:
         if position <= self.checkpoint:
             return
         tmp = self.directory / "checkpoint.tmp"
-        with tmp.open("w") as f:
-            f.write(str(position))
-            f.flush()
-            os.fsync(f.fileno())
+        _write_synced(tmp, str(position).encode())
         os.replace(tmp, self.directory / "checkpoint")
         self.checkpoint = position
         segments = self._segments()
@@ -224,16 +215,23 @@ class SpoolLog:
             "reason": reason,
         }
         path = self.directory / "rejected" / f"{entry.start:020d}.pb"
-        for target, data in ((path, r.request), (path.with_suffix(".json"), json.dumps(meta).encode())):
-            with target.open("wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+        _write_synced(path, r.request)
+        _write_synced(path.with_suffix(".json"), json.dumps(meta).encode())
         _fsync_dir(path.parent)
         return path
 
     def backlog_bytes(self) -> int:
         return self.end - self.checkpoint
+
+    def unstored(self) -> tuple[int, int]:
+        """Requests and spans after the checkpoint: acknowledged, maybe not yet stored."""
+        requests = spans = 0
+        at = self.checkpoint
+        while at < self.end and (batch := self.read(at, 8 << 20)):
+            requests += len(batch)
+            spans += sum(e.record.spans for e in batch)
+            at = batch[-1].end
+        return requests, spans
 
     def close(self) -> None:
         if self._lock.closed:
@@ -245,15 +243,34 @@ class SpoolLog:
 
 def unstored_bytes(directory: Path) -> int:
     """Bytes after a spool's checkpoint, read without opening it (0 when there is no spool)."""
-    segments = sorted(int(p.stem) for p in directory.glob("*.wal") if p.stem.isdigit())
+    segments = _segments(directory)
     if not segments:
         return 0
-    try:
-        checkpoint = int((directory / "checkpoint").read_text().strip() or 0)
-    except FileNotFoundError:
-        checkpoint = 0
     end = segments[-1] + (directory / _name(segments[-1])).stat().st_size
-    return max(0, end - max(checkpoint, segments[0]))
+    return max(0, end - max(_checkpoint(directory), segments[0]))
+
+
+def _segments(directory: Path) -> list[int]:
+    return sorted(int(p.stem) for p in directory.glob("*.wal") if p.stem.isdigit())
+
+
+def _checkpoint(directory: Path) -> int:
+    try:
+        return int((directory / "checkpoint").read_text().strip() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def _intact(magic: bytes, size: int, crc: int, body: bytes) -> bool:
+    """Whether a record read back is whole and as written."""
+    return magic == MAGIC and len(body) == size and zlib.crc32(body) == crc
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _name(start: int) -> str:

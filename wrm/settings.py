@@ -125,10 +125,12 @@ class Settings(BaseSettings):
     ingest_ack: Literal["stored", "spooled"] = Field(
         "stored",
         description="answer an export once its spans are in the warehouse (stored) or once fsynced to the "
-        "spool and stored behind it (spooled: faster answers, bigger inserts; spec 4.1)",
+        "spool and stored behind it (spooled: faster answers, bigger inserts; spec 2.2)",
     )
     spool_dir: Path | None = Field(
-        None, description="the spool's directory (default: beside an embedded warehouse, else ./data/spool)"
+        None,
+        description="the spool's directory (default: <warehouse path>-spool/<database> for an embedded "
+        "warehouse, else ./data/spool/<database>)",
     )
     queue_max_spans: int = Field(
         16_000, ge=1, description="ingest_ack = stored: spans waiting to be stored before back-off"
