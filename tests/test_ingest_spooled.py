@@ -88,6 +88,12 @@ def test_back_pressure_over_otlp_http_is_a_429_with_retry_after(warehouse: Wareh
         )
         assert answer.status_code == 429 and "Retry-After" in answer.headers
         assert spooled._spool.end == spool_end  # type: ignore[union-attr]  # nothing written
+        garbage = httpx.post(  # refused before it is parsed: a full server spends nothing on it
+            f"http://{server.otlp_http_address}/v1/traces",
+            content=b"\xff not protobuf",
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert garbage.status_code == 429
         spooled._backlog_spans = 0  # type: ignore[union-attr]
         again = httpx.post(
             f"http://{server.otlp_http_address}/v1/traces",
@@ -111,5 +117,38 @@ def test_a_spool_left_holding_spans_stops_a_stored_mode_start(warehouse: Warehou
     server = start_server(warehouse, ingest_ack="spooled", spool_dir=str(tmp_path / "left"))
     try:
         _eventually(server, "SELECT count() FROM spans FINAL WHERE name = 'left'", 1)
+    finally:
+        server.stop()
+
+
+def test_the_key_s_tenant_holds_through_the_spool(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A span from tenant A's ingest key whose resource claims tenant B is stored as A's: the
+    spool keeps the key's tenant with the request until it is stored."""
+    server = start_server(
+        warehouse, ingest_ack="spooled", auth="required", admin_key="k" * 40, spool_dir=str(tmp_path / "sp")
+    )
+    try:
+        key = server.create_key("tenant-a", "ingest", "collector")
+        request = request_of([make_span("claims-b")])
+        claim = request.resource_spans[0].resource.attributes.add()
+        claim.key, claim.value.string_value = "wrm.tenant.id", "tenant-b"
+        answer = httpx.post(
+            f"http://{server.otlp_http_address}/v1/traces",
+            content=request.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200
+        _eventually(
+            server, "SELECT groupArray(tenant_id) FROM spans FINAL WHERE name = 'claims-b'", ["tenant-a"]
+        )
+        refused = httpx.post(  # and no key, no spool: nothing of it is written
+            f"http://{server.otlp_http_address}/v1/traces",
+            content=request_of([make_span("no-key")]).SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert refused.status_code == 401
+        assert server.warehouse is not None
+        time.sleep(1.0)
+        assert server.warehouse.rows("SELECT count() FROM spans WHERE name = 'no-key'")[0][0] == 0
     finally:
         server.stop()

@@ -183,3 +183,19 @@ def test_every_request_refused_for_good_gets_the_permanent_error() -> None:
     assert all(isinstance(e, WarehouseRejected) for e in errors)
     assert sorted(r[0] for r in inserts if len(r) == 1) == [b"r0", b"r1", b"r2", b"r3"]
     assert len(inserts) == 7  # 4 shared, 2 halves, 4 alone: 1 + 2 + 4
+
+
+def test_full_once_the_outstanding_spans_reach_the_limit_and_free_once_stored() -> None:
+    release = threading.Event()
+    writer = _writer(lambda frames: release.wait(10) and None, max_pending_spans=10)
+    first = writer.submit(b"a", 6)
+    assert not writer.full()  # 6 of 10: a request may still come in
+    writer.submit(b"b", 4)
+    assert writer.full()  # the receiver refuses the next one before even parsing it
+    release.set()
+    first.result(timeout=5)
+    deadline = time.monotonic() + 5
+    while writer.full():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    writer.close()
